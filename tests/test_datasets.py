@@ -26,11 +26,6 @@ from toolchain.datasets import (
 MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist"
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
-needs_mnist = pytest.mark.skipif(
-    not (MNIST_DIR / "t10k-labels-idx1-ubyte.gz").is_file(),
-    reason=f"shared MNIST files not found in {MNIST_DIR}",
-)
-
 
 def idx_bytes(array: np.ndarray) -> bytes:
     """Serialise a uint8 array in the idx format."""
@@ -105,7 +100,6 @@ def mnist() -> Dataset:
     return load_mnist(MNIST_DIR)
 
 
-@needs_mnist
 def test_mnist_sizes_shapes_and_label_counts(mnist: Dataset) -> None:
     assert mnist.name == "mnist"
     assert (len(mnist.train), len(mnist.test)) == (60000, 10000)
@@ -121,7 +115,6 @@ def test_mnist_sizes_shapes_and_label_counts(mnist: Dataset) -> None:
         assert split.images.max() == 1.0
 
 
-@needs_mnist
 def test_mnist_images_are_bytes_over_255(mnist: Dataset) -> None:
     raw = read_idx(MNIST_DIR / "t10k-images-idx3-ubyte.gz")
     assert raw.dtype == np.uint8 and raw.shape == (10000, 28, 28)
@@ -134,7 +127,6 @@ def test_load_dataset_mnist_accepts_str_dir(tmp_path: Path) -> None:
     assert ds.name == "mnist" and (len(ds.train), len(ds.test)) == (3, 2)
 
 
-@needs_mnist
 def test_read_idx_raw_equals_gzip(tmp_path: Path) -> None:
     for name in ("t10k-labels-idx1-ubyte", "t10k-images-idx3-ubyte"):
         raw_path = tmp_path / name
@@ -204,7 +196,6 @@ def test_load_mnist_missing_directory(tmp_path: Path) -> None:
 # --- broken idx files -----------------------------------------------------------------------
 
 
-@needs_mnist
 def test_truncated_gzip_names_file(tmp_path: Path) -> None:
     data = (MNIST_DIR / "t10k-labels-idx1-ubyte.gz").read_bytes()
     cut = tmp_path / "t10k-labels-idx1-ubyte.gz"
@@ -218,7 +209,6 @@ def test_truncated_gzip_names_file(tmp_path: Path) -> None:
         load_mnist(tmp_path)
 
 
-@needs_mnist
 def test_truncated_raw_says_expected_and_found_bytes(tmp_path: Path) -> None:
     data = gzip.decompress((MNIST_DIR / "t10k-labels-idx1-ubyte.gz").read_bytes())
     cut = tmp_path / "t10k-labels-idx1-ubyte"

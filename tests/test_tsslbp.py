@@ -81,15 +81,18 @@ def test_gradient_matches_closed_form_on_random_currents(steps, tau_m, tau_s):
     assert 0.05 < spikes.mean() < 0.8, "the random currents must make neurons fire"
     assert (spikes.sum(1) >= 2).sum() > 5, "some neurons must fire more than once (intra term)"
     np.testing.assert_allclose(psp, reference_forward(current, tau_m, tau_s, 1.0)[0], atol=1e-12)
-    np.testing.assert_allclose(grad, reference_grad(current, grad_psp, tau_m, tau_s, 1.0),
-                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        grad, reference_grad(current, grad_psp, tau_m, tau_s, 1.0), rtol=1e-10, atol=1e-12
+    )
 
 
 def test_forward_matches_plain_loop_in_float32():
     rng = np.random.default_rng(0)
     current = rng.normal(0.5, 1.0, size=(4, 3, 2, 2, 7)).astype(np.float32)
     psp, spikes = tsslbp_forward(torch.tensor(current), tau_m=5, tau_s=3, threshold=1.0)
-    ref_psp, ref_spikes, _, _ = reference_forward(current.reshape(-1, 7).astype(np.float64), 5, 3, 1)
+    ref_psp, ref_spikes, _, _ = reference_forward(
+        current.reshape(-1, 7).astype(np.float64), 5, 3, 1
+    )
     np.testing.assert_array_equal(spikes.numpy().reshape(-1, 7), ref_spikes)
     np.testing.assert_allclose(psp.numpy().reshape(-1, 7), ref_psp, atol=1e-6)
 
@@ -104,11 +107,19 @@ def test_silent_neuron_gets_pure_surrogate():
 
 
 def test_spike_at_last_step_and_small_du_clamp():
-    current = np.array([
-        [0.2, 0.2, 0.2, 0.2, 1.5],  # fires only at the last step
-        [0.99, 0.0, 0.0, 0.0, 0.0],  # silent
-        [0.95, 0.25, 0.0, 0.0, 0.0],  # u = 0.76 + 0.25 = 1.01 > 1, du = 0.06 < 0.125: clamp at 8
-    ])
+    current = np.array(
+        [
+            [0.2, 0.2, 0.2, 0.2, 1.5],  # fires only at the last step
+            [0.99, 0.0, 0.0, 0.0, 0.0],  # silent
+            [
+                0.95,
+                0.25,
+                0.0,
+                0.0,
+                0.0,
+            ],  # u = 0.76 + 0.25 = 1.01 > 1, du = 0.06 < 0.125: clamp at 8
+        ]
+    )
     grad_psp = np.array([[0.3, -1.0, 2.0, 0.7, 1.1]] * 3)
     _, spikes, _, du = reference_forward(current, 5, 3, 1.0)
     assert spikes[0, 4] == 1 and spikes[0, :4].sum() == 0
@@ -131,8 +142,15 @@ def test_surrogate_mode_and_submission_switch():
     busy = rng.normal(1.2, 0.5, size=(32, 5))  # rate well above 0.1: inter-neuron term only
     _, spikes, _, du = reference_forward(busy, 5, 3, 1.0)
     _, grad = autograd_grad(busy, grad_psp, 5, 3, 1.0, mode="submission")
-    e = np.stack([[sum((1 / 3) * (2 / 3) ** k * grad_psp[i, t + k] for k in range(5 - t))
-                   for t in range(5)] for i in range(32)])
+    e = np.stack(
+        [
+            [
+                sum((1 / 3) * (2 / 3) ** k * grad_psp[i, t + k] for k in range(5 - t))
+                for t in range(5)
+            ]
+            for i in range(32)
+        ]
+    )
     expected = spikes * np.minimum(1 / np.where(spikes > 0, du, 1.0), 10.0) * e
     np.testing.assert_allclose(grad, expected, rtol=1e-12)
 

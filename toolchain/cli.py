@@ -31,8 +31,11 @@ def _demo(args: argparse.Namespace) -> dict[str, object]:
     if not config_path.is_file():
         raise ConfigError(f"{config_path}: the demo config ships with the source checkout")
     result = train(load_config(config_path), args.out, progress=not args.quiet)
-    print(f"digits MLP trained with TSSL-BP: test accuracy {100 * result.test_accuracy:.2f} % "
-          f"after {result.epochs} epochs; checkpoint {result.checkpoint}", file=sys.stderr)
+    print(
+        f"digits MLP trained with TSSL-BP: test accuracy {100 * result.test_accuracy:.2f} % "
+        f"after {result.epochs} epochs; checkpoint {result.checkpoint}",
+        file=sys.stderr,
+    )
     return result.to_json()
 
 

@@ -200,7 +200,9 @@ def _build(kind: type, values: Any, where: str) -> Any:
 def _layer(spec: Any, index: int) -> LayerSpec:
     _require(isinstance(spec, dict) and "type" in spec, f"layers[{index}]: needs a 'type' key")
     kind = LAYER_TYPES.get(spec["type"])
-    _require(kind is not None, f"layers[{index}]: type={spec['type']!r}; one of {list(LAYER_TYPES)}")
+    _require(
+        kind is not None, f"layers[{index}]: type={spec['type']!r}; one of {list(LAYER_TYPES)}"
+    )
     return _build(kind, spec, f"layers[{index}] ({spec['type']})")
 
 

@@ -31,7 +31,10 @@ class SpikingLayer(nn.Module):
     def forward(self, psp_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = self.neuron
         return tsslbp_forward(
-            self.synapse(psp_in), tau_m=n.tau_m, tau_s=n.tau_s, threshold=n.threshold,
+            self.synapse(psp_in),
+            tau_m=n.tau_m,
+            tau_s=n.tau_s,
+            threshold=n.threshold,
             mode=self.mode,  # type: ignore[arg-type]
         )
 

@@ -76,7 +76,10 @@ def train_epoch(
     total_loss, correct = 0.0, 0
     for start in range(0, len(split), t.batch_size):
         index = order[start : start + t.batch_size].numpy()
-        images, labels = torch.from_numpy(split.images[index]), torch.from_numpy(split.labels[index])
+        images, labels = (
+            torch.from_numpy(split.images[index]),
+            torch.from_numpy(split.labels[index]),
+        )
         output = model(images)
         loss = loss_fn(output, labels)
         optimizer.zero_grad()
@@ -131,26 +134,42 @@ def train(
     for epoch in range(first_epoch, config.train.epochs):
         began = time.perf_counter()
         with tqdm(
-            total=len(dataset.train), desc=f"epoch {epoch + 1}/{config.train.epochs}",
-            unit="sample", disable=not progress, leave=False,
+            total=len(dataset.train),
+            desc=f"epoch {epoch + 1}/{config.train.epochs}",
+            unit="sample",
+            disable=not progress,
+            leave=False,
         ) as bar:
             loss, train_acc = train_epoch(model, optimizer, loss_fn, dataset.train, config, bar)
         test_acc = evaluate(model, dataset.test)
-        metrics.append({
-            "epoch": epoch + 1, "loss": loss, "train_accuracy": train_acc,
-            "test_accuracy": test_acc, "seconds": time.perf_counter() - began,
-        })
+        metrics.append(
+            {
+                "epoch": epoch + 1,
+                "loss": loss,
+                "train_accuracy": train_acc,
+                "test_accuracy": test_acc,
+                "seconds": time.perf_counter() - began,
+            }
+        )
         if progress:
             tqdm.write(
                 f"epoch {epoch + 1}/{config.train.epochs}: loss {loss:.4f}, "
                 f"train {100 * train_acc:.2f} %, test {100 * test_acc:.2f} %"
             )
         Checkpoint(
-            config, dataset.input_shape, epoch + 1, model.state_dict(),
-            optimizer.state_dict(), metrics, torch.get_rng_state(),
+            config,
+            dataset.input_shape,
+            epoch + 1,
+            model.state_dict(),
+            optimizer.state_dict(),
+            metrics,
+            torch.get_rng_state(),
         ).save(checkpoint_path)
     last = metrics[-1]
     return TrainResult(
-        train_accuracy=last["train_accuracy"], test_accuracy=last["test_accuracy"],
-        epochs=config.train.epochs, checkpoint=checkpoint_path, metrics=metrics,
+        train_accuracy=last["train_accuracy"],
+        test_accuracy=last["test_accuracy"],
+        epochs=config.train.epochs,
+        checkpoint=checkpoint_path,
+        metrics=metrics,
     )

@@ -10,7 +10,8 @@ Forward, per neuron, from u^r = 0 and a = 0:
 
 Backward ("final" mode), with g_t = dL/da_t, from T-1 down to 0:
     e_t = g_t / tau_s + (1 - 1/tau_s) e_{t+1}
-    G_t = m_t (e_t + u_t G_{t+1} / tau_m) + (1 - s_t)(1 - 1/tau_m) G_{t+1},  m_t = s_t min(1/du_t, 8)
+    G_t = m_t (e_t + u_t G_{t+1} / tau_m) + (1 - s_t)(1 - 1/tau_m) G_{t+1}
+    m_t = s_t min(1/du_t, 8)
     dL/dI_t = G_t where a_t >= 1/(4 tau_s), else sigmoid'(u_t) e_t   (G itself is never replaced)
 
 Memory is O(T) per neuron: four saved tensors of the input's shape, no T x T matrices.
@@ -121,9 +122,7 @@ def _submission_backward(
 class _TSSLBP(torch.autograd.Function):
     @staticmethod
     def forward(ctx, current, tau_m, tau_s, threshold, mode):  # type: ignore[override]
-        psp, spikes, u_pre, du = lif_forward(
-            current, tau_m=tau_m, tau_s=tau_s, threshold=threshold
-        )
+        psp, spikes, u_pre, du = lif_forward(current, tau_m=tau_m, tau_s=tau_s, threshold=threshold)
         ctx.save_for_backward(psp, spikes, u_pre, du)
         ctx.params = (tau_m, tau_s, threshold, mode)
         ctx.mark_non_differentiable(spikes)

@@ -1,0 +1,100 @@
+"""Training end to end on real data: accuracy floor, checkpoints, exact resume, command line."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from toolchain.atomic import atomic_path
+from toolchain.checkpoint import Checkpoint, CheckpointError
+from toolchain.cli import main
+from toolchain.config import DenseSpec, DropoutSpec, load_config
+from toolchain.datasets import load_digits
+from toolchain.train import train
+
+DIGITS = "examples/digits_mlp.toml"
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits()
+
+
+def test_digits_mlp_reaches_95_percent(digits, tmp_path):
+    result = train(load_config(DIGITS), tmp_path, dataset=digits, progress=False)
+    assert result.test_accuracy >= 0.95, result.metrics[-5:]
+    saved = Checkpoint.load(result.checkpoint)
+    assert saved.epoch == 40 and saved.metrics == result.metrics
+    assert saved.config == load_config(DIGITS)
+
+
+def small_config_with_dropout(epochs: int):
+    config = load_config(DIGITS)
+    layers = (DenseSpec(64), DropoutSpec(0.2), DenseSpec(10))
+    return dataclasses.replace(config, layers=layers).with_epochs(epochs)
+
+
+def test_resumed_run_equals_uninterrupted_run(digits, tmp_path):
+    straight = train(small_config_with_dropout(4), tmp_path / "a", dataset=digits, progress=False)
+    train(small_config_with_dropout(2), tmp_path / "b", dataset=digits, progress=False)
+    resumed = train(
+        small_config_with_dropout(4), tmp_path / "b", dataset=digits, resume=True, progress=False
+    )
+    a, b = Checkpoint.load(straight.checkpoint), Checkpoint.load(resumed.checkpoint)
+    assert a.model.keys() == b.model.keys()
+    for name in a.model:
+        assert torch.equal(a.model[name], b.model[name]), name
+    drop_time = [{k: v for k, v in m.items() if k != "seconds"} for m in a.metrics]
+    assert drop_time == [{k: v for k, v in m.items() if k != "seconds"} for m in b.metrics]
+
+
+def test_resume_refuses_a_different_config(digits, tmp_path):
+    train(small_config_with_dropout(1), tmp_path, dataset=digits, progress=False)
+    other = dataclasses.replace(load_config(DIGITS), layers=(DenseSpec(10),)).with_epochs(2)
+    with pytest.raises(CheckpointError, match="different config"):
+        train(other, tmp_path, dataset=digits, resume=True, progress=False)
+
+
+def test_damaged_checkpoint_is_refused_by_name(tmp_path):
+    bad = tmp_path / "checkpoint.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="checkpoint.pt: not a readable checkpoint"):
+        Checkpoint.load(bad)
+    with pytest.raises(CheckpointError, match="not found"):
+        Checkpoint.load(tmp_path / "missing.pt")
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path):
+    target = tmp_path / "artifact.bin"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["artifact.bin"]
+
+
+def test_cli_train_json_and_resume(tmp_path, capsys):
+    args = ["train", "--config", DIGITS, "--out", str(tmp_path), "--quiet", "--json"]
+    assert main([*args, "--epochs", "1"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["epochs"] == 1 and first["checkpoint"] == str(tmp_path / "checkpoint.pt")
+    assert main([*args, "--epochs", "2", "--resume"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["epochs"] == 2 and 0.0 <= second["test_accuracy"] <= 1.0
+    assert Checkpoint.load(tmp_path / "checkpoint.pt").epoch == 2
+
+
+def test_cli_reports_bad_input_clearly(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        'name = "x"\ndataset = "digits"\n[neuron]\nT = 5\ntau_m = 5\ntau_s = 3\n'
+        '[[layers]]\ntype = "lstm"\n[train]\nlr = 1e-3\nbatch_size = 8\nepochs = 1\n'
+    )
+    assert main(["train", "--config", str(bad), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.toml" in err and "type='lstm'" in err and "dense" in err
+    mnist = ["train", "--config", "examples/mnist_mlp.toml", "--out", str(tmp_path)]
+    assert main([*mnist, "--data-dir", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err
