@@ -1,0 +1,178 @@
+"""The Graph IR: validation, building from a trained checkpoint, and exact lowering."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from toolchain.checkpoint import Checkpoint
+from toolchain.config import ConvSpec, DenseSpec, PoolSpec, load_config
+from toolchain.graph import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Input, SumPool2d
+from toolchain.datasets import load_digits
+from toolchain.graph_build import graph_from_checkpoint, graph_from_config
+from toolchain.graph_float import run_float
+from toolchain.lowering import lower
+from toolchain.train import build_model, train
+
+RNG = np.random.default_rng(0)
+
+
+def weights(*shape, scale=1.0):
+    return (RNG.normal(size=shape) * scale).astype(np.float32)
+
+
+def lif(name):
+    return CubaLIF(name, 5.0, 3.0, 1.0)
+
+
+def test_valid_graph_shapes():
+    g = Graph((Input("in", (1, 8, 8), 16), Flatten("f"), Dense("d", weights(20, 64)), lif("l")), 5)
+    assert g.shapes() == [(1, 8, 8), (64,), (20,), (20,)]
+    assert not g.is_lowered and not g.is_fixed
+
+
+@pytest.mark.parametrize(
+    "build,message",
+    [
+        (
+            lambda: Dense("d1", weights(3, 4).astype(np.int32)),
+            "node 'd1': weight must be a 2-D float",
+        ),
+        (
+            lambda: Dense("d2", np.full((2, 2), np.nan, np.float32)),
+            "node 'd2': weight has non-finite",
+        ),
+        (
+            lambda: Dense("d3", weights(2, 2), np.full((2, 2), 255)),
+            r"node 'd3': weight_int spans \[255, 255\]",
+        ),
+        (
+            lambda: Dense("d4", weights(2, 2), weight_exp=9),
+            r"node 'd4': weight_exp=9 is outside \[-8, 7\]",
+        ),
+        (lambda: CubaLIF("l1", 0.5, 3.0, 1.0), "node 'l1': tau_m=0.5"),
+        (
+            lambda: CubaLIF("l2", 5, 3, 1.0, du=10),
+            "node 'l2': du, dv, vth and scale are set together",
+        ),
+        (
+            lambda: CubaLIF("l3", 5, 3, 1.0, 1364, 819, 2**17, 1.0),
+            r"node 'l3': vth=131072 is outside",
+        ),
+        (
+            lambda: CubaLIF("l4", 5, 3, 1.0, 4096, 819, 10, 1.0),
+            r"node 'l4': du=4096 is outside \[0, 4095\]",
+        ),
+        (lambda: Input("i", (1, 8), 16), "node 'i': shape=\\(1, 8\\)"),
+        (
+            lambda: Graph((Input("i", (1, 2, 2)), Dense("d", weights(3, 5)), lif("l")), 5),
+            "node 'd': weight takes 5 inputs",
+        ),
+        (
+            lambda: Graph((Input("i", (1, 2, 2)), Flatten("f"), lif("l")), 5),
+            "node 'l': a CubaLIF population must follow",
+        ),
+        (
+            lambda: Graph(
+                (Input("i", (1, 2, 2)), Flatten("i"), Dense("d", weights(3, 4)), lif("l")), 5
+            ),
+            "unique",
+        ),
+        (
+            lambda: Graph(
+                (
+                    Input("i", (1, 3, 3)),
+                    SumPool2d("p"),
+                    Flatten("f"),
+                    Dense("d", weights(1, 1)),
+                    lif("l"),
+                ),
+                5,
+            ),
+            "node 'p': input",
+        ),
+    ],
+)
+def test_bad_nodes_and_graphs_name_the_node_and_value(build, message):
+    with pytest.raises(GraphError, match=message):
+        build()
+
+
+def test_graph_equality_compares_arrays_and_dtypes():
+    w = weights(3, 4)
+    a = Graph((Input("i", (1, 2, 2)), Dense("d", w), lif("l")), 5)
+    assert a == Graph((Input("i", (1, 2, 2)), Dense("d", w.copy()), lif("l")), 5)
+    assert a != Graph((Input("i", (1, 2, 2)), Dense("d", w.astype(np.float64)), lif("l")), 5)
+    assert a != Graph((Input("i", (1, 2, 2)), Dense("d", w + 1e-6), lif("l")), 5)
+
+
+def cnn_graph(kernel: int, padding: int, size: int) -> Graph:
+    """conv, pool, conv, pool, pool (merged), dense, dense; weights scaled up so layers fire."""
+    config = load_config("examples/mnist_cnn.toml")
+    layers = (
+        ConvSpec(6, kernel, padding),
+        PoolSpec(),
+        ConvSpec(8, kernel, padding),
+        PoolSpec(),
+        PoolSpec(),
+        DenseSpec(12),
+        DenseSpec(10),
+    )
+    config = dataclasses.replace(config, layers=layers)
+    model = build_model(config, (1, size, size))
+    scaled = [
+        layer.weight.detach().numpy() * 3 for layer in model.layers if hasattr(layer, "neuron")
+    ]
+    return graph_from_config(config, (1, size, size), scaled)
+
+
+@pytest.mark.parametrize("kernel,padding,size", [(5, 0, 28), (3, 1, 16)])
+def test_lowering_folds_pool_flatten_and_scale_exactly(kernel, padding, size):
+    graph = cnn_graph(kernel, padding, size)
+    lowered = lower(graph)
+    assert lowered.is_lowered
+    assert [type(n).__name__ for n in lowered.nodes] == [
+        "Input",
+        "Conv2d",
+        "CubaLIF",
+        "Conv2d",
+        "CubaLIF",
+        "Dense",
+        "CubaLIF",
+        "Dense",
+        "CubaLIF",
+    ]
+    assert lowered.nodes[3].stride == 2 and lowered.nodes[3].padding == 2 * padding
+    assert lowered.nodes[3].weight.shape == (8, 6, 2 * kernel, 2 * kernel)
+    assert lowered.nodes[5].weight.shape == (12, math.prod(lowered.shapes()[4]))  # no pool left
+    images = RNG.random((40, 1, size, size)).astype(np.float32)
+    before = run_float(graph, images, dtype=torch.float64)
+    after = run_float(lowered, images, dtype=torch.float64)
+    for name, spikes in before.spikes.items():
+        assert spikes.mean() > 0.01, f"{name} must fire for the check to mean something"
+        np.testing.assert_array_equal(spikes, after.spikes[name], err_msg=name)
+    np.testing.assert_array_equal(before.predictions, after.predictions)
+
+
+def test_graph_from_trained_checkpoint_runs_like_the_network(tmp_path):
+    config = load_config("examples/digits_mlp.toml").with_epochs(2)
+    result = train(config, tmp_path, progress=False)
+    graph = graph_from_checkpoint(result.checkpoint)
+    assert [type(n).__name__ for n in graph.nodes] == [
+        "Input",
+        "Flatten",
+        "Dense",
+        "CubaLIF",
+        "Dense",
+        "CubaLIF",
+    ]
+    assert graph.input.levels == 16 and graph.T == 5 and graph.name == "digits-mlp"
+    model = build_model(config, (1, 8, 8))
+    model.load_state_dict(Checkpoint.load(result.checkpoint).model)
+    images = load_digits().test.images
+    with torch.no_grad():
+        network = model.predict(model(torch.from_numpy(images)))
+    agree = (run_float(graph, images).predictions == network.numpy()).mean()
+    assert agree >= 0.995, "float graph and trained network differ beyond rounding"

@@ -1,0 +1,68 @@
+"""Runs a float Graph in PyTorch, with the semantics documented in `toolchain.graph`.
+
+All T steps of a layer are computed at once, time last: (N, C, H, W, T) or (N, F, T).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from toolchain.graph import Conv2d, CubaLIF, Dense, Flatten, Graph, Node, SumPool2d
+from toolchain.tsslbp import lif_forward, psp_filter
+
+
+@dataclass(frozen=True)
+class FloatResult:
+    spikes: dict[str, np.ndarray]  # per population: (N, *shape, T), 0/1
+    predictions: np.ndarray  # (N,)
+
+
+def apply_node(node: Node, x: torch.Tensor) -> torch.Tensor:
+    """One node over all steps; a CubaLIF returns its spikes."""
+    if isinstance(node, Dense):
+        weight = torch.from_numpy(node.weight).to(x.dtype)
+        return torch.einsum("oi,nit->not", weight, x.flatten(1, -2))
+    if isinstance(node, Conv2d):
+        kernel = torch.from_numpy(node.weight).to(x.dtype).unsqueeze(-1)
+        pad, stride = node.padding, node.stride
+        return F.conv3d(x, kernel, stride=(stride, stride, 1), padding=(pad, pad, 0))
+    if isinstance(node, SumPool2d):
+        k = node.size
+        return F.avg_pool3d(x, kernel_size=(k, k, 1)) * (k * k * node.weight)
+    if isinstance(node, Flatten):
+        return x.flatten(1, -2)
+    if isinstance(node, CubaLIF):
+        current = psp_filter(x, node.tau_s)
+        _, spikes, _, _ = lif_forward(
+            current, tau_m=node.tau_m, tau_s=node.tau_s, threshold=node.threshold
+        )
+        return spikes
+    raise TypeError(f"node {node.name!r}: no float semantics for {type(node).__name__}")
+
+
+def predict(output_spikes: torch.Tensor, tau_s: float) -> torch.Tensor:
+    """argmax over classes of the output PSP summed over time (the trainer's prediction)."""
+    return psp_filter(output_spikes, tau_s).sum(-1).argmax(-1)
+
+
+@torch.no_grad()
+def run_float(
+    graph: Graph, images: np.ndarray, *, dtype: torch.dtype = torch.float32, batch_size: int = 500
+) -> FloatResult:
+    """Spikes of every population and the predictions, for images (N, C, H, W) in [0, 1]."""
+    chunks: dict[str, list[np.ndarray]] = {p.name: [] for p in graph.populations}
+    predictions = []
+    for start in range(0, len(images), batch_size):
+        x = torch.from_numpy(images[start : start + batch_size]).to(dtype)
+        x = x.unsqueeze(-1).expand(*x.shape, graph.T)
+        for node in graph.nodes[1:]:
+            x = apply_node(node, x)
+            if isinstance(node, CubaLIF):
+                chunks[node.name].append(x.to(torch.uint8).numpy())
+        predictions.append(predict(x, graph.populations[-1].tau_s).numpy())
+    spikes = {name: np.concatenate(parts) for name, parts in chunks.items()}
+    return FloatResult(spikes, np.concatenate(predictions))
