@@ -9,8 +9,8 @@ import torch
 
 from toolchain.checkpoint import Checkpoint
 from toolchain.config import ConvSpec, DenseSpec, PoolSpec, load_config
-from toolchain.graph import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Input, SumPool2d
 from toolchain.datasets import load_digits
+from toolchain.graph import CubaLIF, Dense, Flatten, Graph, GraphError, Input, SumPool2d
 from toolchain.graph_build import graph_from_checkpoint, graph_from_config
 from toolchain.graph_float import run_float
 from toolchain.lowering import lower
