@@ -21,13 +21,14 @@ class FloatResult:
     predictions: np.ndarray  # (N,)
 
 
-def apply_node(node: Node, x: torch.Tensor) -> torch.Tensor:
-    """One node over all steps; a CubaLIF returns its spikes."""
-    if isinstance(node, Dense):
+def apply_node(node: Node, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """One node over all steps; a CubaLIF returns its spikes. `weight` overrides a synapse's."""
+    if isinstance(node, Dense | Conv2d) and weight is None:
         weight = torch.from_numpy(node.weight).to(x.dtype)
+    if isinstance(node, Dense):
         return torch.einsum("oi,nit->not", weight, x.flatten(1, -2))
     if isinstance(node, Conv2d):
-        kernel = torch.from_numpy(node.weight).to(x.dtype).unsqueeze(-1)
+        kernel = weight.unsqueeze(-1)
         pad, stride = node.padding, node.stride
         return F.conv3d(x, kernel, stride=(stride, stride, 1), padding=(pad, pad, 0))
     if isinstance(node, SumPool2d):

@@ -119,29 +119,41 @@ def _submission_backward(
     return sigmoid_surrogate(u_pre, threshold) * e
 
 
+def tsslbp_grad(
+    grad_psp: torch.Tensor,
+    psp: torch.Tensor,
+    spikes: torch.Tensor,
+    u_pre: torch.Tensor,
+    du: torch.Tensor,
+    *,
+    tau_m: float,
+    tau_s: float,
+    threshold: float,
+    mode: Mode = "final",
+) -> torch.Tensor:
+    """dL/dI from dL/dPSP at a forward operating point (psp, spikes, u before reset, du)."""
+    e = kernel_backward(grad_psp, tau_s)
+    if mode == "final":
+        return _final_backward(
+            e, psp, spikes, u_pre, du, tau_m=tau_m, tau_s=tau_s, threshold=threshold
+        )
+    if mode == "submission":
+        return _submission_backward(e, spikes, u_pre, du, threshold)
+    return sigmoid_surrogate(u_pre, threshold) * e
+
+
 class _TSSLBP(torch.autograd.Function):
     @staticmethod
     def forward(ctx, current, tau_m, tau_s, threshold, mode):  # type: ignore[override]
         psp, spikes, u_pre, du = lif_forward(current, tau_m=tau_m, tau_s=tau_s, threshold=threshold)
         ctx.save_for_backward(psp, spikes, u_pre, du)
-        ctx.params = (tau_m, tau_s, threshold, mode)
+        ctx.params = {"tau_m": tau_m, "tau_s": tau_s, "threshold": threshold, "mode": mode}
         ctx.mark_non_differentiable(spikes)
         return psp, spikes
 
     @staticmethod
     def backward(ctx, grad_psp, _grad_spikes):  # type: ignore[override]
-        psp, spikes, u_pre, du = ctx.saved_tensors
-        tau_m, tau_s, threshold, mode = ctx.params
-        e = kernel_backward(grad_psp, tau_s)
-        if mode == "final":
-            grad = _final_backward(
-                e, psp, spikes, u_pre, du, tau_m=tau_m, tau_s=tau_s, threshold=threshold
-            )
-        elif mode == "submission":
-            grad = _submission_backward(e, spikes, u_pre, du, threshold)
-        else:
-            grad = sigmoid_surrogate(u_pre, threshold) * e
-        return grad, None, None, None, None
+        return tsslbp_grad(grad_psp, *ctx.saved_tensors, **ctx.params), None, None, None, None
 
 
 def _check_params(tau_m: float, tau_s: float, threshold: float, mode: str) -> None:
