@@ -78,6 +78,13 @@ class QuantReport:
     def to_json(self) -> dict[str, object]:
         return asdict(self)
 
+    def scales(self) -> list[LayerScale]:
+        """The per-layer choices, to quantise other weights the same way (fine-tuning)."""
+        return [
+            LayerScale(r.population, r.synapse, r.scale, r.weight_exp, r.limited_by)
+            for r in self.layers
+        ]
+
     @property
     def overflowing_layers(self) -> list[str]:
         return [r.population for r in self.layers if r.current_wraps or r.voltage_saturations]

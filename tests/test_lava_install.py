@@ -4,6 +4,7 @@
 import below happens inside a test, after ``import targets.lava``.
 """
 
+import subprocess
 import sys
 
 import numpy as np
@@ -16,7 +17,7 @@ from targets.lava import compat
 def test_compat_makes_var_model_importable() -> None:
     compat.install()
     compat.install()
-    finders = [f for f in sys.meta_path if isinstance(f, compat._VarModelFinder)]
+    finders = [f for f in sys.meta_path if isinstance(f, compat._LavaFinder)]
     assert len(finders) == 1
 
     from lava.magma.compiler.var_model import AxonEncoder, ChipEncoder, CoreEncoder
@@ -99,3 +100,14 @@ def test_two_layer_fixed_point_network_matches_hand_computation() -> None:
     np.testing.assert_array_equal(spikes, expected_spikes)
     assert v.shape == (T, 2)
     np.testing.assert_array_equal(v, expected_v)
+
+
+def test_lava_imports_after_the_fork_context_is_fixed() -> None:
+    """tqdm (among others) fixes multiprocessing's default context; Lava must still import."""
+    code = (
+        "import multiprocessing as mp; mp.get_context().Lock();"
+        "import targets.lava; import lava.proc.dense.process; print(mp.get_start_method())"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "fork"

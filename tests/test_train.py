@@ -10,19 +10,13 @@ from toolchain.atomic import atomic_path
 from toolchain.checkpoint import Checkpoint, CheckpointError
 from toolchain.cli import main
 from toolchain.config import DenseSpec, DropoutSpec, load_config
-from toolchain.datasets import load_digits
 from toolchain.train import train
 
 DIGITS = "examples/digits_mlp.toml"
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits()
-
-
-def test_digits_mlp_reaches_95_percent(digits, tmp_path):
-    result = train(load_config(DIGITS), tmp_path, dataset=digits, progress=False)
+def test_digits_mlp_reaches_95_percent(digits_run):
+    result = digits_run
     assert result.test_accuracy >= 0.95, result.metrics[-5:]
     saved = Checkpoint.load(result.checkpoint)
     assert saved.epoch == 40 and saved.metrics == result.metrics

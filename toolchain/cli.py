@@ -5,18 +5,28 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
-from toolchain.checkpoint import CheckpointError
+from toolchain.atomic import write_text
+from toolchain.checkpoint import Checkpoint, CheckpointError
 from toolchain.config import ConfigError, load_config
-from toolchain.datasets import DatasetError
-from toolchain.train import train
+from toolchain.datasets import DATASET_NAMES, DatasetError, Split, load_dataset
+from toolchain.graph import Graph, GraphError
+from toolchain.onnx_io import OnnxFormatError, describe, load_onnx, save_onnx
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-USER_ERRORS = (ConfigError, DatasetError, CheckpointError)
+USER_ERRORS = (ConfigError, DatasetError, CheckpointError, GraphError, OnnxFormatError)
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    """Human-readable output: stdout normally, stderr when stdout carries JSON."""
+    print(text, file=sys.stderr if args.json else sys.stdout)
 
 
 def _train(args: argparse.Namespace) -> dict[str, object]:
+    from toolchain.train import train
+
     config = load_config(args.config)
     if args.epochs is not None:
         config = config.with_epochs(args.epochs)
@@ -27,16 +37,140 @@ def _train(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _demo(args: argparse.Namespace) -> dict[str, object]:
+    from toolchain.train import train
+
     config_path = EXAMPLES / "digits_mlp.toml"
     if not config_path.is_file():
         raise ConfigError(f"{config_path}: the demo config ships with the source checkout")
     result = train(load_config(config_path), args.out, progress=not args.quiet)
-    print(
-        f"digits MLP trained with TSSL-BP: test accuracy {100 * result.test_accuracy:.2f} % "
-        f"after {result.epochs} epochs; checkpoint {result.checkpoint}",
-        file=sys.stderr,
+    _say(
+        args,
+        f"digits MLP trained with TSSL-BP: test accuracy {100 * result.test_accuracy:.2f} %"
+        f" after {result.epochs} epochs; checkpoint {result.checkpoint}",
     )
     return result.to_json()
+
+
+def read_graph(path: Path, *, lowered: bool = False) -> Graph:
+    """A Graph from an ONNX file of ours, or the float Graph of a training checkpoint."""
+    from toolchain.graph_build import graph_from_checkpoint
+    from toolchain.lowering import lower
+
+    graph = load_onnx(path) if path.suffix == ".onnx" else graph_from_checkpoint(path)
+    return lower(graph) if lowered and not graph.is_lowered else graph
+
+
+def _split(args: argparse.Namespace, dataset: str) -> Split:
+    test = load_dataset(dataset, args.data_dir).test
+    if args.limit is None:
+        return test
+    return Split(test.images[: args.limit], test.labels[: args.limit])
+
+
+def _export(args: argparse.Namespace) -> dict[str, object]:
+    graph = read_graph(args.source, lowered=args.lower)
+    save_onnx(graph, args.out)
+    _say(args, f"wrote {args.out}\n{describe(graph)}")
+    return {"path": str(args.out), "fixed_point": graph.is_fixed, "lowered": graph.is_lowered}
+
+
+def _inspect(args: argparse.Namespace) -> dict[str, object]:
+    graph = load_onnx(args.file)
+    _say(args, describe(graph))
+    return {
+        "name": graph.name,
+        "T": graph.T,
+        "fixed_point": graph.is_fixed,
+        "lowered": graph.is_lowered,
+        "nodes": [
+            {"name": n.name, "type": type(n).__name__, "shape": list(shape)}
+            for n, shape in zip(graph.nodes, graph.shapes(), strict=True)
+        ],
+    }
+
+
+def _quantize(args: argparse.Namespace) -> dict[str, object]:
+    from quantize.pipeline import quantize_checkpoint
+
+    checkpoint = Checkpoint.load(args.checkpoint)
+    dataset = load_dataset(checkpoint.config.dataset, args.data_dir)
+    result = quantize_checkpoint(
+        checkpoint,
+        dataset,
+        calibration=args.calibration,
+        finetune_epochs=args.finetune,
+        progress=not args.quiet,
+    )
+    save_onnx(result.graph, args.out)
+    report_path = args.out.with_suffix(".report.json")
+    report = {"graph": str(args.out), **result.to_json()}
+    write_text(report_path, json.dumps(report, indent=2))
+    lines = [
+        f"{'layer':<8}{'scale':>12}{'w_exp':>7}{'vth':>8}{'weights':>14}{'clipped':>9}"
+        f"{'wraps':>7}{'saturated':>10}  limited by"
+    ]
+    for r in result.report.layers:
+        lines.append(
+            f"{r.population:<8}{r.scale:>12.1f}{r.weight_exp:>7}{r.vth:>8}"
+            f"{f'[{r.weight_min}, {r.weight_max}]':>14}{r.weights_clipped:>9}"
+            f"{r.current_wraps:>7}{r.voltage_saturations:>10}  {r.limited_by}"
+        )
+    lines.append(
+        f"test accuracy: float {100 * result.float_accuracy:.2f} %, after PTQ "
+        f"{100 * result.ptq_accuracy:.2f} %, fixed point {100 * result.fixed_accuracy:.2f} %"
+    )
+    if result.report.overflowing_layers:
+        lines.append(
+            f"warning: states left 24 bits on the calibration set in "
+            f"{', '.join(result.report.overflowing_layers)}"
+        )
+    lines.append(f"wrote {args.out} and {report_path}")
+    _say(args, "\n".join(lines))
+    return report
+
+
+def _simulate(args: argparse.Namespace) -> dict[str, object]:
+    from targets.reference import simulate
+
+    graph = load_onnx(args.graph)
+    split = _split(args, args.dataset)
+    began = time.perf_counter()
+    result = simulate(graph, split.images, progress=not args.quiet)
+    seconds = time.perf_counter() - began
+    accuracy = float((result.predictions == split.labels).mean())
+    _say(
+        args,
+        f"{graph.name} on {args.dataset} ({len(split)} samples): fixed-point accuracy "
+        f"{100 * accuracy:.2f} %, {len(split) / seconds:.0f} samples/s; current wraps "
+        f"{result.current_wraps}, voltage saturations {result.voltage_saturations}",
+    )
+    return {
+        "accuracy": accuracy,
+        "samples": len(split),
+        "seconds": seconds,
+        "current_wraps": result.current_wraps,
+        "voltage_saturations": result.voltage_saturations,
+    }
+
+
+def _compare(args: argparse.Namespace) -> dict[str, object]:
+    from toolchain.compare import compare, plot_comparison
+    from toolchain.train import build_model
+
+    checkpoint = Checkpoint.load(args.checkpoint)
+    model = build_model(checkpoint.config, checkpoint.input_shape)
+    model.load_state_dict(checkpoint.model)
+    graph = load_onnx(args.graph)
+    comparison, raster = compare(model, graph, _split(args, args.dataset), progress=not args.quiet)
+    out = args.out or args.graph.parent / f"{args.graph.stem}-compare"
+    report = comparison.to_json()
+    write_text(out / "compare.json", json.dumps(report, indent=2))
+    plots = plot_comparison(comparison, raster, out)
+    _say(
+        args,
+        f"{comparison.table()}\nwrote {out / 'compare.json'}, {', '.join(str(p) for p in plots)}",
+    )
+    return report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +182,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("train", help="train a network from a TOML config")
     p.add_argument("--config", required=True, type=Path, help="TOML config (see examples/)")
     p.add_argument("--out", required=True, type=Path, help="run folder for checkpoint.pt")
-    p.add_argument("--data-dir", type=Path, help="folder of the MNIST idx files (gzip or raw)")
     p.add_argument("--epochs", type=int, help="total epochs, overriding the config")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.set_defaults(run=_train)
@@ -57,6 +190,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder")
     p.set_defaults(run=_demo)
 
+    p = commands.add_parser("export", help="write a Graph as an ONNX file")
+    p.add_argument("source", type=Path, help="a training checkpoint or a graph .onnx file")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--out", required=True, type=Path, help="the file to write")
+    p.add_argument("--lower", action="store_true", help="fold pooling and flatten first")
+    p.set_defaults(run=_export)
+
+    p = commands.add_parser("inspect", help="print the layers of a graph .onnx file")
+    p.add_argument("file", type=Path)
+    p.set_defaults(run=_inspect)
+
+    p = commands.add_parser("quantize", help="checkpoint -> fixed-point graph (.onnx)")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="graph file (.onnx); a .report.json is written beside it",
+    )
+    p.add_argument("--calibration", type=int, default=1000, help="calibration images (train set)")
+    p.add_argument(
+        "--finetune",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help="epochs of quantisation-aware fine-tuning",
+    )
+    p.set_defaults(run=_quantize)
+
+    p = commands.add_parser("simulate", help="run a fixed-point graph, bit-accurately")
+    p.add_argument("graph", type=Path, help="fixed-point graph (.onnx)")
+    p.set_defaults(run=_simulate)
+
+    p = commands.add_parser("compare", help="float checkpoint vs fixed-point graph, per layer")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("graph", type=Path)
+    p.add_argument("--out", type=Path, help="report folder (default: beside the graph)")
+    p.set_defaults(run=_compare)
+
+    for name in ("simulate", "compare"):
+        sub = commands.choices[name]
+        sub.add_argument("--dataset", required=True, choices=DATASET_NAMES)
+        sub.add_argument("--limit", type=int, help="only the first N test samples")
+    for name in ("train", "quantize", "simulate", "compare"):
+        commands.choices[name].add_argument(
+            "--data-dir", type=Path, help="folder of the MNIST idx files (gzip or raw)"
+        )
     for sub in commands.choices.values():
         sub.add_argument("--json", action="store_true", help="print one JSON result on stdout")
         sub.add_argument("--quiet", action="store_true", help="no progress output")

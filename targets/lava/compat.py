@@ -1,22 +1,23 @@
-"""Let lava-nc 0.10.0 import on Python 3.11+ without editing site-packages.
+"""Let lava-nc 0.10.0 import on Python 3.11+, and beside other users of multiprocessing.
 
-``lava/magma/compiler/var_model.py`` declares dataclass fields such as
-``x: ByteEncoder = ByteEncoder()``. Since Python 3.11, ``dataclasses`` rejects
-any unhashable default (``ByteEncoder`` is itself a non-frozen dataclass), so
-importing that module, and with it most of Lava, raises ``ValueError: mutable
-default ... use default_factory``.
+Two of Lava's modules are rewritten as they are imported, never on disk:
+- ``lava/magma/compiler/var_model.py`` declares dataclass fields such as
+  ``x: ByteEncoder = ByteEncoder()``. Since Python 3.11, ``dataclasses`` rejects any unhashable
+  default (``ByteEncoder`` is a non-frozen dataclass), so importing it, and with it most of Lava,
+  raises ``ValueError: mutable default ... use default_factory``. Each such default becomes
+  ``field(default_factory=ByteEncoder)``.
+- ``lava/magma/runtime/message_infrastructure/multiprocessing.py`` calls
+  ``multiprocessing.set_start_method("fork")`` at import, which raises "context has already
+  been set" once anything has fixed the default context, even to fork (tqdm does, by creating
+  a multiprocessing lock). The call is skipped when the start method already is fork; any
+  other method set before Lava is imported still fails, as Lava needs fork.
 
-:func:`install` puts a meta-path finder in front of ``sys.meta_path`` that
-handles that one module only: it loads the installed source, rewrites each
-``= ByteEncoder()`` default into ``field(default_factory=ByteEncoder)``, and
-compiles the result in memory without writing bytecode, so the patched code
-never lands in site-packages' ``__pycache__``. Any other source than the one
-expected (a different lava-nc version) fails with a clear ``ImportError``.
-
-Call :func:`install` (``import targets.lava`` does) before anything imports
-``lava``. Note also that importing Lava calls
-``multiprocessing.set_start_method("fork")``, which fails if a start method
-was already set: nothing must set a start method before Lava is imported.
+:func:`install` puts a meta-path finder in front of ``sys.meta_path`` that handles these two
+modules only: it loads the installed source, applies the rewrite, and compiles the result in
+memory without writing bytecode, so the patched code never lands in site-packages'
+``__pycache__``. Any other source than the one expected (a different lava-nc version) fails
+with a clear ``ImportError``. Call :func:`install` (``import targets.lava`` does) before
+anything imports ``lava``.
 """
 
 from __future__ import annotations
@@ -25,41 +26,59 @@ import importlib.abc
 import importlib.machinery
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import CodeType, ModuleType
 
 SUPPORTED_LAVA = "lava-nc 0.10.0"
-_TARGET = "lava.magma.compiler.var_model"
-_OLD = "= ByteEncoder()"
-# ``from __future__ import annotations`` must stay first in the module, so the
-# replacement cannot rely on a new import statement.
-_NEW = '= __import__("dataclasses").field(default_factory=ByteEncoder)'
-_EXPECTED_COUNT = 8
 
 
-def patch_source(source: str, path: str) -> str:
-    """Return ``source`` with every ``= ByteEncoder()`` default made a factory."""
-    count = source.count(_OLD)
-    if count != _EXPECTED_COUNT:
+@dataclass(frozen=True)
+class _Rewrite:
+    old: str
+    new: str
+    count: int  # occurrences expected in the supported version
+
+
+_REWRITES = {
+    "lava.magma.compiler.var_model": _Rewrite(
+        "= ByteEncoder()",
+        # ``from __future__ import annotations`` must stay first: no new import statement.
+        '= __import__("dataclasses").field(default_factory=ByteEncoder)',
+        8,
+    ),
+    "lava.magma.runtime.message_infrastructure.multiprocessing": _Rewrite(
+        "mp.set_start_method('fork')",
+        "mp.get_start_method(allow_none=True) == 'fork' or mp.set_start_method('fork')",
+        1,
+    ),
+}
+
+
+def patch_source(source: str, path: str, module: str = "lava.magma.compiler.var_model") -> str:
+    """Return ``source`` of ``module`` with its rewrite applied."""
+    rewrite = _REWRITES[module]
+    found = source.count(rewrite.old)
+    if found != rewrite.count:
         raise ImportError(
-            f"targets.lava.compat: expected {_EXPECTED_COUNT} occurrences of "
-            f"{_OLD!r} in {path}, found {count}; only {SUPPORTED_LAVA} is supported",
-            name=_TARGET,
+            f"targets.lava.compat: expected {rewrite.count} occurrences of {rewrite.old!r} in "
+            f"{path}, found {found}; only {SUPPORTED_LAVA} is supported",
+            name=module,
             path=path,
         )
-    return source.replace(_OLD, _NEW)
+    return source.replace(rewrite.old, rewrite.new)
 
 
-class _PatchedVarModelLoader(importlib.machinery.SourceFileLoader):
-    """Source loader that patches ``var_model.py`` and never touches bytecode."""
+class _PatchingLoader(importlib.machinery.SourceFileLoader):
+    """Source loader that applies the module's rewrite and never touches bytecode."""
 
     def get_code(self, fullname: str) -> CodeType:
         path = self.get_filename(fullname)
         source = self.get_data(path).decode("utf-8")
-        return compile(patch_source(source, path), path, "exec", dont_inherit=True)
+        return compile(patch_source(source, path, fullname), path, "exec", dont_inherit=True)
 
 
-class _VarModelFinder(importlib.abc.MetaPathFinder):
-    """Meta-path finder that swaps in :class:`_PatchedVarModelLoader`."""
+class _LavaFinder(importlib.abc.MetaPathFinder):
+    """Meta-path finder that swaps in :class:`_PatchingLoader` for the rewritten modules."""
 
     def find_spec(
         self,
@@ -67,17 +86,17 @@ class _VarModelFinder(importlib.abc.MetaPathFinder):
         path: Sequence[str] | None,
         target: ModuleType | None = None,
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != _TARGET:
+        if fullname not in _REWRITES:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
             return spec
-        spec.loader = _PatchedVarModelLoader(fullname, spec.origin)
+        spec.loader = _PatchingLoader(fullname, spec.origin)
         return spec
 
 
 def install() -> None:
     """Put the patching finder first in ``sys.meta_path`` (idempotent)."""
-    if any(isinstance(finder, _VarModelFinder) for finder in sys.meta_path):
+    if any(isinstance(finder, _LavaFinder) for finder in sys.meta_path):
         return
-    sys.meta_path.insert(0, _VarModelFinder())
+    sys.meta_path.insert(0, _LavaFinder())

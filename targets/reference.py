@@ -1,0 +1,391 @@
+"""Bit-accurate reference simulator of a lowered fixed-point Graph, step for step as Lava 0.10.0.
+
+It computes, batched over samples, exactly the integers that Lava's `fixed_pt` models compute
+for the same network (RingBuffer source -> Dense/Conv -> LIF -> ... -> sink), so its spikes,
+currents and voltages equal Lava's at every step (Lava runs one sample at a time, at about a
+millisecond per step; this runs whole batches through vectorised products and updates).
+
+Timing (Lava steps t = 1 .. S, S = T + L for L populations; recorded column j holds step j + 1,
+as in a Lava sink RingBuffer):
+- the input sends the graded payload p = round(x * levels) at steps 1 .. T and 0 after;
+- every synapse (Dense or Conv) first sends what it computed at step t - 1 (0 at step 1), then
+  receives its source's output of step t and computes the next value; so population k at step t
+  receives its synapse applied to its source's output of step t - 1. Population 1 first sees
+  the input at step 2 and the output population's steps L + 1 .. L + T (columns L .. L + T - 1,
+  `output_window`) are the float model's steps 0 .. T - 1.
+
+Integers per population and step (int64 here; tz(x) = x / 4096 truncated toward zero):
+- Dense: a = W_int @ x shifted by weight_exp (<< e, or arithmetic >> -e, on the sum). Lava sums
+  graded payloads in int32 and shifts in int32, so the sum wraps modulo 2^32 before and after
+  the shift; spike sums never come near 2^31. Dense does not clip.
+- Conv2d: a = integer convolution (stride, zero padding) wrapped to signed 24 bits,
+  (x + 2^23) mod 2^24 - 2^23. Lava computes it in float64 and casts it to int32 first, which
+  is undefined beyond 2^31: graphs whose bound reaches it are refused.
+- u = wrap24(wrap32(tz(u * (4096 - (du + 1))) + (a << 6))): Lava adds in int32 (wrap32), then
+  wraps once: x > 2^23 -> x - 2^24, x <= -2^23 -> x + 2^24. One step's drive beyond 2^24 can
+  leave u outside 24 bits, as Lava's u then is; `current_wraps` counts updates where u differs
+  from the exact sum.
+- v = clip(tz(v * (4096 - dv)) + u, -(2^23 - 1), 2^23 - 1); `voltage_saturations` counts clips.
+- s = v > (vth << 6); v = 0 where s (u is not reset). States start at 0 for every sample.
+
+Speed: the synaptic sums use float BLAS / torch products, exact because every partial sum is an
+integer below 2^24 (float32, chosen when the bound allows) or 2^53 (float64), whatever the
+order of summation. The bound, unit * max over outputs of sum |W_int| with unit = levels for the
+input synapse and 1 for spikes, is checked once per graph. Convolutions run in torch, whose
+CPU algorithms (oneDNN direct, im2col + GEMM) only reorder sums; NNPACK, which may use Winograd
+or FFT, is switched off around the call. The input is constant for steps 1 .. T, so the first
+synapse is applied once per batch; later synapses are skipped while their source is silent.
+Neuron updates run in place on int64 arrays, batch_size samples at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from toolchain.graph import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Node, SumPool2d
+
+DECAY_SHIFT = 12
+ACT_SHIFT = 6  # Lava shifts the synaptic input and the threshold mantissa left by 6
+U_MAX = 2**23  # the current lives in (-2^23, 2^23] after a single wrap
+V_MAX = 2**23 - 1  # the voltage saturates at +-(2^23 - 1)
+FLOAT32_EXACT = 2**24
+FLOAT64_EXACT = 2**53
+INT32_LIMIT = 2**31
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Spikes (and optionally states) of every Lava step, columns 0 .. S-1 = steps 1 .. S."""
+
+    output_spikes: np.ndarray  # (N, n_out, S) uint8
+    predictions: np.ndarray  # (N,) int64
+    spikes: dict[str, np.ndarray] | None  # population -> (N, *shape, S) uint8
+    currents: dict[str, np.ndarray] | None  # population -> u, (N, *shape, S) int64
+    voltages: dict[str, np.ndarray] | None  # population -> v after reset, (N, *shape, S) int64
+    current_wraps: dict[str, int]
+    voltage_saturations: dict[str, int]
+
+
+@dataclass(frozen=True)
+class _Synapse:
+    """A Dense or Conv2d synapse, ready to map its source's output to Lava's integer input a."""
+
+    node: Dense | Conv2d
+    weight: np.ndarray | torch.Tensor  # Dense: W_int.T; Conv: W_int; in the product's dtype
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """The int64 input a (N, *out) of source outputs x (N, *in)."""
+        if isinstance(self.node, Dense):
+            return self._dense(self.node, x)
+        return self._conv(self.node, x)
+
+    def _dense(self, node: Dense, x: np.ndarray) -> np.ndarray:
+        flat = x.reshape(len(x), -1).astype(self.weight.dtype)
+        total = _wrap32((flat @ self.weight).astype(np.int64))
+        exp = node.weight_exp
+        return _wrap32(total << exp) if exp > 0 else total >> -exp
+
+    def _conv(self, node: Conv2d, x: np.ndarray) -> np.ndarray:
+        inputs = torch.from_numpy(x).to(self.weight.dtype)
+        with torch.backends.nnpack.flags(enabled=False):  # NNPACK may use Winograd or FFT
+            total = F.conv2d(inputs, self.weight, stride=node.stride, padding=node.padding)
+        return ((total.numpy().astype(np.int64) + U_MAX) & (2 * U_MAX - 1)) - U_MAX
+
+
+@dataclass(frozen=True)
+class _Population:
+    """A CubaLIF population's integer constants."""
+
+    name: str
+    shape: tuple[int, ...]
+    current_factor: int  # 4096 - (du + 1)
+    voltage_factor: int  # 4096 - dv
+    threshold: int  # vth << 6
+
+
+@dataclass
+class _State:
+    """One population's state for a batch, updated in place, and its overflow counts."""
+
+    u: np.ndarray
+    v: np.ndarray
+    spikes: np.ndarray  # bool, the last step's
+    scratch: np.ndarray  # int64 work space of the same shape
+    flags: np.ndarray  # bool work space
+    current_wraps: int = 0
+    voltage_saturations: int = 0
+
+    @classmethod
+    def zeros(cls, shape: tuple[int, ...]) -> _State:
+        def ints() -> np.ndarray:
+            return np.zeros(shape, dtype=np.int64)
+
+        def bools() -> np.ndarray:
+            return np.zeros(shape, dtype=bool)
+
+        return cls(ints(), ints(), bools(), ints(), bools())
+
+
+@dataclass
+class _Recorder:
+    """The arrays the caller asked for, filled batch by batch and step by step."""
+
+    output: np.ndarray
+    spikes: dict[str, np.ndarray] | None
+    currents: dict[str, np.ndarray] | None
+    voltages: dict[str, np.ndarray] | None
+    current_wraps: dict[str, int] = field(default_factory=dict)
+    voltage_saturations: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls, populations: list[_Population], n: int, steps: int, record: bool, states: bool
+    ) -> _Recorder:
+        def arrays(dtype: type) -> dict[str, np.ndarray]:
+            return {p.name: np.zeros((n, *p.shape, steps), dtype=dtype) for p in populations}
+
+        last = populations[-1]
+        output = np.zeros((n, int(np.prod(last.shape)), steps), dtype=np.uint8)
+        return cls(
+            output,
+            arrays(np.uint8) if record else None,
+            arrays(np.int64) if states else None,
+            arrays(np.int64) if states else None,
+            {p.name: 0 for p in populations},
+            {p.name: 0 for p in populations},
+        )
+
+    def store(self, name: str, rows: slice, column: int, state: _State) -> None:
+        if self.spikes is not None:
+            self.spikes[name][rows, ..., column] = state.spikes
+        if self.currents is not None and self.voltages is not None:
+            self.currents[name][rows, ..., column] = state.u
+            self.voltages[name][rows, ..., column] = state.v
+
+    def store_output(self, rows: slice, column: int, state: _State) -> None:
+        self.output[rows, :, column] = state.spikes.reshape(len(state.spikes), -1)
+
+    def count(self, name: str, state: _State) -> None:
+        self.current_wraps[name] += state.current_wraps
+        self.voltage_saturations[name] += state.voltage_saturations
+
+
+def input_payload(graph: Graph, images: np.ndarray) -> np.ndarray:
+    """The graded spike payload round(x * levels) (int64) of images (N, C, H, W) in [0, 1]."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1:] != graph.input.shape:
+        raise ValueError(f"images have shape {images.shape}, expected (N, *{graph.input.shape})")
+    if images.dtype.kind != "f" or not np.all((images >= 0) & (images <= 1)):
+        raise ValueError("images must be floats in [0, 1]")
+    return np.rint(images.astype(np.float64) * graph.input.levels).astype(np.int64)
+
+
+def output_window(graph: Graph) -> slice:
+    """The S-axis columns holding the output population's float steps 0 .. T-1."""
+    layers = len(graph.populations)
+    return slice(layers, layers + graph.T)
+
+
+def predict_from_spikes(spikes: np.ndarray, tau_s: float) -> np.ndarray:
+    """Argmax over classes of the summed PSP of spikes (N, n_out, T); the first maximum wins."""
+    spikes = np.asarray(spikes, dtype=np.float64)
+    if spikes.ndim != 3:
+        raise ValueError(f"spikes have shape {spikes.shape}, expected (N, n_out, T)")
+    decay = 1.0 - 1.0 / tau_s
+    psp = np.zeros(spikes.shape[:2])
+    total = np.zeros(spikes.shape[:2])
+    for t in range(spikes.shape[2]):
+        psp = decay * psp + spikes[..., t] / tau_s
+        total += psp
+    return np.argmax(total, axis=1).astype(np.int64)
+
+
+def simulate(
+    graph: Graph,
+    images: np.ndarray,
+    *,
+    record: bool = False,
+    record_states: bool = False,
+    batch_size: int = 1000,
+    progress: bool = False,
+) -> SimulationResult:
+    """Run the fixed-point graph on images (N, C, H, W) in [0, 1] for S = T + L Lava steps."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be >= 1")
+    layers = _prepare(graph)
+    payload = input_payload(graph, images)
+    populations = [population for _, population in layers]
+    steps = graph.T + len(layers)
+    recorder = _Recorder.create(populations, len(payload), steps, record, record_states)
+    with tqdm(total=len(payload), unit="sample", disable=not progress) as bar:
+        for start in range(0, len(payload), batch_size):
+            rows = slice(start, min(start + batch_size, len(payload)))
+            _run_batch(layers, payload[rows], graph.T, rows, recorder)
+            bar.update(rows.stop - rows.start)
+    window = recorder.output[..., output_window(graph)]
+    return SimulationResult(
+        output_spikes=recorder.output,
+        predictions=predict_from_spikes(window, graph.populations[-1].tau_s),
+        spikes=recorder.spikes,
+        currents=recorder.currents,
+        voltages=recorder.voltages,
+        current_wraps=recorder.current_wraps,
+        voltage_saturations=recorder.voltage_saturations,
+    )
+
+
+def _prepare(graph: Graph) -> list[tuple[_Synapse, _Population]]:
+    """Check the graph is lowered, fixed-point and exactly computable; pair synapses and LIFs."""
+    _check_lowered_and_fixed(graph)
+    nodes, shapes = graph.nodes, graph.shapes()
+    layers = []
+    for index in range(1, len(nodes), 2):
+        synapse, population = nodes[index], nodes[index + 1]
+        if not isinstance(synapse, Dense | Conv2d) or not isinstance(population, CubaLIF):
+            raise GraphError(
+                f"graph is not lowered: node {population.name!r} ({type(population).__name__})"
+                f" follows node {synapse.name!r}; every synapse must feed a CubaLIF population"
+            )
+        unit = graph.input.levels if index == 1 else 1
+        layers.append((_synapse(synapse, unit), _population(population, shapes[index + 1])))
+    return layers
+
+
+def _check_lowered_and_fixed(graph: Graph) -> None:
+    for node in graph.nodes:
+        if isinstance(node, SumPool2d | Flatten):
+            raise GraphError(
+                f"graph is not lowered: node {node.name!r} ({type(node).__name__}) must be"
+                " folded first"
+            )
+        if not node.is_fixed:
+            raise GraphError(
+                f"graph is not fixed-point: node {node.name!r} ({type(node).__name__}) has no"
+                f" {_missing(node)}; quantise it first"
+            )
+
+
+def _missing(node: Node) -> str:
+    return "du/dv/vth/scale" if isinstance(node, CubaLIF) else "weight_int"
+
+
+def _synapse(node: Dense | Conv2d, unit: int) -> _Synapse:
+    weight = node.weight_int.astype(np.int64)
+    per_output = np.abs(weight).reshape(len(weight), -1).sum(axis=1)
+    bound = unit * int(per_output.max(initial=0))
+    if isinstance(node, Conv2d):
+        if bound >= INT32_LIMIT:
+            raise GraphError(
+                f"node {node.name!r}: sums up to {bound} reach 2^31; Lava's Conv casts its sum to"
+                " int32, which is undefined there"
+            )
+    elif bound >= FLOAT64_EXACT:
+        raise GraphError(f"node {node.name!r}: sums up to {bound} are not exact in float64")
+    dtype = np.float32 if bound < FLOAT32_EXACT else np.float64
+    if isinstance(node, Conv2d):
+        return _Synapse(node, torch.from_numpy(weight.astype(dtype)))
+    return _Synapse(node, np.ascontiguousarray(weight.T.astype(dtype)))
+
+
+def _population(node: CubaLIF, shape: tuple[int, ...]) -> _Population:
+    return _Population(
+        name=node.name,
+        shape=shape,
+        current_factor=(1 << DECAY_SHIFT) - (node.du + 1),
+        voltage_factor=(1 << DECAY_SHIFT) - node.dv,
+        threshold=node.vth << ACT_SHIFT,
+    )
+
+
+def _run_batch(
+    layers: list[tuple[_Synapse, _Population]],
+    payload: np.ndarray,
+    T: int,
+    rows: slice,
+    recorder: _Recorder,
+) -> None:
+    """All S steps of one batch. Populations update last to first within a step, so each
+    synapse still sees its source's spikes of the previous step."""
+    states = [_State.zeros((len(payload), *population.shape)) for _, population in layers]
+    input_drive = layers[0][0](payload) << ACT_SHIFT
+    for step in range(1, T + len(layers) + 1):
+        for k in reversed(range(len(layers))):
+            if step <= k + 1:
+                continue  # nothing has reached population k + 1 yet: its state is still 0
+            synapse, population = layers[k]
+            if k == 0:
+                drive = input_drive if step <= T + 1 else None
+            else:
+                drive = _spike_drive(synapse, states[k - 1].spikes)
+            _update(population, states[k], drive)
+            recorder.store(population.name, rows, step - 1, states[k])
+        recorder.store_output(rows, step - 1, states[-1])
+    for (_, population), state in zip(layers, states, strict=True):
+        recorder.count(population.name, state)
+
+
+def _spike_drive(synapse: _Synapse, spikes: np.ndarray) -> np.ndarray | None:
+    """a << 6 from the source's spikes, or None while it is silent."""
+    return synapse(spikes) << ACT_SHIFT if spikes.any() else None
+
+
+def _update(population: _Population, state: _State, drive: np.ndarray | None) -> None:
+    """One Lava step of a population, in place, given its synaptic input a << 6 (None: zero)."""
+    u, v = state.u, state.v
+    _decay(u, population.current_factor, state.scratch)
+    if drive is not None:
+        u += drive
+    state.current_wraps += _wrap_current(u, state)
+    _decay(v, population.voltage_factor, state.scratch)
+    v += u
+    state.voltage_saturations += _saturate_voltage(v, state)
+    np.greater(v, population.threshold, out=state.spikes)
+    np.copyto(v, 0, where=state.spikes)
+
+
+def _decay(x: np.ndarray, factor: int, scratch: np.ndarray) -> None:
+    """x <- tz(x * factor / 4096), the product truncated toward zero, in place."""
+    if factor == 1 << DECAY_SHIFT:
+        return
+    x *= factor
+    np.right_shift(x, 63, out=scratch)  # -1 where negative: add 4095 there, then floor
+    scratch &= (1 << DECAY_SHIFT) - 1
+    x += scratch
+    x >>= DECAY_SHIFT
+
+
+def _wrap_current(x: np.ndarray, state: _State) -> int:
+    """Lava's int32 sum then its single 24-bit wrap, in place; how many values changed."""
+    count = _count_outside(x, -U_MAX + 1, U_MAX, state)
+    if count:
+        x[:] = _wrap32(x)
+        np.subtract(x, 2 * U_MAX, out=x, where=x > U_MAX)
+        np.add(x, 2 * U_MAX, out=x, where=x <= -U_MAX)
+    return count
+
+
+def _saturate_voltage(v: np.ndarray, state: _State) -> int:
+    """Clip to +-(2^23 - 1) in place; how many values were clipped."""
+    count = _count_outside(v, -V_MAX, V_MAX, state)
+    if count:
+        np.clip(v, -V_MAX, V_MAX, out=v)
+    return count
+
+
+def _count_outside(x: np.ndarray, low: int, high: int, state: _State) -> int:
+    """How many values lie outside [low, high]; just two reductions when none does."""
+    if x.min() >= low and x.max() <= high:
+        return 0
+    np.subtract(x, low, out=state.scratch)
+    np.greater(state.scratch.view(np.uint64), np.uint64(high - low), out=state.flags)
+    return int(np.count_nonzero(state.flags))
+
+
+def _wrap32(x: np.ndarray) -> np.ndarray:
+    """x modulo 2^32 as a signed 32-bit value (numpy's int32 overflow), in int64."""
+    return ((x + INT32_LIMIT) & (2 * INT32_LIMIT - 1)) - INT32_LIMIT

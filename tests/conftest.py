@@ -1,0 +1,32 @@
+"""Shared fixtures: real data and one trained digits network for the whole session."""
+
+from pathlib import Path
+
+import pytest
+
+from toolchain.checkpoint import Checkpoint
+from toolchain.config import load_config
+from toolchain.datasets import load_digits
+from toolchain.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST_DIR = ROOT.parent / "shared" / "datasets" / "mnist"
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_digits()
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory, digits):
+    """The shipped digits MLP config, trained to the end (about 5 s)."""
+    out = tmp_path_factory.mktemp("digits-run")
+    return train(
+        load_config(ROOT / "examples" / "digits_mlp.toml"), out, dataset=digits, progress=False
+    )
+
+
+@pytest.fixture(scope="session")
+def digits_checkpoint(digits_run) -> Checkpoint:
+    return Checkpoint.load(digits_run.checkpoint)

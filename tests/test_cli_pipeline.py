@@ -1,0 +1,95 @@
+"""The command line from a trained checkpoint to the float-vs-fixed report, as a user runs it."""
+
+import json
+
+import onnx
+import pytest
+
+from toolchain.cli import main
+
+
+def run_json(capsys, *args):
+    assert main([*args, "--json", "--quiet"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, digits_run):
+    out = tmp_path_factory.mktemp("pipeline")
+    assert (
+        main(["export", str(digits_run.checkpoint), "--out", str(out / "float.onnx"), "--quiet"])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "quantize",
+                str(digits_run.checkpoint),
+                "--out",
+                str(out / "fixed.onnx"),
+                "--finetune",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    return out
+
+
+def test_export_writes_checked_onnx_and_inspect_reads_it(exported, capsys):
+    onnx.checker.check_model(onnx.load(exported / "float.onnx"), full_check=True)
+    info = run_json(capsys, "inspect", str(exported / "float.onnx"))
+    assert info["T"] == 5 and not info["fixed_point"] and not info["lowered"]
+    assert [n["type"] for n in info["nodes"]] == [
+        "Input",
+        "Flatten",
+        "Dense",
+        "CubaLIF",
+        "Dense",
+        "CubaLIF",
+    ]
+    fixed = run_json(capsys, "inspect", str(exported / "fixed.onnx"))
+    assert fixed["fixed_point"] and fixed["lowered"]
+
+
+def test_quantize_report_and_simulate_agree(exported, capsys):
+    report = json.loads((exported / "fixed.report.json").read_text())
+    assert report["graph"].endswith("fixed.onnx") and len(report["finetune"]) == 1
+    assert [layer["population"] for layer in report["quantization"]["layers"]] == ["lif0", "lif1"]
+    sim = run_json(capsys, "simulate", str(exported / "fixed.onnx"), "--dataset", "digits")
+    assert sim["samples"] == 450
+    assert sim["accuracy"] == pytest.approx(report["fixed_accuracy"])
+
+
+def test_compare_writes_json_and_plots(exported, digits_run, capsys):
+    out = exported / "report"
+    result = run_json(
+        capsys,
+        "compare",
+        str(digits_run.checkpoint),
+        str(exported / "fixed.onnx"),
+        "--dataset",
+        "digits",
+        "--out",
+        str(out),
+    )
+    assert result["samples"] == 450 and len(result["layers"]) == 2
+    assert all(0.5 < layer["agreement"] <= 1.0 for layer in result["layers"])
+    assert abs(result["float_accuracy"] - result["fixed_accuracy"]) <= 0.01
+    saved = json.loads((out / "compare.json").read_text())
+    assert saved["changed_predictions"] == result["changed_predictions"]
+    for png in ("layers.png", "raster.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bad_files_give_clear_errors(tmp_path, exported, digits_run, capsys):
+    text = tmp_path / "notes.onnx"
+    text.write_text("hello")
+    assert main(["inspect", str(text)]) == 2
+    assert "notes.onnx" in capsys.readouterr().err
+    assert main(["simulate", str(exported / "float.onnx"), "--dataset", "digits"]) == 2
+    assert "not lowered" in capsys.readouterr().err
+    assert main(["quantize", str(text), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "notes.onnx" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()

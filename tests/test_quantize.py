@@ -1,0 +1,102 @@
+"""Loihi formats, post-training quantisation and fine-tuning on the integer forward pass."""
+
+import numpy as np
+import pytest
+import torch
+
+from quantize.formats import current_decay, quantize_weights, threshold_mantissa, voltage_decay
+from quantize.pipeline import calibration_images, quantize_checkpoint
+from quantize.ptq import apply_scales, quantize_graph
+from quantize.qat import FixedPointFinetuner, operating_point
+from targets.reference import simulate
+from toolchain.graph import GraphError
+from toolchain.graph_build import graph_from_checkpoint
+from toolchain.lowering import lower
+
+
+def test_decays_mind_lavas_offsets():
+    assert current_decay(3.0) == 1364  # Lava keeps 4096 - (1364 + 1) = 2731 ~ 4096 * 2/3
+    assert voltage_decay(5.0) == 819  # keeps 4096 - 819 = 3277 ~ 4096 * 4/5
+    assert current_decay(1.0) == 4095 and voltage_decay(1.0) == 4096  # no memory at all
+    assert threshold_mantissa(1.0, 6400.0) == 100
+
+
+def test_weights_round_and_clip_to_loihi_range():
+    ints, clipped = quantize_weights(np.array([[0.5, -1.26, 3.0, -3.0]]), 100.0)
+    np.testing.assert_array_equal(ints, [[50, -126, 254, -256]])
+    assert clipped == 2 and ints.dtype == np.int32
+
+
+@pytest.fixture(scope="module")
+def lowered(digits_checkpoint):
+    return lower(graph_from_checkpoint(digits_checkpoint))
+
+
+def test_ptq_stays_within_24_bits_and_one_point_of_float(digits, digits_checkpoint):
+    result = quantize_checkpoint(digits_checkpoint, digits, calibration=500, progress=False)
+    graph = result.graph
+    assert graph.is_fixed and graph.is_lowered
+    for layer, population in zip(result.report.layers, graph.populations, strict=True):
+        assert layer.weight_max <= 254 and layer.weight_min >= -256
+        assert max(abs(layer.weight_min), abs(layer.weight_max)) >= 200, "weight range unused"
+        assert population.vth * 64 < 2**23
+        assert layer.calibration_max_current < 2**22 and layer.calibration_max_voltage < 2**22
+        assert layer.current_wraps == 0 and layer.voltage_saturations == 0
+    assert result.float_accuracy >= 0.95
+    assert result.ptq_accuracy >= result.float_accuracy - 0.01, result.to_json()
+
+
+def test_report_names_overflowing_layers(digits, lowered):
+    images = calibration_images(digits.train, 200, seed=0)
+    _, report = quantize_graph(lowered, images, headroom=20.0)  # scales far too large
+    fixed, _ = apply_scales(lowered, report.scales())
+    sim = simulate(fixed, images)
+    assert sum(sim.current_wraps.values()) + sum(sim.voltage_saturations.values()) > 0
+    for layer in report.layers:
+        layer.current_wraps = sim.current_wraps[layer.population]
+        layer.voltage_saturations = sim.voltage_saturations[layer.population]
+    assert report.overflowing_layers and set(report.overflowing_layers) <= {"lif0", "lif1"}
+
+
+def test_finetuning_reports_exactly_the_fixed_point_accuracy(digits, digits_checkpoint, lowered):
+    images = calibration_images(digits.train, 500, seed=0)
+    _, report = quantize_graph(lowered, images)
+    tuner = FixedPointFinetuner(lowered, report.scales(), digits_checkpoint.config)
+    batch, labels = digits.train.images[:200], digits.train.labels[:200]
+    fixed = tuner.fixed_graph()
+    expected = simulate(fixed, batch).predictions
+    _, correct = tuner.step(batch, labels)
+    assert correct == int((expected == labels).sum())
+    changed = tuner.fixed_graph()
+    assert any(
+        not np.array_equal(a.weight_int, b.weight_int)
+        for a, b in zip(fixed.nodes[1::2], changed.nodes[1::2], strict=True)
+    ), "a step changes weights"
+
+
+def test_operating_point_reproduces_the_integer_spikes(digits, lowered):
+    fixed, _ = quantize_graph(lowered, digits.train.images[:300])
+    result = simulate(fixed, digits.test.images[:50], record=True, record_states=True)
+    for index, population in enumerate(fixed.populations):
+        psp, spikes, u_pre, du = operating_point(result, fixed, index)
+        above = (u_pre * population.scale) > population.vth * 64
+        assert torch.equal(above.double(), spikes)
+        assert torch.all(du[spikes > 0] > 0)
+        assert spikes.sum() > 0
+
+
+def test_finetuning_recovers_float_accuracy(digits, digits_checkpoint):
+    result = quantize_checkpoint(
+        digits_checkpoint, digits, calibration=1000, finetune_epochs=5, progress=False
+    )
+    assert len(result.finetune) == 5
+    assert result.fixed_accuracy >= result.float_accuracy - 0.002, result.to_json()["finetune"]
+    assert result.fixed_accuracy == pytest.approx(
+        (simulate(result.graph, digits.test.images).predictions == digits.test.labels).mean()
+    )
+
+
+def test_quantize_refuses_an_unlowered_graph(digits, digits_checkpoint):
+    graph = graph_from_checkpoint(digits_checkpoint)
+    with pytest.raises(GraphError, match="lower"):
+        quantize_graph(graph, digits.train.images[:10])

@@ -1,0 +1,508 @@
+"""The reference simulator against a plain per-neuron loop, hand-checked examples and refusals.
+
+`loop_simulate` below is an independent, deliberately naive model of Lava 0.10.0's fixed-point
+network: Python ints, one neuron at a time, and each synapse's one-step delay written out as
+Lava runs it (send what was computed last step, then receive this step's input).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from targets.reference import (
+    SimulationResult,
+    input_payload,
+    output_window,
+    predict_from_spikes,
+    simulate,
+)
+from toolchain.graph import (
+    VTH_MAX,
+    Conv2d,
+    CubaLIF,
+    Dense,
+    Flatten,
+    Graph,
+    GraphError,
+    Input,
+    Node,
+    SumPool2d,
+)
+
+# --------------------------------------------------------------------------- the loop model
+
+
+def tz(x: int) -> int:
+    """x / 4096 truncated toward zero."""
+    return -((-x) >> 12) if x < 0 else x >> 12
+
+
+def int32(x: int) -> int:
+    """numpy's int32 overflow."""
+    return (x + 2**31) % 2**32 - 2**31
+
+
+def dense_sum(node: Dense, x: list[int]) -> list[int]:
+    out = []
+    for row in node.weight_int.tolist():
+        total = int32(sum(w * xi for w, xi in zip(row, x, strict=True)))  # int32 dot
+        e = node.weight_exp
+        out.append(int32(total << e) if e > 0 else total >> -e)
+    return out
+
+
+def conv_sum(node: Conv2d, x: list[int], in_shape: tuple[int, ...]) -> list[int]:
+    channels, height, width = in_shape
+    weight = node.weight_int.tolist()
+    out_c, _, kh, kw = node.weight_int.shape
+    s, p = node.stride, node.padding
+    out_h, out_w = (height + 2 * p - kh) // s + 1, (width + 2 * p - kw) // s + 1
+    out = []
+    for o in range(out_c):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                total = 0
+                for c in range(channels):
+                    for dy in range(kh):
+                        for dx in range(kw):
+                            y, xx = oy * s + dy - p, ox * s + dx - p
+                            if 0 <= y < height and 0 <= xx < width:
+                                total += weight[o][c][dy][dx] * x[(c * height + y) * width + xx]
+                out.append((total + 2**23) % 2**24 - 2**23)  # Lava's signed 24-bit clamp
+    return out
+
+
+@dataclass
+class Neuron:
+    u: int = 0
+    v: int = 0
+
+
+@dataclass
+class LoopResult:
+    spikes: dict[str, np.ndarray] = field(default_factory=dict)
+    currents: dict[str, np.ndarray] = field(default_factory=dict)
+    voltages: dict[str, np.ndarray] = field(default_factory=dict)
+    wraps: dict[str, int] = field(default_factory=dict)
+    saturations: dict[str, int] = field(default_factory=dict)
+
+
+def lif_step(pop: CubaLIF, n: Neuron, a: int, result: LoopResult) -> int:
+    exact_u = tz(n.u * (4096 - (pop.du + 1))) + a * 64
+    u = int32(exact_u)  # Lava adds in int32 ...
+    if u > 2**23:  # ... then wraps once
+        u -= 2**24
+    elif u <= -(2**23):
+        u += 2**24
+    result.wraps[pop.name] += u != exact_u
+    exact_v = tz(n.v * (4096 - pop.dv)) + u
+    v = min(max(exact_v, -(2**23 - 1)), 2**23 - 1)
+    result.saturations[pop.name] += v != exact_v
+    spike = int(v > pop.vth * 64)
+    n.u, n.v = u, 0 if spike else v
+    return spike
+
+
+def loop_simulate(graph: Graph, image: np.ndarray) -> LoopResult:
+    """One sample, S = T + L Lava steps."""
+    shapes = graph.shapes()
+    pairs = [(graph.nodes[i], graph.nodes[i + 1], shapes[i - 1]) for i in range(1, len(shapes), 2)]
+    payload = [int(p) for p in np.rint(image * graph.input.levels).ravel()]
+    steps = graph.T + len(pairs)
+    result = LoopResult()
+    neurons, buffers = [], []
+    for i, (_, pop, _) in enumerate(pairs):
+        size = math.prod(shapes[2 * i + 2])
+        neurons.append([Neuron() for _ in range(size)])
+        buffers.append([0] * size)  # what the synapse sends next step
+        for record in (result.spikes, result.currents, result.voltages):
+            record[pop.name] = np.zeros((size, steps), dtype=np.int64)
+        result.wraps[pop.name] = result.saturations[pop.name] = 0
+    for t in range(1, steps + 1):
+        source = payload if t <= graph.T else [0] * len(payload)
+        for k, (synapse, pop, in_shape) in enumerate(pairs):
+            sent = buffers[k]  # computed at step t - 1
+            if isinstance(synapse, Dense):
+                buffers[k] = dense_sum(synapse, source)
+            else:
+                buffers[k] = conv_sum(synapse, source, in_shape)
+            source = [lif_step(pop, n, a, result) for n, a in zip(neurons[k], sent, strict=True)]
+            result.spikes[pop.name][:, t - 1] = source
+            result.currents[pop.name][:, t - 1] = [n.u for n in neurons[k]]
+            result.voltages[pop.name][:, t - 1] = [n.v for n in neurons[k]]
+    return result
+
+
+def assert_matches_loop(
+    graph: Graph, images: np.ndarray, batch_size: int = 1000
+) -> SimulationResult:
+    result = simulate(graph, images, record=True, record_states=True, batch_size=batch_size)
+    steps = graph.T + len(graph.populations)
+    wraps = dict.fromkeys(result.current_wraps, 0)
+    saturations = dict.fromkeys(result.current_wraps, 0)
+    for i, image in enumerate(images):
+        loop = loop_simulate(graph, image)
+        for pop in graph.populations:
+            shape = (-1, steps)
+            np.testing.assert_array_equal(
+                result.spikes[pop.name][i].reshape(shape), loop.spikes[pop.name]
+            )
+            np.testing.assert_array_equal(
+                result.currents[pop.name][i].reshape(shape), loop.currents[pop.name]
+            )
+            np.testing.assert_array_equal(
+                result.voltages[pop.name][i].reshape(shape), loop.voltages[pop.name]
+            )
+            wraps[pop.name] += loop.wraps[pop.name]
+            saturations[pop.name] += loop.saturations[pop.name]
+    assert result.current_wraps == wraps
+    assert result.voltage_saturations == saturations
+    last = graph.populations[-1].name
+    np.testing.assert_array_equal(
+        result.output_spikes, result.spikes[last].reshape(len(images), -1, steps)
+    )
+    expected = predict_from_spikes(result.output_spikes[..., output_window(graph)], 2.0)
+    np.testing.assert_array_equal(result.predictions, expected)
+    return result
+
+
+# --------------------------------------------------------------------------- graph builders
+
+
+def lif(name: str, du: int, dv: int, vth: int) -> CubaLIF:
+    return CubaLIF(name, tau_m=2.0, tau_s=2.0, threshold=1.0, du=du, dv=dv, vth=vth, scale=1.0)
+
+
+def dense(name: str, weight_int, weight_exp: int = 0) -> Dense:
+    w = np.asarray(weight_int, dtype=np.int32)
+    return Dense(name, w.astype(np.float64), w, weight_exp)
+
+
+def conv(name: str, weight_int, stride: int = 1, padding: int = 0) -> Conv2d:
+    w = np.asarray(weight_int, dtype=np.int32)
+    return Conv2d(name, w.astype(np.float64), stride, padding, w)
+
+
+# --------------------------------------------------------------------------- strategies
+# Regimes: "random" explores everything; "wrap" drives the first population's current far past
+# 2^23 (large same-sign weights, large payloads, little current decay); "saturate" pushes the
+# first population's voltage past 2^23 - 1 (dv = 0, the largest threshold).
+
+
+@st.composite
+def weights(draw, shape: tuple[int, ...], regime: str) -> np.ndarray:
+    if regime == "random":
+        low = draw(st.sampled_from([-256, -64, 0]))  # mostly positive matrices propagate spikes
+        return draw(arrays(np.int64, shape, elements=st.integers(low, 254), fill=st.nothing()))
+    low = 180 if regime == "wrap" else 170
+    magnitude = draw(arrays(np.int64, shape, elements=st.integers(low, 254), fill=st.nothing()))
+    signs = draw(
+        arrays(np.int64, (shape[0],) + (1,) * (len(shape) - 1), elements=st.sampled_from([-1, 1]))
+    )
+    return magnitude * signs
+
+
+@st.composite
+def lif_params(draw, name: str, regime: str) -> CubaLIF:
+    if regime == "saturate":
+        return lif(name, du=4095, dv=0, vth=VTH_MAX)
+    du = draw(st.integers(0, 10) if regime == "wrap" else st.integers(0, 4095))
+    dv = draw(st.integers(0, 4096))
+    vth = draw(st.one_of(st.integers(1, 64), st.integers(1, 2048), st.integers(1, VTH_MAX)))
+    return lif(name, du, dv, vth)
+
+
+@st.composite
+def images_for(draw, shape: tuple[int, ...], low: float) -> np.ndarray:
+    n = draw(st.integers(1, 3))
+    return draw(arrays(np.float64, (n, *shape), elements=st.floats(low, 1.0), fill=st.nothing()))
+
+
+@st.composite
+def input_node(draw, regime: str, shape: tuple[int, int, int]) -> Input:
+    levels = {
+        "random": st.one_of(st.integers(1, 255), st.integers(1, 65535)),
+        "wrap": st.integers(20000, 65535),
+        "saturate": st.just(500),
+    }[regime]
+    return Input("in", shape, draw(levels))
+
+
+@st.composite
+def dense_cases(draw, regime: str = "random") -> tuple[Graph, np.ndarray, int]:
+    if regime == "saturate":
+        shape = (1, 1, 1)
+    else:
+        shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    nodes: list[Node] = [draw(input_node(regime, shape))]
+    fan_in = math.prod(shape)
+    for k in range(draw(st.integers(1, 3))):
+        size, kind = draw(st.integers(1, 5)), regime if k == 0 else "random"
+        exp = {"random": st.integers(-3, 3), "wrap": st.integers(0, 3), "saturate": st.just(0)}
+        w = draw(weights((size, fan_in), kind))
+        nodes += [dense(f"fc{k}", w, draw(exp[kind])), draw(lif_params(f"lif{k}", kind))]
+        fan_in = size
+    T = draw(st.integers(5, 8) if regime == "saturate" else st.integers(1, 6))
+    low = {"random": 0.0, "wrap": 0.5, "saturate": 0.4}[regime]
+    images = draw(images_for(shape, low))
+    return Graph(tuple(nodes), T=T), images, draw(st.integers(1, 3))
+
+
+@st.composite
+def conv_cases(draw) -> tuple[Graph, np.ndarray]:
+    regime = draw(st.sampled_from(["random", "wrap"]))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(3, 5)), draw(st.integers(3, 5)))
+    nodes: list[Node] = [draw(input_node(regime, shape))]
+    current = shape
+    for k in range(draw(st.integers(1, 2))):
+        stride, padding = draw(st.integers(1, 2)), draw(st.integers(0, 1))
+        size = draw(st.integers(1, min(3, min(current[1:]) + 2 * padding)))
+        kind = regime if k == 0 else "random"
+        w = draw(weights((draw(st.integers(1, 3)), current[0], size, size), kind))
+        nodes += [conv(f"conv{k}", w, stride, padding), draw(lif_params(f"clif{k}", kind))]
+        current = Graph(tuple(nodes), T=1).shapes()[-1]
+    fan_in = math.prod(current)
+    w = draw(weights((draw(st.integers(1, 4)), fan_in), "random"))
+    nodes += [dense("fc", w, draw(st.integers(-3, 3))), draw(lif_params("out", "random"))]
+    low = 0.5 if regime == "wrap" else 0.0
+    return Graph(tuple(nodes), T=draw(st.integers(1, 5))), draw(images_for(shape, low))
+
+
+# --------------------------------------------------------------------------- property tests
+
+
+@settings(max_examples=60, deadline=None)
+@given(dense_cases())
+def test_dense_chains_match_the_loop_model(case):
+    graph, images, batch_size = case
+    assert_matches_loop(graph, images, batch_size)
+
+
+@settings(max_examples=40, deadline=None)
+@given(conv_cases())
+def test_conv_graphs_match_the_loop_model(case):
+    graph, images = case
+    assert_matches_loop(graph, images, batch_size=2)
+
+
+@settings(max_examples=20, deadline=None)
+@given(dense_cases("wrap"))
+def test_current_wraps_match_and_are_counted(case):
+    graph, images, batch_size = case
+    result = assert_matches_loop(graph, images, batch_size)
+    assert result.current_wraps["lif0"] > 0
+
+
+@settings(max_examples=20, deadline=None)
+@given(dense_cases("saturate"))
+def test_voltage_saturations_match_and_are_counted(case):
+    graph, images, batch_size = case
+    result = assert_matches_loop(graph, images, batch_size)
+    assert result.voltage_saturations["lif0"] > 0
+
+
+# --------------------------------------------------------------------------- hand-checked
+
+
+def one_neuron(weight: int, du: int, dv: int, vth: int, levels: int, T: int) -> Graph:
+    nodes = (Input("in", (1, 1, 1), levels), dense("fc", [[weight]]), lif("out", du, dv, vth))
+    return Graph(nodes, T=T)
+
+
+def test_one_neuron_sees_the_input_one_step_late():
+    # p = 10 sent at steps 1..4; Dense delivers it at steps 2..5 as a = 10, u = a << 6 = 640
+    # (du = 4095: no memory); dv = 0: v integrates 640 per step; threshold 15 << 6 = 960.
+    graph = one_neuron(weight=1, du=4095, dv=0, vth=15, levels=10, T=4)
+    result = simulate(graph, np.ones((1, 1, 1, 1)), record=True, record_states=True)
+    # step:                 1    2  3    4  5    (S = T + L = 5; column j = step j + 1)
+    assert result.currents["out"][0, 0].tolist() == [0, 640, 640, 640, 640]
+    assert result.voltages["out"][0, 0].tolist() == [0, 640, 0, 640, 0]  # 1280 > 960: reset
+    assert result.output_spikes[0, 0].tolist() == [0, 0, 1, 0, 1]
+    assert output_window(graph) == slice(1, 5)
+    assert result.spikes["out"].shape == (1, 1, 5)
+
+
+def test_decay_truncates_toward_zero():
+    # a = -7 from step 2: u = -448; step 3: tz(-448 * 4095 / 4096) = -447 (not floor's -448).
+    graph = one_neuron(weight=-1, du=0, dv=4096, vth=1, levels=7, T=2)
+    result = simulate(graph, np.ones((1, 1, 1, 1)), record_states=True)
+    assert result.currents["out"][0, 0].tolist() == [0, -448, -447 - 448]
+    assert result.voltages["out"][0, 0].tolist() == [0, -448, -895]  # dv = 4096: v = u
+
+
+def test_every_synapse_adds_one_step():
+    # in -> fc1 -> hid (spikes whenever it gets input) -> fc2 -> out (likewise), T = 3, S = 5.
+    nodes = (
+        Input("in", (1, 1, 1), 10),
+        dense("fc1", [[1]]),
+        lif("hid", du=4095, dv=4096, vth=5),
+        dense("fc2", [[20]]),
+        lif("out", du=4095, dv=4096, vth=10),
+    )
+    graph = Graph(nodes, T=3)
+    result = simulate(graph, np.ones((1, 1, 1, 1)), record=True)
+    assert result.spikes["hid"][0, 0].tolist() == [0, 1, 1, 1, 0]  # input at steps 2..4
+    assert result.output_spikes[0, 0].tolist() == [0, 0, 1, 1, 1]  # one more step: 3..5
+    assert output_window(graph) == slice(2, 5)
+    assert result.output_spikes[0, 0, output_window(graph)].tolist() == [1, 1, 1]
+    assert result.currents is None and result.voltages is None
+
+
+def test_conv_sum_wraps_to_24_bits_and_the_current_wraps_once():
+    # 1x1 conv: 254 * 65535 = 16645890 -> 16645890 - 2^24 = -131326 (Lava's Conv clamp);
+    # u = -131326 << 6 = -8404864 <= -2^23 -> + 2^24 = 8372352; v = u > 1 << 6: spike.
+    nodes = (Input("in", (1, 1, 1), 65535), conv("c", [[[[254]]]]), lif("out", 4095, 4096, 1))
+    result = simulate(Graph(nodes, T=1), np.ones((1, 1, 1, 1)), record=True, record_states=True)
+    assert result.currents["out"][0, 0, 0, 0].tolist() == [0, 8372352]
+    assert result.output_spikes[0, 0].tolist() == [0, 1]
+    assert result.current_wraps == {"out": 1}
+    assert result.voltage_saturations == {"out": 0}
+
+
+def test_current_leaves_24_bits_after_a_single_wrap_like_lava():
+    # a = 254 * 65535 = 16645890; a << 6 = 1065336960 (no int32 overflow); one wrap subtracts
+    # 2^24 only: u = 1048559744, far outside 24 bits, as Lava keeps it. v saturates.
+    graph = one_neuron(weight=254, du=4095, dv=4096, vth=VTH_MAX, levels=65535, T=1)
+    result = simulate(graph, np.ones((1, 1, 1, 1)), record_states=True)
+    assert result.currents["out"][0, 0].tolist() == [0, 1065336960 - 2**24]
+    assert result.voltages["out"][0, 0].tolist() == [0, 0]  # clipped to 2^23 - 1 > vth << 6
+    assert result.voltage_saturations == {"out": 1}
+
+
+def test_threshold_is_strict():
+    # u = v = 640 every input step (du = 4095, dv = 4096); vth 10 << 6 = 640 is not exceeded.
+    silent = one_neuron(weight=1, du=4095, dv=4096, vth=10, levels=10, T=2)
+    assert simulate(silent, np.ones((1, 1, 1, 1))).output_spikes.tolist() == [[[0, 0, 0]]]
+    spiking = one_neuron(weight=1, du=4095, dv=4096, vth=9, levels=10, T=2)
+    assert simulate(spiking, np.ones((1, 1, 1, 1))).output_spikes.tolist() == [[[0, 1, 1]]]
+
+
+def test_current_wrap_boundaries():
+    # a = +-128 * 1024 = +-2^17, a << 6 = +-2^23: +2^23 is kept, -2^23 becomes +2^23. Either
+    # way v = 2^23 saturates to 2^23 - 1, above vth << 6 = 2^23 - 64: both spike and reset.
+    nodes = (
+        Input("in", (1, 1, 1), 1024),
+        dense("fc", [[128], [-128]]),
+        lif("out", 4095, 4096, VTH_MAX),
+    )
+    result = simulate(Graph(nodes, T=1), np.ones((1, 1, 1, 1)), record_states=True)
+    assert result.currents["out"][0, :, 1].tolist() == [2**23, 2**23]
+    assert result.output_spikes[0, :, 1].tolist() == [1, 1]
+    assert result.current_wraps == {"out": 1}
+    assert result.voltage_saturations == {"out": 2}
+
+
+def test_voltage_saturates_at_minus_2_23_plus_1():
+    # a = -128 * 256 = -2^15, u = -2^21 every input step (steps 2..5); dv = 0: v reaches
+    # exactly -2^23 at step 5, which saturates to -(2^23 - 1).
+    graph = one_neuron(weight=-128, du=4095, dv=0, vth=1, levels=256, T=4)
+    result = simulate(graph, np.ones((1, 1, 1, 1)), record_states=True)
+    assert result.voltages["out"][0, 0].tolist() == [
+        0,
+        -(2**21),
+        -(2**22),
+        -3 * 2**21,
+        -(2**23 - 1),
+    ]
+    assert result.voltage_saturations == {"out": 1}
+    assert result.current_wraps == {"out": 0}
+
+
+def test_dense_sum_wraps_to_int32_before_a_right_shift():
+    # Lava sums graded spikes in int32: 200 * 65535 * 254 = 3329178000 -> -965789296, then
+    # >> 7 = -7545229, << 6 = -482894656, one 24-bit wrap: -466117440 (checked in Lava 0.10.0).
+    # Without the int32 wrap: 26009203 << 6 = 1664588992 -> 1647811776. (For shifts up to 6 the
+    # LIF's own int32 addition hides the difference: 2^32 >> k << 6 is a multiple of 2^32.)
+    nodes = (
+        Input("in", (1, 10, 20), 65535),
+        dense("fc", np.full((1, 200), 254), weight_exp=-7),
+        lif("out", 4095, 4096, VTH_MAX),
+    )
+    result = simulate(Graph(nodes, T=1), np.ones((1, 1, 10, 20)), record_states=True)
+    assert result.currents["out"][0, 0].tolist() == [0, -466117440]
+    assert result.current_wraps == {"out": 1}
+
+
+def test_progress_bar_counts_samples(capsys):
+    graph = one_neuron(weight=1, du=0, dv=0, vth=1, levels=10, T=2)
+    simulate(graph, np.ones((3, 1, 1, 1)), batch_size=2, progress=True)
+    assert "3/3" in capsys.readouterr().err
+
+
+def test_predict_from_spikes_sums_psps_and_first_max_wins():
+    spikes = np.array(
+        [
+            [[1, 0, 0], [0, 1, 1], [0, 0, 1]],  # PSP sums (tau_s 2): 0.875, 1.25, 0.5
+            [[1, 0, 0], [0, 0, 1], [1, 0, 0]],  # 0.875, 0.5, 0.875: tie, class 0 wins
+            [[0, 0, 0], [0, 0, 0], [0, 0, 0]],  # silent: class 0
+            [[0, 0, 1], [0, 1, 0], [0, 0, 0]],  # 0.5 < 0.75: the earlier spike weighs more
+        ],
+        dtype=np.uint8,
+    )
+    predictions = predict_from_spikes(spikes, tau_s=2.0)
+    assert predictions.dtype == np.int64
+    assert predictions.tolist() == [1, 0, 0, 1]
+
+
+def test_input_payload_rounds_and_checks_images():
+    graph = one_neuron(weight=1, du=0, dv=0, vth=1, levels=255, T=1)
+    payload = input_payload(graph, np.array([0.0, 0.5, 1.0, 0.3]).reshape(4, 1, 1, 1))
+    assert payload.dtype == np.int64
+    assert payload.ravel().tolist() == [0, 128, 255, 76]  # 127.5 rounds half to even
+    with pytest.raises(ValueError, match="shape"):
+        input_payload(graph, np.zeros((2, 1, 2, 1)))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        input_payload(graph, np.full((1, 1, 1, 1), 1.5))
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def test_float_graph_is_refused_naming_the_node():
+    float_dense = Dense("fc", np.ones((1, 1)))
+    nodes = (Input("in", (1, 1, 1)), float_dense, lif("out", 0, 0, 1))
+    with pytest.raises(
+        GraphError, match="not fixed-point: node 'fc' \\(Dense\\) has no weight_int"
+    ):
+        simulate(Graph(nodes, T=2), np.ones((1, 1, 1, 1)))
+    float_lif = CubaLIF("out", tau_m=2.0, tau_s=2.0, threshold=1.0)
+    nodes = (Input("in", (1, 1, 1)), dense("fc", [[1]]), float_lif)
+    with pytest.raises(GraphError, match="node 'out' \\(CubaLIF\\) has no du/dv/vth/scale"):
+        simulate(Graph(nodes, T=2), np.ones((1, 1, 1, 1)))
+
+
+def test_unlowered_graph_is_refused_naming_the_node():
+    nodes = (
+        Input("in", (1, 4, 4)),
+        conv("conv1", np.ones((2, 1, 1, 1))),
+        lif("lif1", 0, 0, 1),
+        SumPool2d("pool1", 2),
+        Flatten("flat"),
+        dense("fc", np.ones((1, 8))),
+        lif("out", 0, 0, 1),
+    )
+    with pytest.raises(
+        ValueError, match="not lowered: node 'pool1' \\(SumPool2d\\) must be folded"
+    ):
+        simulate(Graph(nodes, T=2), np.ones((1, 1, 4, 4)))
+    chained = (Input("in", (1, 1, 1)), dense("a", [[1]]), dense("b", [[1]]), lif("out", 0, 0, 1))
+    with pytest.raises(ValueError, match="node 'b' \\(Dense\\) follows node 'a'"):
+        simulate(Graph(chained, T=2), np.ones((1, 1, 1, 1)))
+
+
+def test_conv_sums_beyond_int32_are_refused():
+    # 65535 * 254 * 135 > 2^31: Lava's Conv would cast such a sum to int32 (undefined).
+    nodes = (
+        Input("in", (15, 3, 3), 65535),
+        conv("big", np.full((1, 15, 3, 3), 254)),
+        lif("out", 0, 0, 1),
+    )
+    with pytest.raises(GraphError, match="node 'big'.*2\\^31"):
+        simulate(Graph(nodes, T=1), np.ones((1, 15, 3, 3)))

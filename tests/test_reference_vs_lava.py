@@ -1,0 +1,179 @@
+"""The reference simulator equals Lava 0.10.0's fixed-point simulation, step for step.
+
+Each graph is built by hand in Lava (RingBuffer -> Dense -> LIF -> ... -> sink RingBuffer),
+run for S = T + L steps under `Loihi2SimCfg(select_tag="fixed_pt")` on one sample, and compared
+with `simulate`: the output spikes of every step, and u and v of one population (Monitor).
+`targets.lava` is imported before anything from `lava` (it makes Lava importable on 3.11).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+import targets.lava  # noqa: F401  (installs the compat finder before any lava import)
+from targets.reference import SimulationResult, input_payload, simulate
+from toolchain.graph import Conv2d, CubaLIF, Dense, Graph, Input, Node
+
+
+def run_lava(graph: Graph, image: np.ndarray, probe: str) -> dict[str, np.ndarray]:
+    """Lava's output spikes (*shape, S), and u and v (*shape, S) of population `probe`, in
+    Lava's layout: (W, H, C) for convolutional populations."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+    from lava.proc.lif.process import LIF
+    from lava.proc.monitor.process import Monitor
+
+    steps = graph.T + len(graph.populations)
+    payload = input_payload(graph, image[None])[0]
+    payload = payload.transpose(2, 1, 0) if isinstance(graph.nodes[1], Conv2d) else payload.ravel()
+    data = np.zeros((*payload.shape, steps), dtype=np.int32)
+    data[..., : graph.T] = payload[..., None]  # sent at steps 1..T, then 0
+    port = Source(data=data).s_out
+    lifs = {}
+    for index in range(1, len(graph.nodes), 2):
+        synapse, population = graph.nodes[index], graph.nodes[index + 1]
+        connection = lava_synapse(synapse, port.shape, message_bits=16 if index == 1 else 0)
+        lif = LIF(
+            shape=connection.a_out.shape,
+            du=population.du,
+            dv=population.dv,
+            vth=population.vth,
+            bias_mant=0,
+            bias_exp=0,
+        )
+        port.connect(connection.s_in)
+        connection.a_out.connect(lif.a_in)
+        port, lifs[population.name] = lif.s_out, lif
+    sink = Sink(shape=port.shape, buffer=steps)
+    port.connect(sink.a_in)
+    probed, u_monitor, v_monitor = lifs[probe], Monitor(), Monitor()
+    u_monitor.probe(probed.u, steps)
+    v_monitor.probe(probed.v, steps)
+    try:
+        probed.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        return {
+            "spikes": sink.data.get(),
+            "u": np.moveaxis(u_monitor.get_data()[probed.name]["u"], 0, -1),
+            "v": np.moveaxis(v_monitor.get_data()[probed.name]["v"], 0, -1),
+        }
+    finally:
+        probed.stop()
+
+
+def lava_synapse(node: Dense | Conv2d, in_shape: tuple[int, ...], message_bits: int):
+    from lava.proc.conv.process import Conv
+    from lava.proc.dense.process import Dense as LavaDense
+    from lava.utils.weightutils import SignMode
+
+    if isinstance(node, Dense):
+        # MIXED with 9 weight bits: Dense keeps every weight in [-256, 255] as it is (the
+        # defaults would drop the LSB of mixed-sign weights and clip -256 in all-negative ones).
+        return LavaDense(
+            weights=node.weight_int.astype(np.int32),
+            num_message_bits=message_bits,
+            num_weight_bits=9,
+            sign_mode=SignMode.MIXED,
+            weight_exp=node.weight_exp,
+        )
+    # Lava's Conv convolves (kernel flipped) over (W, H, C) with kernels (out, kw, kh, in).
+    kernel = node.weight_int[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)
+    return Conv(
+        weight=np.ascontiguousarray(kernel, dtype=np.int32),
+        input_shape=in_shape,
+        stride=node.stride,
+        padding=node.padding,
+        num_message_bits=message_bits,
+    )
+
+
+def lava_order(x: np.ndarray) -> np.ndarray:
+    """(C, H, W, S) -> Lava's (W, H, C, S); (n, S) stays."""
+    return x.transpose(2, 1, 0, 3) if x.ndim == 4 else x
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A Dense synapse with weights drawn in [low, 254] and the population it feeds."""
+
+    size: int
+    weight_exp: int
+    du: int
+    dv: int
+    vth: int
+    low: int = -256
+
+
+def random_graph(
+    rng: np.random.Generator, shape: tuple[int, int, int], levels: int, layers: list[Layer], T: int
+) -> Graph:
+    nodes: list[Node] = [Input("in", shape, levels)]
+    fan_in = int(np.prod(shape))
+    for k, layer in enumerate(layers):
+        w = rng.integers(layer.low, 255, size=(layer.size, fan_in)).astype(np.int32)
+        nodes.append(Dense(f"fc{k}", w.astype(np.float64), w, layer.weight_exp))
+        lif = CubaLIF(f"lif{k}", 2.0, 2.0, 1.0, layer.du, layer.dv, layer.vth, scale=1.0)
+        nodes.append(lif)
+        fan_in = layer.size
+    return Graph(tuple(nodes), T=T)
+
+
+def compare(graph: Graph, image: np.ndarray, probe: str) -> SimulationResult:
+    lava = run_lava(graph, image, probe)
+    result = simulate(graph, image[None], record=True, record_states=True)
+    last = graph.populations[-1].name
+    np.testing.assert_array_equal(lava_order(result.spikes[last][0]), lava["spikes"])
+    np.testing.assert_array_equal(lava_order(result.currents[probe][0]), lava["u"])
+    np.testing.assert_array_equal(lava_order(result.voltages[probe][0]), lava["v"])
+    return result
+
+
+def test_one_population_matches_lava():
+    rng = np.random.default_rng(1)
+    graph = random_graph(rng, (1, 2, 3), 255, [Layer(4, -1, du=300, dv=200, vth=40)], T=10)
+    result = compare(graph, rng.uniform(0, 1, (1, 2, 3)), probe="lif0")
+    assert 0 < result.output_spikes.sum() < result.output_spikes.size
+
+
+def test_two_populations_match_lava():
+    rng = np.random.default_rng(2)
+    layers = [Layer(6, 0, du=100, dv=500, vth=20), Layer(3, 1, du=2000, dv=0, vth=3)]
+    graph = random_graph(rng, (1, 3, 3), 255, layers, T=8)
+    result = compare(graph, rng.uniform(0, 1, (1, 3, 3)), probe="lif0")
+    assert result.spikes["lif0"].any() and result.output_spikes.any()
+
+
+@pytest.mark.parametrize("weight_exp", [-7, 2])
+def test_int32_sums_wraps_and_saturation_match_lava(weight_exp: int):
+    # 200 graded inputs of about 52000 times weights in [180, 254]: the int32 Dense sum
+    # overflows (visible after >> 7), the current leaves 24 bits after Lava's single wrap, and
+    # the voltage saturates.
+    rng = np.random.default_rng(3)
+    layers = [Layer(3, weight_exp, du=0, dv=0, vth=131071, low=180), Layer(2, 0, 4095, 4096, 1)]
+    graph = random_graph(rng, (1, 10, 20), 65535, layers, T=4)
+    result = compare(graph, rng.uniform(0.6, 1, (1, 10, 20)), probe="lif0")
+    assert result.current_wraps["lif0"] > 0 and result.voltage_saturations["lif0"] > 0
+    assert np.abs(result.currents["lif0"]).max() > 2**23
+
+
+def test_conv_graph_matches_lava():
+    # Conv (stride 2, padding 1, sums past 2^23: Lava's Conv wraps them to 24 bits) -> LIF ->
+    # Conv on spikes (padding 1) -> LIF. Same one-step delay per synapse as Dense.
+    rng = np.random.default_rng(4)
+    w1 = rng.integers(180, 255, size=(3, 2, 3, 3)).astype(np.int32)
+    w2 = rng.integers(-256, 255, size=(2, 3, 2, 2)).astype(np.int32)
+    nodes = (
+        Input("in", (2, 6, 5), 65535),
+        Conv2d("c1", w1.astype(np.float64), 2, 1, w1),
+        CubaLIF("lif0", 2.0, 2.0, 1.0, du=500, dv=300, vth=30, scale=1.0),
+        Conv2d("c2", w2.astype(np.float64), 1, 1, w2),
+        CubaLIF("lif1", 2.0, 2.0, 1.0, du=1000, dv=100, vth=3, scale=1.0),
+    )
+    graph = Graph(nodes, T=6)
+    result = compare(graph, rng.uniform(0, 1, (2, 6, 5)), probe="lif0")
+    assert result.current_wraps["lif0"] > 0
+    assert result.spikes["lif0"].any() and result.output_spikes.any()
