@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from toolchain.atomic import atomic_path
+from toolchain.atomic import FILE_MODE, atomic_path
 from toolchain.checkpoint import Checkpoint, CheckpointError
 from toolchain.cli import main
 from toolchain.config import DenseSpec, DropoutSpec, load_config
@@ -57,6 +57,12 @@ def test_damaged_checkpoint_is_refused_by_name(tmp_path):
         Checkpoint.load(bad)
     with pytest.raises(CheckpointError, match="not found"):
         Checkpoint.load(tmp_path / "missing.pt")
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    with atomic_path(tmp_path / "a.txt") as tmp:
+        tmp.write_text("x")
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == FILE_MODE != 0o600
 
 
 def test_failed_write_keeps_the_previous_file(tmp_path):
