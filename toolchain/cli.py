@@ -8,7 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from toolchain.atomic import write_text
+from targets.lava.network import LavaTargetUnavailable
+from targets.lava.runner import LavaTimeout
+from toolchain.atomic import atomic_path, write_text
 from toolchain.checkpoint import Checkpoint, CheckpointError
 from toolchain.config import ConfigError, load_config
 from toolchain.datasets import DATASET_NAMES, DatasetError, Split, load_dataset
@@ -16,7 +18,15 @@ from toolchain.graph import Graph, GraphError
 from toolchain.onnx_io import OnnxFormatError, describe, load_onnx, save_onnx
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-USER_ERRORS = (ConfigError, DatasetError, CheckpointError, GraphError, OnnxFormatError)
+USER_ERRORS = (
+    ConfigError,
+    DatasetError,
+    CheckpointError,
+    GraphError,
+    OnnxFormatError,
+    LavaTargetUnavailable,
+    LavaTimeout,
+)
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
@@ -37,17 +47,12 @@ def _train(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _demo(args: argparse.Namespace) -> dict[str, object]:
-    from toolchain.train import train
+    from toolchain.demo import run_demo
 
-    config_path = EXAMPLES / "digits_mlp.toml"
-    if not config_path.is_file():
-        raise ConfigError(f"{config_path}: the demo config ships with the source checkout")
-    result = train(load_config(config_path), args.out, progress=not args.quiet)
-    _say(
-        args,
-        f"digits MLP trained with TSSL-BP: test accuracy {100 * result.test_accuracy:.2f} %"
-        f" after {result.epochs} epochs; checkpoint {result.checkpoint}",
-    )
+    if not (EXAMPLES / "digits_mlp.toml").is_file():
+        raise ConfigError(f"{EXAMPLES}: the demo config ships with the source checkout")
+    result = run_demo(args.out, progress=not args.quiet, say=lambda text: _say(args, text))
+    _say(args, f"{result.table()}\nartifacts and plots in {result.run_dir}")
     return result.to_json()
 
 
@@ -69,7 +74,12 @@ def _split(args: argparse.Namespace, dataset: str) -> Split:
 
 def _export(args: argparse.Namespace) -> dict[str, object]:
     graph = read_graph(args.source, lowered=args.lower)
-    save_onnx(graph, args.out)
+    if args.format == "netx":
+        from toolchain.netx_io import save_netx
+
+        save_netx(graph, args.out)
+    else:
+        save_onnx(graph, args.out)
     _say(args, f"wrote {args.out}\n{describe(graph)}")
     return {"path": str(args.out), "fixed_point": graph.is_fixed, "lowered": graph.is_lowered}
 
@@ -153,6 +163,47 @@ def _simulate(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+def _deploy(args: argparse.Namespace) -> dict[str, object]:
+    import numpy as np
+
+    import targets.lava  # noqa: F401  (before anything imports lava)
+    from targets.lava.runner import run_on_lava
+    from targets.reference import output_window, simulate
+
+    graph = load_onnx(args.graph)
+    split = _split(args, args.dataset)
+    lava = run_on_lava(graph, split.images, target=args.target, progress=not args.quiet)
+    reference = simulate(graph, split.images)
+    matches = bool(
+        np.array_equal(lava.output_spikes, reference.output_spikes[..., output_window(graph)])
+    )
+    out = args.out or args.graph.with_name(f"{args.graph.stem}-{args.target}.npz")
+    with atomic_path(out) as tmp:
+        with tmp.open("wb") as handle:
+            np.savez_compressed(
+                handle,
+                output_spikes=lava.output_spikes,
+                predictions=lava.predictions,
+                labels=split.labels,
+            )
+    accuracy = float((lava.predictions == split.labels).mean())
+    _say(
+        args,
+        f"{graph.name} on {args.target} ({len(split)} samples, {lava.steps} steps, "
+        f"{lava.seconds:.1f} s): accuracy {100 * accuracy:.2f} %; output spikes equal to "
+        f"the reference simulator's: {'yes' if matches else 'NO'}; saved {out}",
+    )
+    return {
+        "target": args.target,
+        "samples": len(split),
+        "accuracy": accuracy,
+        "matches_reference": matches,
+        "steps": lava.steps,
+        "seconds": lava.seconds,
+        "output": str(out),
+    }
+
+
 def _compare(args: argparse.Namespace) -> dict[str, object]:
     from toolchain.compare import compare, plot_comparison
     from toolchain.train import build_model
@@ -192,7 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("export", help="write a Graph as an ONNX file")
     p.add_argument("source", type=Path, help="a training checkpoint or a graph .onnx file")
-    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument(
+        "--format",
+        choices=["onnx", "netx"],
+        default="onnx",
+        help="onnx (float or fixed graph) or netx (lava-dl hdf5, lowered fixed graph)",
+    )
     p.add_argument("--out", required=True, type=Path, help="the file to write")
     p.add_argument("--lower", action="store_true", help="fold pooling and flatten first")
     p.set_defaults(run=_export)
@@ -223,17 +279,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("graph", type=Path, help="fixed-point graph (.onnx)")
     p.set_defaults(run=_simulate)
 
+    p = commands.add_parser("deploy", help="run a fixed-point graph on Lava (CPU sim or chip)")
+    p.add_argument("graph", type=Path, help="fixed-point graph (.onnx)")
+    p.add_argument("--target", choices=["lava-sim", "loihi"], default="lava-sim")
+    p.add_argument("--out", type=Path, help="output spikes .npz (default: beside the graph)")
+    p.set_defaults(run=_deploy)
+
     p = commands.add_parser("compare", help="float checkpoint vs fixed-point graph, per layer")
     p.add_argument("checkpoint", type=Path)
     p.add_argument("graph", type=Path)
     p.add_argument("--out", type=Path, help="report folder (default: beside the graph)")
     p.set_defaults(run=_compare)
 
-    for name in ("simulate", "compare"):
+    for name in ("simulate", "compare", "deploy"):
         sub = commands.choices[name]
         sub.add_argument("--dataset", required=True, choices=DATASET_NAMES)
         sub.add_argument("--limit", type=int, help="only the first N test samples")
-    for name in ("train", "quantize", "simulate", "compare"):
+    for name in ("train", "quantize", "simulate", "compare", "deploy"):
         commands.choices[name].add_argument(
             "--data-dir", type=Path, help="folder of the MNIST idx files (gzip or raw)"
         )

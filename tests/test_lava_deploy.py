@@ -1,0 +1,252 @@
+"""Deploying a lowered fixed-point Graph on Lava (`targets.lava`): bit-exact with the reference.
+
+Many samples are streamed through one compiled network (LIFReset populations restart every
+sample window); the output spikes of every step of every sample, and u and v of every probed
+neuron inside each sample's window, equal `targets.reference.simulate` on that sample alone.
+Every test also checks that no Lava shared-memory segment (/dev/shm/psm_*) is left behind.
+"""
+
+from __future__ import annotations
+
+import glob
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import targets.lava  # noqa: F401  (installs the compat finder before any lava import)
+from targets.lava import runner
+from targets.lava.network import LavaTargetUnavailable
+from targets.lava.runner import (
+    LavaResult,
+    LavaTimeout,
+    run_on_lava,
+    run_payload_on_lava,
+    run_per_sample,
+)
+from targets.reference import input_payload, output_window, simulate
+from toolchain.graph import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Input, Node
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_reference_vs_lava import Layer, random_graph  # noqa: E402
+
+
+def shm_segments() -> set[str]:
+    return set(glob.glob("/dev/shm/psm_*"))
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_shared_memory():
+    before = shm_segments()
+    yield
+    assert shm_segments() - before == set(), "Lava left shared-memory segments behind"
+
+
+def assert_matches_reference(graph: Graph, images: np.ndarray, result: LavaResult) -> None:
+    """Output windows, predictions and every probed state window equal the reference."""
+    ref = simulate(graph, images, record=True, record_states=True)
+    np.testing.assert_array_equal(
+        result.output_spikes, ref.output_spikes[..., output_window(graph)]
+    )
+    np.testing.assert_array_equal(result.predictions, ref.predictions)
+    T = graph.T
+    names = [p.name for p in graph.populations]
+    for name, traces in result.probes.items():
+        k = names.index(name) + 1  # population k works on sample w at steps w*T+k+1 .. +T
+        for var, states in (("u", ref.currents), ("v", ref.voltages)):
+            for w in range(len(images)):
+                lava = traces[var][w * T + k : w * T + k + T]  # row i = step i + 1
+                expected = np.moveaxis(states[name][w][..., k : k + T], -1, 0)
+                np.testing.assert_array_equal(lava, expected, err_msg=f"{name}.{var} sample {w}")
+
+
+def with_extreme_weights(graph: Graph) -> Graph:
+    """Put -256 and 254 (and odd values) into every Dense of a random graph."""
+    nodes: list[Node] = []
+    for node in graph.nodes:
+        if isinstance(node, Dense):
+            w = node.weight_int.copy()
+            w.flat[0], w.flat[-1] = -256, 254
+            w.flat[1 % w.size] = 253
+            node = Dense(node.name, w.astype(np.float64), w, node.weight_exp)
+        nodes.append(node)
+    return Graph(tuple(nodes), T=graph.T)
+
+
+@pytest.mark.parametrize(
+    "seed, layers, T",
+    [
+        (
+            11,
+            [
+                Layer(7, -1, du=300, dv=200, vth=40),
+                Layer(5, 0, du=100, dv=4096, vth=20),
+                Layer(3, 2, du=4095, dv=0, vth=3),
+            ],
+            6,
+        ),
+        (12, [Layer(6, 0, du=0, dv=500, vth=10), Layer(4, -3, du=2000, dv=1, vth=1)], 9),
+    ],
+)
+def test_dense_networks_stream_bit_exact(seed, layers, T):
+    rng = np.random.default_rng(seed)
+    graph = with_extreme_weights(random_graph(rng, (1, 3, 4), 255, layers, T=T))
+    images = rng.uniform(0, 1, (5, 1, 3, 4))
+    names = [p.name for p in graph.populations]
+    result = run_on_lava(graph, images, probe=names)
+    assert result.steps == 5 * T + len(layers)
+    assert result.output_spikes.shape == (5, layers[-1].size, T)
+    assert result.output_spikes.dtype == np.uint8
+    assert 0 < result.output_spikes.sum() < result.output_spikes.size
+    assert_matches_reference(graph, images, result)
+
+
+@pytest.mark.parametrize("weight_exp", [-7, 2])
+def test_wrapping_currents_and_saturated_voltages_stream_bit_exact(weight_exp):
+    # 200 graded inputs near 65535 times weights in [180, 254]: int32 Dense sums overflow, the
+    # current leaves 24 bits after Lava's single wrap, the voltage saturates.
+    rng = np.random.default_rng(3)
+    layers = [Layer(3, weight_exp, du=0, dv=0, vth=131071, low=180), Layer(2, 0, 4095, 4096, 1)]
+    graph = random_graph(rng, (1, 10, 20), 65535, layers, T=4)
+    images = rng.uniform(0.6, 1, (3, 1, 10, 20))
+    ref = simulate(graph, images)
+    assert ref.current_wraps["lif0"] > 0 and ref.voltage_saturations["lif0"] > 0
+    result = run_on_lava(graph, images, probe=["lif0", "lif1"])
+    assert_matches_reference(graph, images, result)
+
+
+def conv_graph(rng: np.random.Generator, T: int) -> Graph:
+    """Conv (stride 2, padding 1) -> LIF -> Conv (stride 1, padding 1) -> LIF -> Dense -> LIF,
+    on a non-square input so that (C, H, W) and Lava's (W, H, C) orders really differ."""
+    w1 = rng.integers(-40, 255, size=(3, 2, 3, 3)).astype(np.int32)
+    w2 = rng.integers(-256, 255, size=(2, 3, 2, 2)).astype(np.int32)
+    w3 = rng.integers(-256, 255, size=(4, 2 * 5 * 4)).astype(np.int32)
+    nodes = (
+        Input("in", (2, 7, 5), 255),
+        Conv2d("c1", w1.astype(np.float64), 2, 1, w1),
+        CubaLIF("lif0", 2.0, 2.0, 1.0, du=500, dv=300, vth=300, scale=1.0),
+        Conv2d("c2", w2.astype(np.float64), 1, 1, w2),
+        CubaLIF("lif1", 2.0, 2.0, 1.0, du=1000, dv=100, vth=3, scale=1.0),
+        Dense("fc", w3.astype(np.float64), w3, -1),
+        CubaLIF("lif2", 2.0, 2.0, 1.0, du=1000, dv=100, vth=2, scale=1.0),
+    )
+    return Graph(nodes, T=T)
+
+
+def test_conv_network_streams_bit_exact():
+    rng = np.random.default_rng(4)
+    graph = conv_graph(rng, T=6)
+    assert graph.shapes()[2] == (3, 4, 3) and graph.shapes()[4] == (2, 5, 4)
+    images = rng.uniform(0, 1, (4, 2, 7, 5))
+    result = run_on_lava(graph, images, probe=["lif0", "lif1", "lif2"])
+    assert result.probes["lif1"]["v"].shape == (4 * 6 + 3, 2, 5, 4)
+    ref = simulate(graph, images, record=True)
+    assert ref.spikes["lif0"].any() and ref.spikes["lif1"].any() and result.output_spikes.any()
+    assert_matches_reference(graph, images, result)
+
+
+def test_per_sample_mode_and_refilled_buffers_equal_streaming():
+    rng = np.random.default_rng(5)
+    layers = [Layer(6, 0, du=100, dv=500, vth=20), Layer(3, 1, du=2000, dv=0, vth=3)]
+    graph = random_graph(rng, (1, 3, 3), 255, layers, T=8)
+    images = rng.uniform(0, 1, (5, 1, 3, 3))
+    streamed = run_on_lava(graph, images)
+    # Source and sink of 2 samples' columns, refilled with Var.set / read between runs.
+    refilled = run_payload_on_lava(graph, input_payload(graph, images), buffer_samples=2)
+    per_sample = run_per_sample(graph, images[:3], probe=["lif1"])
+    np.testing.assert_array_equal(refilled.output_spikes, streamed.output_spikes)
+    np.testing.assert_array_equal(per_sample.output_spikes, streamed.output_spikes[:3])
+    np.testing.assert_array_equal(per_sample.predictions, streamed.predictions[:3])
+    assert per_sample.steps == 3 * (8 + 2)
+    ref = simulate(graph, images[:3], record_states=True)
+    for var, states in (("u", ref.currents), ("v", ref.voltages)):
+        expected = np.concatenate([states["lif1"][w].T for w in range(3)])
+        np.testing.assert_array_equal(per_sample.probes["lif1"][var], expected)
+    assert_matches_reference(graph, images, streamed)
+
+
+def test_trained_digits_network_streams_bit_exact(digits_checkpoint, digits):
+    from quantize.pipeline import quantize_checkpoint
+
+    graph = quantize_checkpoint(digits_checkpoint, digits, calibration=500, progress=False).graph
+    images = digits.test.images[:40]
+    result = run_on_lava(graph, images)
+    ref = simulate(graph, images)
+    assert result.steps == 40 * graph.T + len(graph.populations)
+    np.testing.assert_array_equal(
+        result.output_spikes, ref.output_spikes[..., output_window(graph)]
+    )
+    np.testing.assert_array_equal(result.predictions, ref.predictions)
+    assert result.output_spikes.any()
+    assert np.mean(result.predictions == digits.test.labels[:40]) > 0.5
+
+
+def test_loihi_target_needs_lava_loihi():
+    rng = np.random.default_rng(6)
+    graph = random_graph(rng, (1, 2, 2), 255, [Layer(2, 0, du=0, dv=0, vth=5)], T=3)
+    with pytest.raises(LavaTargetUnavailable, match="lava-loihi") as error:
+        run_on_lava(graph, rng.uniform(0, 1, (1, 1, 2, 2)), target="loihi")
+    assert "lava.magma.core.model.nc" in str(error.value)
+    assert "--target lava-sim" in str(error.value)
+    with pytest.raises(ValueError, match="unknown Lava target"):
+        run_on_lava(graph, rng.uniform(0, 1, (1, 1, 2, 2)), target="gpu")
+
+
+def test_unlowered_or_float_graphs_are_refused():
+    w = np.ones((2, 4))
+    float_graph = Graph(
+        (Input("in", (1, 2, 2)), Dense("fc", w), CubaLIF("out", 2.0, 2.0, 1.0)), T=3
+    )
+    with pytest.raises(GraphError, match="'fc'"):
+        run_on_lava(float_graph, np.zeros((1, 1, 2, 2)))
+    unlowered = Graph(
+        (
+            Input("in", (1, 2, 2)),
+            Flatten("flat"),
+            Dense("fc", w, w.astype(np.int32)),
+            CubaLIF("out", 2.0, 2.0, 1.0, du=0, dv=0, vth=1, scale=1.0),
+        ),
+        T=3,
+    )
+    with pytest.raises(GraphError, match="'flat'"):
+        run_on_lava(unlowered, np.zeros((1, 1, 2, 2)))
+
+
+@pytest.fixture
+def small_graph() -> Graph:
+    rng = np.random.default_rng(7)
+    return random_graph(rng, (1, 2, 3), 255, [Layer(4, -1, du=300, dv=200, vth=40)], T=10)
+
+
+def test_bad_probe_name_is_refused_before_running(small_graph):
+    with pytest.raises(GraphError, match="nope"):
+        run_on_lava(small_graph, np.zeros((2, 1, 2, 3)), probe=["nope"])
+
+
+def test_timeout_stops_lava_and_says_so(small_graph):
+    started = time.perf_counter()
+    with pytest.raises(LavaTimeout, match="timeout_s"):
+        run_on_lava(small_graph, np.full((300, 1, 2, 3), 0.5), timeout_s=1e-3)
+    assert time.perf_counter() - started < 20
+
+
+def test_error_inside_a_process_model_stops_lava(small_graph, monkeypatch):
+    from lava.proc.lif.models import PyLifResetModelBitAcc
+
+    def broken(self):
+        raise ValueError("injected")
+
+    monkeypatch.setattr(PyLifResetModelBitAcc, "run_spk", broken)  # forked into the children
+    with pytest.raises(RuntimeError, match="injected"):
+        run_on_lava(small_graph, np.zeros((2, 1, 2, 3)), timeout_s=30)
+
+
+def test_interrupt_while_running_stops_lava(small_graph, monkeypatch):
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "_samples_done", interrupt)  # after the first chunk has run
+    with pytest.raises(KeyboardInterrupt):
+        run_on_lava(small_graph, np.zeros((2, 1, 2, 3)))
