@@ -34,6 +34,8 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/mnist_mlp_accuracy.py
+	$(BIN)/python benchmarks/simulator_throughput.py
+	$(BIN)/python benchmarks/lava_throughput.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info .pytest_cache
