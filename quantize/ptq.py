@@ -90,11 +90,6 @@ class QuantReport:
         return [r.population for r in self.layers if r.current_wraps or r.voltage_saturations]
 
 
-def _pairs(graph: Graph) -> list[tuple[Dense | Conv2d, CubaLIF]]:
-    nodes = graph.nodes
-    return [(nodes[i - 1], node) for i, node in enumerate(nodes) if isinstance(node, CubaLIF)]
-
-
 @torch.no_grad()
 def calibration_ranges(graph: Graph, images: np.ndarray) -> dict[str, tuple[float, float]]:
     """Per population: (max |synaptic current|, max |membrane|) of the float model."""
@@ -118,7 +113,7 @@ def choose_scales(
 ) -> list[LayerScale]:
     """The largest admissible scale of every population, with the weight exponent to reach it."""
     choices = []
-    for index, (synapse, population) in enumerate(_pairs(graph)):
+    for index, (synapse, population) in enumerate(graph.layers()):
         unit = graph.input.levels if index == 0 else 1
         largest = float(np.abs(synapse.weight).max()) or 1.0
         full_range = WEIGHT_MAX / (largest * weight_factor(1.0, population.tau_s, unit, 0))
@@ -145,7 +140,7 @@ def apply_scales(graph: Graph, scales: list[LayerScale]) -> tuple[Graph, list[La
     by_population = {s.population: s for s in scales}
     nodes: list[Node] = list(graph.nodes)
     reports = []
-    for index, (synapse, population) in enumerate(_pairs(graph)):
+    for index, (synapse, population) in enumerate(graph.layers()):
         choice = by_population[population.name]
         unit = graph.input.levels if index == 0 else 1
         factor = weight_factor(choice.scale, population.tau_s, unit, choice.weight_exp)

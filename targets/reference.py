@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from toolchain.graph import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Node, SumPool2d
+from toolchain.graph import Conv2d, CubaLIF, Dense, Graph, GraphError
 
 DECAY_SHIFT = 12
 ACT_SHIFT = 6  # Lava shifts the synaptic input and the threshold mantissa left by 6
@@ -240,38 +240,13 @@ def simulate(
 
 
 def _prepare(graph: Graph) -> list[tuple[_Synapse, _Population]]:
-    """Check the graph is lowered, fixed-point and exactly computable; pair synapses and LIFs."""
-    _check_lowered_and_fixed(graph)
-    nodes, shapes = graph.nodes, graph.shapes()
-    layers = []
-    for index in range(1, len(nodes), 2):
-        synapse, population = nodes[index], nodes[index + 1]
-        if not isinstance(synapse, Dense | Conv2d) or not isinstance(population, CubaLIF):
-            raise GraphError(
-                f"graph is not lowered: node {population.name!r} ({type(population).__name__})"
-                f" follows node {synapse.name!r}; every synapse must feed a CubaLIF population"
-            )
-        unit = graph.input.levels if index == 1 else 1
-        layers.append((_synapse(synapse, unit), _population(population, shapes[index + 1])))
-    return layers
-
-
-def _check_lowered_and_fixed(graph: Graph) -> None:
-    for node in graph.nodes:
-        if isinstance(node, SumPool2d | Flatten):
-            raise GraphError(
-                f"graph is not lowered: node {node.name!r} ({type(node).__name__}) must be"
-                " folded first"
-            )
-        if not node.is_fixed:
-            raise GraphError(
-                f"graph is not fixed-point: node {node.name!r} ({type(node).__name__}) has no"
-                f" {_missing(node)}; quantise it first"
-            )
-
-
-def _missing(node: Node) -> str:
-    return "du/dv/vth/scale" if isinstance(node, CubaLIF) else "weight_int"
+    """Pair each synapse with its population, ready to run; refuses undeployable graphs."""
+    layers = graph.deployable_layers()
+    shapes = [graph.shapes()[graph.nodes.index(population)] for _, population in layers]
+    return [
+        (_synapse(synapse, graph.input.levels if index == 0 else 1), _population(population, shape))
+        for index, ((synapse, population), shape) in enumerate(zip(layers, shapes, strict=True))
+    ]
 
 
 def _synapse(node: Dense | Conv2d, unit: int) -> _Synapse:

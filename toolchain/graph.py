@@ -314,6 +314,40 @@ class Graph:
     def is_fixed(self) -> bool:
         return all(node.is_fixed for node in self.nodes)
 
+    def layers(self) -> list[tuple[Dense | Conv2d, CubaLIF]]:
+        """The (synapse, population) pairs of a lowered graph, in order.
+
+        Refuses a graph that is not lowered, naming the pooling or flatten node to fold.
+        """
+        for before, node in zip(self.nodes, self.nodes[1:], strict=False):
+            if isinstance(node, SumPool2d | Flatten):
+                raise GraphError(
+                    f"graph is not lowered: node {node.name!r} ({type(node).__name__}) must be"
+                    " folded into the next synapse first"
+                )
+            if isinstance(node, SYNAPSES) and isinstance(before, SYNAPSES):
+                raise GraphError(
+                    f"graph is not lowered: node {node.name!r} ({type(node).__name__}) follows"
+                    f" node {before.name!r}; every synapse must feed a CubaLIF population"
+                )
+        return [
+            (self.nodes[i - 1], node)
+            for i, node in enumerate(self.nodes)
+            if isinstance(node, CubaLIF)
+        ]  # type: ignore[misc]
+
+    def deployable_layers(self) -> list[tuple[Dense | Conv2d, CubaLIF]]:
+        """`layers()` of a lowered fixed-point graph; names the first node without integers."""
+        layers = self.layers()
+        for node in self.nodes:
+            if not node.is_fixed:
+                missing = "du/dv/vth/scale" if isinstance(node, CubaLIF) else "weight_int"
+                raise GraphError(
+                    f"graph is not fixed-point: node {node.name!r} ({type(node).__name__}) has"
+                    f" no {missing}; quantise it first"
+                )
+        return layers
+
     def node(self, name: str) -> Node:
         for node in self.nodes:
             if node.name == name:

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from toolchain.graph import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, SumPool2d
+from toolchain.graph import Conv2d, CubaLIF, Dense, Graph, GraphError
 
 INT32_LIMIT = 2**31
 HW_MODULE = "lava.magma.core.model.nc"
@@ -103,30 +103,12 @@ def source_shape(graph: Graph) -> tuple[int, ...]:
 
 def deployable_layers(graph: Graph) -> list[Layer]:
     """The (synapse, population) pairs of a lowered fixed-point graph; GraphError otherwise."""
-    for node in graph.nodes:
-        if isinstance(node, SumPool2d | Flatten):
-            raise GraphError(
-                f"graph is not lowered: node {node.name!r} ({type(node).__name__}) must be"
-                " folded into the next synapse first"
-            )
-        if not node.is_fixed:
-            missing = "du/dv/vth/scale" if isinstance(node, CubaLIF) else "weight_int"
-            raise GraphError(
-                f"graph is not fixed-point: node {node.name!r} ({type(node).__name__}) has no"
-                f" {missing}; quantise it first"
-            )
-    nodes, shapes = graph.nodes, graph.shapes()
+    shapes = graph.shapes()
     layers = []
-    for index in range(1, len(nodes), 2):
-        synapse = nodes[index]
-        population = nodes[index + 1] if index + 1 < len(nodes) else None
-        if not isinstance(synapse, Dense | Conv2d) or not isinstance(population, CubaLIF):
-            name = population.name if population is not None else synapse.name
-            raise GraphError(
-                f"graph is not lowered: node {name!r} breaks the synapse -> CubaLIF chain"
-            )
+    for index, (synapse, population) in enumerate(graph.deployable_layers()):
+        position = graph.nodes.index(synapse)
         if isinstance(synapse, Conv2d):
-            unit = graph.input.levels if index == 1 else 1
+            unit = graph.input.levels if index == 0 else 1
             per_output = np.abs(synapse.weight_int.astype(np.int64)).reshape(
                 len(synapse.weight_int), -1
             )
@@ -136,7 +118,7 @@ def deployable_layers(graph: Graph) -> list[Layer]:
                     f"node {synapse.name!r}: sums up to {bound} reach 2^31; Lava's Conv casts its"
                     " sum to int32, which is undefined there"
                 )
-        layers.append(Layer(synapse, population, shapes[index + 1], shapes[index - 1]))
+        layers.append(Layer(synapse, population, shapes[position + 1], shapes[position - 1]))
     return layers
 
 
