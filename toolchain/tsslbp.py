@@ -14,7 +14,9 @@ Backward ("final" mode), with g_t = dL/da_t, from T-1 down to 0:
     m_t = s_t min(1/du_t, 8)
     dL/dI_t = G_t where a_t >= 1/(4 tau_s), else sigmoid'(u_t) e_t   (G itself is never replaced)
 
-Memory is O(T) per neuron: four saved tensors of the input's shape, no T x T matrices.
+Memory is O(T) per neuron: the PSP (shared with the layer's output), the spikes as bool and u
+before reset are saved, no T x T matrices. Internally time is the first axis, so that every
+step is one contiguous block.
 """
 
 from __future__ import annotations
@@ -32,36 +34,61 @@ SUBMISSION_INV_DU_CLAMP = 10.0  # June 2020 code: 1/du saturates at 10
 SUBMISSION_RATE_SWITCH = 0.1  # June 2020 code: TSSL only in layers firing above this rate
 
 
+def time_first(x: torch.Tensor) -> torch.Tensor:
+    """(..., T) -> contiguous (T, ...): every step is then one contiguous block."""
+    return x.movedim(-1, 0).contiguous()
+
+
+def time_last(x: torch.Tensor) -> torch.Tensor:
+    """(T, ...) -> a (..., T) view of the same storage."""
+    return x.movedim(0, -1)
+
+
 def psp_filter(x: torch.Tensor, tau_s: float) -> torch.Tensor:
     """Synaptic filter of the last axis: y_t = (1 - 1/tau_s) y_{t-1} + x_t / tau_s."""
     beta_s = 1.0 - 1.0 / tau_s
+    x = time_first(x)
     out = torch.empty_like(x)
-    y = torch.zeros_like(x[..., 0])
-    for t in range(x.shape[-1]):
-        y = beta_s * y + x[..., t] / tau_s
-        out[..., t] = y
-    return out
+    y = torch.zeros_like(x[0])
+    for t in range(len(x)):
+        y = beta_s * y + x[t] / tau_s
+        out[t] = y
+    return time_last(out)
+
+
+def _forward(
+    current: torch.Tensor, tau_m: float, tau_s: float, threshold: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Time-first (psp, spikes as bool, u before reset) of a time-first current."""
+    decay = 1.0 - 1.0 / tau_m
+    psp = torch.empty_like(current)
+    spikes = torch.empty(current.shape, dtype=torch.bool, device=current.device)
+    u_pre = torch.empty_like(current)
+    u_reset = torch.zeros_like(current[0])
+    a = torch.zeros_like(current[0])
+    for t in range(len(current)):
+        u = torch.add(current[t], u_reset, alpha=decay, out=u_pre[t])
+        s = torch.gt(u, threshold, out=spikes[t])
+        u_reset = u.masked_fill(s, 0.0)
+        a = a + (s.to(a.dtype) - a) / tau_s
+        psp[t] = a
+    return psp, spikes, u_pre
+
+
+def _du(u_pre: torch.Tensor, spikes: torch.Tensor) -> torch.Tensor:
+    """du_t = u_t - u^r_{t-1}, time-first, recomputed instead of stored."""
+    du = u_pre.clone()
+    du[1:] -= u_pre[:-1].masked_fill(spikes[:-1], 0.0)
+    return du
 
 
 def lif_forward(
     current: torch.Tensor, *, tau_m: float, tau_s: float, threshold: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Runs the neuron over time; returns (psp, spikes, u before reset, du), each (..., T)."""
-    theta_m = 1.0 / tau_m
-    psp = torch.empty_like(current)
-    spikes = torch.empty_like(current)
-    u_pre = torch.empty_like(current)
-    du = torch.empty_like(current)
-    u_reset = torch.zeros_like(current[..., 0])
-    a = torch.zeros_like(current[..., 0])
-    for t in range(current.shape[-1]):
-        du_t = current[..., t] - theta_m * u_reset
-        u_t = u_reset + du_t
-        s_t = (u_t > threshold).to(current.dtype)
-        u_reset = u_t * (1.0 - s_t)
-        a = a + (s_t - a) / tau_s
-        psp[..., t], spikes[..., t], u_pre[..., t], du[..., t] = a, s_t, u_t, du_t
-    return psp, spikes, u_pre, du
+    psp, spikes, u_pre = _forward(time_first(current), tau_m, tau_s, threshold)
+    du = _du(u_pre, spikes)
+    return tuple(time_last(x) for x in (psp, spikes.to(current.dtype), u_pre, du))
 
 
 def sigmoid_surrogate(u: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -71,15 +98,20 @@ def sigmoid_surrogate(u: torch.Tensor, threshold: float) -> torch.Tensor:
     return sig * (1.0 - sig) / SURROGATE_ALPHA
 
 
-def kernel_backward(grad_psp: torch.Tensor, tau_s: float) -> torch.Tensor:
-    """e_t = sum_k eps_k g_{t+k}: the PSP kernel applied backwards in time, in O(T)."""
+def _kernel_backward(grad_psp: torch.Tensor, tau_s: float) -> torch.Tensor:
+    """Time-first e_t = sum_k eps_k g_{t+k}: the PSP kernel applied backwards, in O(T)."""
     beta_s = 1.0 - 1.0 / tau_s
     e = torch.empty_like(grad_psp)
-    acc = torch.zeros_like(grad_psp[..., 0])
-    for t in reversed(range(grad_psp.shape[-1])):
-        acc = grad_psp[..., t] / tau_s + beta_s * acc
-        e[..., t] = acc
+    acc = torch.zeros_like(grad_psp[0])
+    for t in reversed(range(len(grad_psp))):
+        acc = grad_psp[t] / tau_s + beta_s * acc
+        e[t] = acc
     return e
+
+
+def _inverse_du(du: torch.Tensor, spikes: torch.Tensor, clamp: float) -> torch.Tensor:
+    """min(1/du, clamp) at spikes (where du > 0), 0 elsewhere."""
+    return torch.where(spikes, 1.0 / du.masked_fill(~spikes, 1.0), 0.0).clamp(max=clamp)
 
 
 def _final_backward(
@@ -94,28 +126,45 @@ def _final_backward(
     threshold: float,
 ) -> torch.Tensor:
     theta_m = 1.0 / tau_m
-    # du > 0 wherever the neuron spiked; elsewhere m is 0 and the guard only avoids 1/0.
-    inv_du = torch.where(spikes > 0, 1.0 / du.where(spikes > 0, torch.ones_like(du)), 0.0)
-    m = spikes * inv_du.clamp(max=FINAL_INV_DU_CLAMP)
+    m = _inverse_du(du, spikes, FINAL_INV_DU_CLAMP)
     active = psp >= 1.0 / (4.0 * tau_s)
-    surrogate = sigmoid_surrogate(u_pre, threshold) * e
-    grad = torch.empty_like(e)
-    g_next = torch.zeros_like(e[..., 0])
-    for t in reversed(range(e.shape[-1])):
-        s_t = spikes[..., t]
-        g_t = m[..., t] * (e[..., t] + theta_m * u_pre[..., t] * g_next)
-        g_t = g_t + (1.0 - s_t) * (1.0 - theta_m) * g_next
-        grad[..., t] = torch.where(active[..., t], g_t, surrogate[..., t])
-        g_next = g_t
+    grad = sigmoid_surrogate(u_pre, threshold) * e  # overwritten where the neuron is active
+    g_next = torch.zeros_like(e[0])
+    for t in reversed(range(len(e))):
+        fired = m[t] * (e[t] + theta_m * u_pre[t] * g_next)
+        g_next = torch.where(spikes[t], fired, (1.0 - theta_m) * g_next)
+        grad[t] = torch.where(active[t], g_next, grad[t])
     return grad
 
 
 def _submission_backward(
     e: torch.Tensor, spikes: torch.Tensor, u_pre: torch.Tensor, du: torch.Tensor, threshold: float
 ) -> torch.Tensor:
-    if spikes.mean() > SUBMISSION_RATE_SWITCH:
-        inv_du = torch.where(spikes > 0, 1.0 / du.where(spikes > 0, torch.ones_like(du)), 0.0)
-        return spikes * inv_du.clamp(max=SUBMISSION_INV_DU_CLAMP) * e
+    if spikes.float().mean() > SUBMISSION_RATE_SWITCH:
+        return _inverse_du(du, spikes, SUBMISSION_INV_DU_CLAMP) * e
+    return sigmoid_surrogate(u_pre, threshold) * e
+
+
+def _grad(
+    grad_psp: torch.Tensor,
+    psp: torch.Tensor,
+    spikes: torch.Tensor,
+    u_pre: torch.Tensor,
+    du: torch.Tensor,
+    *,
+    tau_m: float,
+    tau_s: float,
+    threshold: float,
+    mode: str,
+) -> torch.Tensor:
+    """Time-first dL/dI; spikes as bool."""
+    e = _kernel_backward(grad_psp, tau_s)
+    if mode == "final":
+        return _final_backward(
+            e, psp, spikes, u_pre, du, tau_m=tau_m, tau_s=tau_s, threshold=threshold
+        )
+    if mode == "submission":
+        return _submission_backward(e, spikes, u_pre, du, threshold)
     return sigmoid_surrogate(u_pre, threshold) * e
 
 
@@ -131,29 +180,42 @@ def tsslbp_grad(
     threshold: float,
     mode: Mode = "final",
 ) -> torch.Tensor:
-    """dL/dI from dL/dPSP at a forward operating point (psp, spikes, u before reset, du)."""
-    e = kernel_backward(grad_psp, tau_s)
-    if mode == "final":
-        return _final_backward(
-            e, psp, spikes, u_pre, du, tau_m=tau_m, tau_s=tau_s, threshold=threshold
-        )
-    if mode == "submission":
-        return _submission_backward(e, spikes, u_pre, du, threshold)
-    return sigmoid_surrogate(u_pre, threshold) * e
+    """dL/dI from dL/dPSP at a forward operating point (psp, spikes, u before reset, du).
+
+    All tensors (..., T), time last; spikes 0/1. For callers with their own forward pass.
+    """
+    first = [time_first(x) for x in (grad_psp, psp, u_pre, du)]
+    grad = _grad(
+        first[0],
+        first[1],
+        time_first(spikes > 0),
+        first[2],
+        first[3],
+        tau_m=tau_m,
+        tau_s=tau_s,
+        threshold=threshold,
+        mode=mode,
+    )
+    return time_last(grad)
 
 
 class _TSSLBP(torch.autograd.Function):
+    """Saves the PSP (the output's own storage), the spikes as bool and u: no du, no T x T."""
+
     @staticmethod
     def forward(ctx, current, tau_m, tau_s, threshold, mode):  # type: ignore[override]
-        psp, spikes, u_pre, du = lif_forward(current, tau_m=tau_m, tau_s=tau_s, threshold=threshold)
-        ctx.save_for_backward(psp, spikes, u_pre, du)
+        psp, spikes, u_pre = _forward(time_first(current), tau_m, tau_s, threshold)
+        ctx.save_for_backward(psp, spikes, u_pre)
         ctx.params = {"tau_m": tau_m, "tau_s": tau_s, "threshold": threshold, "mode": mode}
-        ctx.mark_non_differentiable(spikes)
-        return psp, spikes
+        out_spikes = time_last(spikes.to(current.dtype))
+        ctx.mark_non_differentiable(out_spikes)
+        return time_last(psp), out_spikes
 
     @staticmethod
     def backward(ctx, grad_psp, _grad_spikes):  # type: ignore[override]
-        return tsslbp_grad(grad_psp, *ctx.saved_tensors, **ctx.params), None, None, None, None
+        psp, spikes, u_pre = ctx.saved_tensors
+        grad = _grad(time_first(grad_psp), psp, spikes, u_pre, _du(u_pre, spikes), **ctx.params)
+        return time_last(grad), None, None, None, None
 
 
 def _check_params(tau_m: float, tau_s: float, threshold: float, mode: str) -> None:
