@@ -30,20 +30,20 @@ class _AtIntegerPoint(torch.autograd.Function):
     """Returns the PSP of the integer spikes; the gradient is TSSL-BP's at the integer states."""
 
     @staticmethod
-    def forward(ctx, current, psp, spikes, u_pre, du, params):  # type: ignore[override]
-        ctx.save_for_backward(psp, spikes, u_pre, du)
+    def forward(ctx, current, psp, spikes, u_pre, params):  # type: ignore[override]
+        ctx.save_for_backward(psp, spikes, u_pre)
         ctx.params = params
         return psp.clone()
 
     @staticmethod
     def backward(ctx, grad_psp):  # type: ignore[override]
-        return tsslbp_grad(grad_psp, *ctx.saved_tensors, **ctx.params), *([None] * 5)
+        return tsslbp_grad(grad_psp, *ctx.saved_tensors, **ctx.params), *([None] * 4)
 
 
 def operating_point(
     result: SimulationResult, graph: Graph, index: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(psp, spikes, u before reset, du) of population `index` in float units, time aligned.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(psp, spikes, u before reset) of population `index` in float units, time aligned.
 
     Population k (1-based) sees the input's step j at Lava step k + 1 + j, i.e. column k + j.
     """
@@ -55,15 +55,9 @@ def operating_point(
     before = voltage[..., :-1]  # v after the previous step's reset
     decayed = np.trunc(before * (4096 - population.dv) / 4096)
     v_pre = np.clip(decayed + current, -(2**23 - 1), 2**23 - 1)
-    scale = population.scale
     spikes_t = torch.from_numpy(spikes)
     psp = psp_filter(spikes_t, population.tau_s)
-    return (
-        psp,
-        spikes_t,
-        torch.from_numpy(v_pre / scale),
-        torch.from_numpy((v_pre - before) / scale),
-    )
+    return psp, spikes_t, torch.from_numpy(v_pre / population.scale)
 
 
 FINETUNE_LR_FACTOR = 0.1  # fine-tuning starts near a good point: a tenth of the training rate

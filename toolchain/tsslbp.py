@@ -109,40 +109,50 @@ def _kernel_backward(grad_psp: torch.Tensor, tau_s: float) -> torch.Tensor:
     return e
 
 
-def _inverse_du(du: torch.Tensor, spikes: torch.Tensor, clamp: float) -> torch.Tensor:
-    """min(1/du, clamp) at spikes (where du > 0), 0 elsewhere."""
-    return torch.where(spikes, 1.0 / du.masked_fill(~spikes, 1.0), 0.0).clamp(max=clamp)
-
-
 def _final_backward(
-    e: torch.Tensor,
+    grad_psp: torch.Tensor,
     psp: torch.Tensor,
     spikes: torch.Tensor,
     u_pre: torch.Tensor,
-    du: torch.Tensor,
     *,
     tau_m: float,
     tau_s: float,
     threshold: float,
 ) -> torch.Tensor:
-    theta_m = 1.0 / tau_m
-    m = _inverse_du(du, spikes, FINAL_INV_DU_CLAMP)
+    """The final code's dL/dI, fused into one loop over the steps (time-first, spikes bool).
+
+    e_t, du_t, m_t and the mask are made one contiguous step at a time, in cache, instead of as
+    whole tensors. The surrogate is computed on the whole tensor: the vectorised sigmoid and a
+    per-step one can differ in the last bit.
+    """
+    theta_m, beta_s = 1.0 / tau_m, 1.0 - 1.0 / tau_s
+    grad = sigmoid_surrogate(u_pre, threshold)  # times e_t and overwritten where active
     active = psp >= 1.0 / (4.0 * tau_s)
-    grad = sigmoid_surrogate(u_pre, threshold) * e  # overwritten where the neuron is active
-    g_next = torch.zeros_like(e[0])
-    for t in reversed(range(len(e))):
-        fired = m[t] * (e[t] + theta_m * u_pre[t] * g_next)
+    e_t = torch.zeros_like(u_pre[0])
+    g_next = torch.zeros_like(u_pre[0])
+    for t in reversed(range(len(u_pre))):
+        e_t = grad_psp[t] / tau_s + beta_s * e_t
+        du_t = u_pre[t] - u_pre[t - 1].masked_fill(spikes[t - 1], 0.0) if t else u_pre[t]
+        m_t = torch.where(spikes[t], du_t.reciprocal().clamp(max=FINAL_INV_DU_CLAMP), 0.0)
+        fired = m_t * (e_t + theta_m * u_pre[t] * g_next)
         g_next = torch.where(spikes[t], fired, (1.0 - theta_m) * g_next)
-        grad[t] = torch.where(active[t], g_next, grad[t])
+        torch.where(active[t], g_next, grad[t] * e_t, out=grad[t])
     return grad
 
 
 def _submission_backward(
-    e: torch.Tensor, spikes: torch.Tensor, u_pre: torch.Tensor, du: torch.Tensor, threshold: float
+    grad_psp: torch.Tensor,
+    spikes: torch.Tensor,
+    u_pre: torch.Tensor,
+    tau_s: float,
+    threshold: float,
 ) -> torch.Tensor:
-    if spikes.float().mean() > SUBMISSION_RATE_SWITCH:
-        return _inverse_du(du, spikes, SUBMISSION_INV_DU_CLAMP) * e
-    return sigmoid_surrogate(u_pre, threshold) * e
+    e = _kernel_backward(grad_psp, tau_s)
+    if spikes.float().mean() <= SUBMISSION_RATE_SWITCH:
+        return sigmoid_surrogate(u_pre, threshold) * e
+    du = _du(u_pre, spikes)
+    inv_du = torch.where(spikes, 1.0 / du.masked_fill(~spikes, 1.0), 0.0)
+    return inv_du.clamp(max=SUBMISSION_INV_DU_CLAMP) * e
 
 
 def _grad(
@@ -150,22 +160,20 @@ def _grad(
     psp: torch.Tensor,
     spikes: torch.Tensor,
     u_pre: torch.Tensor,
-    du: torch.Tensor,
     *,
     tau_m: float,
     tau_s: float,
     threshold: float,
     mode: str,
 ) -> torch.Tensor:
-    """Time-first dL/dI; spikes as bool."""
-    e = _kernel_backward(grad_psp, tau_s)
+    """Time-first dL/dI from time-first tensors; spikes as bool. du is recomputed from u."""
     if mode == "final":
         return _final_backward(
-            e, psp, spikes, u_pre, du, tau_m=tau_m, tau_s=tau_s, threshold=threshold
+            grad_psp, psp, spikes, u_pre, tau_m=tau_m, tau_s=tau_s, threshold=threshold
         )
     if mode == "submission":
-        return _submission_backward(e, spikes, u_pre, du, threshold)
-    return sigmoid_surrogate(u_pre, threshold) * e
+        return _submission_backward(grad_psp, spikes, u_pre, tau_s, threshold)
+    return sigmoid_surrogate(u_pre, threshold) * _kernel_backward(grad_psp, tau_s)
 
 
 def tsslbp_grad(
@@ -173,28 +181,21 @@ def tsslbp_grad(
     psp: torch.Tensor,
     spikes: torch.Tensor,
     u_pre: torch.Tensor,
-    du: torch.Tensor,
     *,
     tau_m: float,
     tau_s: float,
     threshold: float,
     mode: Mode = "final",
 ) -> torch.Tensor:
-    """dL/dI from dL/dPSP at a forward operating point (psp, spikes, u before reset, du).
+    """dL/dI from dL/dPSP at a forward operating point (psp, spikes, u before reset).
 
-    All tensors (..., T), time last; spikes 0/1. For callers with their own forward pass.
+    All tensors (..., T), time last; spikes 0/1. For callers with their own forward pass (the
+    fixed-point fine-tuning): du_t = u_t - u^r_{t-1} is recomputed from u and the spikes.
     """
-    first = [time_first(x) for x in (grad_psp, psp, u_pre, du)]
+    grad_psp, psp, u_pre = (time_first(x) for x in (grad_psp, psp, u_pre))
+    spikes = time_first(spikes > 0)
     grad = _grad(
-        first[0],
-        first[1],
-        time_first(spikes > 0),
-        first[2],
-        first[3],
-        tau_m=tau_m,
-        tau_s=tau_s,
-        threshold=threshold,
-        mode=mode,
+        grad_psp, psp, spikes, u_pre, tau_m=tau_m, tau_s=tau_s, threshold=threshold, mode=mode
     )
     return time_last(grad)
 
@@ -213,8 +214,7 @@ class _TSSLBP(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_psp, _grad_spikes):  # type: ignore[override]
-        psp, spikes, u_pre = ctx.saved_tensors
-        grad = _grad(time_first(grad_psp), psp, spikes, u_pre, _du(u_pre, spikes), **ctx.params)
+        grad = _grad(time_first(grad_psp), *ctx.saved_tensors, **ctx.params)
         return time_last(grad), None, None, None, None
 
 
