@@ -19,7 +19,7 @@ from targets.reference import simulate
 from toolchain.atomic import atomic_path
 from toolchain.datasets import Split
 from toolchain.graph import Graph
-from toolchain.network import SpikingNetwork
+from toolchain.network import SpikingLayer, SpikingNetwork
 
 
 @dataclass
@@ -143,7 +143,7 @@ def compare(
 
 
 def _spiking_layers(model: SpikingNetwork):
-    return (layer for layer in model.layers if hasattr(layer, "neuron"))
+    return (layer for layer in model.layers if isinstance(layer, SpikingLayer))
 
 
 def _compare_batch(

@@ -1,0 +1,46 @@
+"""Opt-in (make test-slow): the paper's MNIST CNN from training to Lava, bit-exact.
+
+A short training run on part of MNIST, PTQ, then real Lava on test samples: the conv path of
+the whole pipeline on a trained network (pooling folded into stride-2 convs), spike for spike.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from conftest import MNIST_DIR, ROOT
+
+from quantize.pipeline import quantize_checkpoint
+from targets.lava.runner import run_on_lava
+from targets.reference import output_window, simulate
+from toolchain.checkpoint import Checkpoint
+from toolchain.config import load_config
+from toolchain.datasets import Dataset, Split, load_mnist
+from toolchain.train import train
+
+pytestmark = pytest.mark.slow
+
+
+def test_trained_mnist_cnn_runs_on_lava_spike_for_spike(tmp_path):
+    mnist = load_mnist(MNIST_DIR)
+    subset = Dataset(
+        "mnist",
+        Split(mnist.train.images[:10000], mnist.train.labels[:10000]),
+        Split(mnist.test.images[:500], mnist.test.labels[:500]),
+    )
+    config = load_config(ROOT / "examples" / "mnist_cnn.toml").with_epochs(2)
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, lr=2e-3))
+    result = train(config, tmp_path, dataset=subset, progress=False)
+    assert result.test_accuracy > 0.9
+    quantized = quantize_checkpoint(
+        Checkpoint.load(result.checkpoint), subset, calibration=300, progress=False
+    )
+    graph = quantized.graph
+    assert [type(n).__name__ for n in graph.nodes[1:4:2]] == ["Conv2d", "Conv2d"]
+    assert graph.nodes[3].stride == 2, "the pooling must be folded into a stride-2 conv"
+    assert quantized.ptq_accuracy >= quantized.float_accuracy - 0.02
+    images = subset.test.images[:8]
+    lava = run_on_lava(graph, images)
+    reference = simulate(graph, images)
+    assert np.array_equal(lava.output_spikes, reference.output_spikes[..., output_window(graph)])
+    assert lava.output_spikes.sum() > 0
