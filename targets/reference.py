@@ -35,7 +35,8 @@ input synapse and 1 for spikes, is checked once per graph. Convolutions run in t
 CPU algorithms (oneDNN direct, im2col + GEMM) only reorder sums; NNPACK, which may use Winograd
 or FFT, is switched off around the call. The input is constant for steps 1 .. T, so the first
 synapse is applied once per batch; later synapses are skipped while their source is silent.
-Neuron updates run in place on int64 arrays, batch_size samples at a time.
+Neuron updates run in place on float64 arrays holding exact integers, batch_size samples at a
+time.
 """
 
 from __future__ import annotations
@@ -77,18 +78,26 @@ class _Synapse:
 
     node: Dense | Conv2d
     weight: np.ndarray | torch.Tensor  # Dense: W_int.T; Conv: W_int; in the product's dtype
+    bound: int  # no |sum| can exceed it: unit * max over outputs of sum |W_int|
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """The int64 input a (N, *out) of source outputs x (N, *in)."""
+    def drive(self, x: np.ndarray) -> np.ndarray:
+        """a << 6 (N, *out) of source outputs x (N, *in): exact integers, int or float."""
         if isinstance(self.node, Dense):
             return self._dense(self.node, x)
-        return self._conv(self.node, x)
+        return self._conv(self.node, x) << ACT_SHIFT
 
     def _dense(self, node: Dense, x: np.ndarray) -> np.ndarray:
         flat = x.reshape(len(x), -1).astype(self.weight.dtype)
-        total = _wrap32((flat @ self.weight).astype(np.int64))
         exp = node.weight_exp
-        return _wrap32(total << exp) if exp > 0 else total >> -exp
+        if self.bound << max(exp, 0) < INT32_LIMIT:  # Lava's int32 cannot wrap: stay in float
+            total = flat @ self.weight
+            if exp >= 0:  # one exact power-of-two scaling for the shift and the << 6
+                total *= 2.0 ** (exp + ACT_SHIFT)
+                return total
+            return np.floor(total * 2.0**exp) * (1 << ACT_SHIFT)
+        total = _wrap32((flat @ self.weight).astype(np.int64))
+        a = _wrap32(total << exp) if exp > 0 else total >> -exp
+        return a << ACT_SHIFT
 
     def _conv(self, node: Conv2d, x: np.ndarray) -> np.ndarray:
         inputs = torch.from_numpy(x).to(self.weight.dtype)
@@ -112,23 +121,15 @@ class _Population:
 class _State:
     """One population's state for a batch, updated in place, and its overflow counts."""
 
-    u: np.ndarray
+    u: np.ndarray  # integers held in float64: exact, as |u * 4096| < 2^43 < 2^53
     v: np.ndarray
     spikes: np.ndarray  # bool, the last step's
-    scratch: np.ndarray  # int64 work space of the same shape
-    flags: np.ndarray  # bool work space
     current_wraps: int = 0
     voltage_saturations: int = 0
 
     @classmethod
     def zeros(cls, shape: tuple[int, ...]) -> _State:
-        def ints() -> np.ndarray:
-            return np.zeros(shape, dtype=np.int64)
-
-        def bools() -> np.ndarray:
-            return np.zeros(shape, dtype=bool)
-
-        return cls(ints(), ints(), bools(), ints(), bools())
+        return cls(np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=bool))
 
 
 @dataclass
@@ -263,8 +264,8 @@ def _synapse(node: Dense | Conv2d, unit: int) -> _Synapse:
         raise GraphError(f"node {node.name!r}: sums up to {bound} are not exact in float64")
     dtype = np.float32 if bound < FLOAT32_EXACT else np.float64
     if isinstance(node, Conv2d):
-        return _Synapse(node, torch.from_numpy(weight.astype(dtype)))
-    return _Synapse(node, np.ascontiguousarray(weight.T.astype(dtype)))
+        return _Synapse(node, torch.from_numpy(weight.astype(dtype)), bound)
+    return _Synapse(node, np.ascontiguousarray(weight.T.astype(dtype)), bound)
 
 
 def _population(node: CubaLIF, shape: tuple[int, ...]) -> _Population:
@@ -287,7 +288,7 @@ def _run_batch(
     """All S steps of one batch. Populations update last to first within a step, so each
     synapse still sees its source's spikes of the previous step."""
     states = [_State.zeros((len(payload), *population.shape)) for _, population in layers]
-    input_drive = layers[0][0](payload) << ACT_SHIFT
+    input_drive = layers[0][0].drive(payload).astype(np.float64)
     for step in range(1, T + len(layers) + 1):
         for k in reversed(range(len(layers))):
             if step <= k + 1:
@@ -306,59 +307,56 @@ def _run_batch(
 
 def _spike_drive(synapse: _Synapse, spikes: np.ndarray) -> np.ndarray | None:
     """a << 6 from the source's spikes, or None while it is silent."""
-    return synapse(spikes) << ACT_SHIFT if spikes.any() else None
+    return synapse.drive(spikes) if spikes.any() else None
 
 
 def _update(population: _Population, state: _State, drive: np.ndarray | None) -> None:
     """One Lava step of a population, in place, given its synaptic input a << 6 (None: zero)."""
     u, v = state.u, state.v
-    _decay(u, population.current_factor, state.scratch)
+    _decay(u, population.current_factor)
     if drive is not None:
         u += drive
-    state.current_wraps += _wrap_current(u, state)
-    _decay(v, population.voltage_factor, state.scratch)
+    state.current_wraps += _wrap_current(u)
+    _decay(v, population.voltage_factor)
     v += u
-    state.voltage_saturations += _saturate_voltage(v, state)
+    state.voltage_saturations += _saturate_voltage(v)
     np.greater(v, population.threshold, out=state.spikes)
     np.copyto(v, 0, where=state.spikes)
 
 
-def _decay(x: np.ndarray, factor: int, scratch: np.ndarray) -> None:
-    """x <- tz(x * factor / 4096), the product truncated toward zero, in place."""
+def _decay(x: np.ndarray, factor: int) -> None:
+    """x <- tz(x * factor / 4096) in place. factor / 4096 is exact in binary and |x * factor|
+    stays below 2^53, so the float product is the exact rational and trunc is Lava's shift."""
     if factor == 1 << DECAY_SHIFT:
         return
-    x *= factor
-    np.right_shift(x, 63, out=scratch)  # -1 where negative: add 4095 there, then floor
-    scratch &= (1 << DECAY_SHIFT) - 1
-    x += scratch
-    x >>= DECAY_SHIFT
+    x *= factor / (1 << DECAY_SHIFT)
+    np.trunc(x, out=x)
 
 
-def _wrap_current(x: np.ndarray, state: _State) -> int:
+def _wrap_current(x: np.ndarray) -> int:
     """Lava's int32 sum then its single 24-bit wrap, in place; how many values changed."""
-    count = _count_outside(x, -U_MAX + 1, U_MAX, state)
+    count = _count_outside(x, -U_MAX + 1, U_MAX)
     if count:
-        x[:] = _wrap32(x)
-        np.subtract(x, 2 * U_MAX, out=x, where=x > U_MAX)
-        np.add(x, 2 * U_MAX, out=x, where=x <= -U_MAX)
+        wrapped = _wrap32(x.astype(np.int64))
+        wrapped[wrapped > U_MAX] -= 2 * U_MAX
+        wrapped[wrapped <= -U_MAX] += 2 * U_MAX
+        x[...] = wrapped
     return count
 
 
-def _saturate_voltage(v: np.ndarray, state: _State) -> int:
+def _saturate_voltage(v: np.ndarray) -> int:
     """Clip to +-(2^23 - 1) in place; how many values were clipped."""
-    count = _count_outside(v, -V_MAX, V_MAX, state)
+    count = _count_outside(v, -V_MAX, V_MAX)
     if count:
         np.clip(v, -V_MAX, V_MAX, out=v)
     return count
 
 
-def _count_outside(x: np.ndarray, low: int, high: int, state: _State) -> int:
+def _count_outside(x: np.ndarray, low: int, high: int) -> int:
     """How many values lie outside [low, high]; just two reductions when none does."""
     if x.min() >= low and x.max() <= high:
         return 0
-    np.subtract(x, low, out=state.scratch)
-    np.greater(state.scratch.view(np.uint64), np.uint64(high - low), out=state.flags)
-    return int(np.count_nonzero(state.flags))
+    return int(np.count_nonzero((x < low) | (x > high)))
 
 
 def _wrap32(x: np.ndarray) -> np.ndarray:
