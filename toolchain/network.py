@@ -48,7 +48,8 @@ class SpikingDense(SpikingLayer):
         super().__init__(weight * spec.weight_scale, neuron, mode)
 
     def synapse(self, psp_in: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("oi,nit->not", self.weight, psp_in.flatten(1, -2))
+        x = psp_in.movedim(-1, 0).flatten(2)  # (T, N, F): the PSP's own time-first storage
+        return F.linear(x, self.weight).movedim(0, -1)
 
 
 class SpikingConv2d(SpikingLayer):
@@ -61,8 +62,18 @@ class SpikingConv2d(SpikingLayer):
         self.padding = spec.padding
 
     def synapse(self, psp_in: torch.Tensor) -> torch.Tensor:
-        kernel = self.weight.unsqueeze(-1)
-        return F.conv3d(psp_in, kernel, padding=(self.padding, self.padding, 0))
+        return _per_step(psp_in, lambda x: F.conv2d(x, self.weight, padding=self.padding))
+
+
+def _per_step(x: torch.Tensor, op) -> torch.Tensor:
+    """A 2-D op on every step of (N, C, H, W, T), as one batch of T*N images in time-first order.
+
+    The layers' tensors are stored time-first, so this reads and saves them without copies.
+    """
+    steps, batch = x.shape[-1], x.shape[0]
+    images = x.movedim(-1, 0).reshape(steps * batch, *x.shape[1:-1])
+    out = op(images)
+    return out.reshape(steps, batch, *out.shape[1:]).movedim(0, -1)
 
 
 class SumPool2d(nn.Module):
@@ -73,7 +84,7 @@ class SumPool2d(nn.Module):
         self.weight = weight
 
     def forward(self, psp_in: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool3d(psp_in, kernel_size=(2, 2, 1)) * (4.0 * self.weight)
+        return _per_step(psp_in, lambda x: F.avg_pool2d(x, 2)) * (4.0 * self.weight)
 
 
 class TimeConsistentDropout(nn.Module):
