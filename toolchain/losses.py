@@ -39,7 +39,7 @@ def desired_psp(config: LossConfig, neuron: NeuronConfig) -> torch.Tensor:
 def kernel_loss(target: torch.Tensor) -> Loss:
     def loss(output_psp: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         wanted = torch.zeros_like(output_psp)
-        wanted[torch.arange(len(labels)), labels] = target.to(output_psp.dtype)
+        wanted[torch.arange(len(labels)), labels] = target.to(output_psp)  # dtype and device
         return 0.5 * ((output_psp - wanted) ** 2).sum()
 
     return loss

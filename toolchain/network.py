@@ -97,7 +97,9 @@ class TimeConsistentDropout(nn.Module):
     def forward(self, psp_in: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return psp_in
-        keep = torch.full((*psp_in.shape[:-1], 1), 1.0 - self.p, dtype=psp_in.dtype)
+        keep = torch.full(
+            (*psp_in.shape[:-1], 1), 1.0 - self.p, dtype=psp_in.dtype, device=psp_in.device
+        )
         return psp_in * torch.bernoulli(keep) / (1.0 - self.p)
 
 
