@@ -69,9 +69,7 @@ def quantize_checkpoint(
     images = calibration_images(dataset.train, calibration, checkpoint.config.train.seed)
     fixed, report = quantize_graph(graph, images)
     calib = simulate(fixed, images)
-    for layer in report.layers:
-        layer.current_wraps = calib.current_wraps[layer.population]
-        layer.voltage_saturations = calib.voltage_saturations[layer.population]
+    report.record_overflows(calib.current_wraps, calib.voltage_saturations)
     ptq_acc = fixed_accuracy(fixed, dataset.test)
     result = QuantizationResult(fixed, report, float_acc, ptq_acc)
     if finetune_epochs:

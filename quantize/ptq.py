@@ -85,6 +85,12 @@ class QuantReport:
             for r in self.layers
         ]
 
+    def record_overflows(self, current_wraps: dict[str, int], saturations: dict[str, int]) -> None:
+        """Per layer, how often a simulation (of the calibration set) wrapped or saturated."""
+        for layer in self.layers:
+            layer.current_wraps = current_wraps[layer.population]
+            layer.voltage_saturations = saturations[layer.population]
+
     @property
     def overflowing_layers(self) -> list[str]:
         return [r.population for r in self.layers if r.current_wraps or r.voltage_saturations]

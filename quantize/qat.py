@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from quantize.ptq import LayerScale, apply_scales
-from targets.reference import SimulationResult, simulate
+from targets.reference import SimulationResult, population_window, simulate
 from toolchain.config import Config
 from toolchain.datasets import Dataset
 from toolchain.graph import Conv2d, CubaLIF, Dense, Graph, Node
@@ -48,7 +48,7 @@ def operating_point(
     Population k (1-based) sees the input's step j at Lava step k + 1 + j, i.e. column k + j.
     """
     population = graph.populations[index]
-    columns = slice(index + 1, index + 1 + graph.T)
+    columns = population_window(graph, index)
     spikes = result.spikes[population.name][..., columns].astype(np.float64)
     current = result.currents[population.name][..., columns]
     voltage = result.voltages[population.name][..., index : index + 1 + graph.T]

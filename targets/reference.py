@@ -186,10 +186,17 @@ def input_payload(graph: Graph, images: np.ndarray) -> np.ndarray:
     return np.rint(images.astype(np.float64) * graph.input.levels).astype(np.int64)
 
 
+def population_window(graph: Graph, index: int) -> slice:
+    """The S-axis columns holding population `index`'s (0-based) float steps 0 .. T-1.
+
+    Population k = index + 1 first receives input at Lava step k + 1, i.e. column k.
+    """
+    return slice(index + 1, index + 1 + graph.T)
+
+
 def output_window(graph: Graph) -> slice:
     """The S-axis columns holding the output population's float steps 0 .. T-1."""
-    layers = len(graph.populations)
-    return slice(layers, layers + graph.T)
+    return population_window(graph, len(graph.populations) - 1)
 
 
 def predict_from_spikes(spikes: np.ndarray, tau_s: float) -> np.ndarray:

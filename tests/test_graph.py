@@ -14,7 +14,7 @@ from toolchain.graph import CubaLIF, Dense, Flatten, Graph, GraphError, Input, S
 from toolchain.graph_build import graph_from_checkpoint, graph_from_config
 from toolchain.graph_float import run_float
 from toolchain.lowering import lower
-from toolchain.train import build_model, train
+from toolchain.train import build_model, model_from_checkpoint, train
 
 RNG = np.random.default_rng(0)
 
@@ -169,8 +169,7 @@ def test_graph_from_trained_checkpoint_runs_like_the_network(tmp_path):
         "CubaLIF",
     ]
     assert graph.input.levels == 16 and graph.T == 5 and graph.name == "digits-mlp"
-    model = build_model(config, (1, 8, 8))
-    model.load_state_dict(Checkpoint.load(result.checkpoint).model)
+    model = model_from_checkpoint(Checkpoint.load(result.checkpoint))
     images = load_digits().test.images
     with torch.no_grad():
         network = model.predict(model(torch.from_numpy(images)))

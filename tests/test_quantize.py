@@ -52,9 +52,7 @@ def test_report_names_overflowing_layers(digits, lowered):
     fixed, _ = apply_scales(lowered, report.scales())
     sim = simulate(fixed, images)
     assert sum(sim.current_wraps.values()) + sum(sim.voltage_saturations.values()) > 0
-    for layer in report.layers:
-        layer.current_wraps = sim.current_wraps[layer.population]
-        layer.voltage_saturations = sim.voltage_saturations[layer.population]
+    report.record_overflows(sim.current_wraps, sim.voltage_saturations)
     assert report.overflowing_layers and set(report.overflowing_layers) <= {"lif0", "lif1"}
 
 

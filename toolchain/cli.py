@@ -206,11 +206,10 @@ def _deploy(args: argparse.Namespace) -> dict[str, object]:
 
 def _compare(args: argparse.Namespace) -> dict[str, object]:
     from toolchain.compare import compare, plot_comparison
-    from toolchain.train import build_model
+    from toolchain.train import model_from_checkpoint
 
     checkpoint = Checkpoint.load(args.checkpoint)
-    model = build_model(checkpoint.config, checkpoint.input_shape)
-    model.load_state_dict(checkpoint.model)
+    model = model_from_checkpoint(checkpoint)
     graph = load_onnx(args.graph)
     comparison, raster = compare(model, graph, _split(args, args.dataset), progress=not args.quiet)
     out = args.out or args.graph.parent / f"{args.graph.stem}-compare"

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from targets.reference import simulate
+from targets.reference import population_window, simulate
 from toolchain.atomic import atomic_path
 from toolchain.datasets import Split
 from toolchain.graph import Graph
@@ -103,10 +103,6 @@ class Raster:
     fixed_spikes: list[np.ndarray]
 
 
-def _aligned(spikes: np.ndarray, index: int, steps: int) -> np.ndarray:
-    return spikes[..., index + 1 : index + 1 + steps]
-
-
 def compare(
     model: SpikingNetwork,
     graph: Graph,
@@ -172,7 +168,7 @@ def _compare_batch(
         )
     for index, (layer, population) in enumerate(zip(result.layers, graph.populations, strict=True)):
         f = float_spikes[index].numpy().astype(bool)
-        q = _aligned(fixed.spikes[population.name], index, graph.T).astype(bool)
+        q = fixed.spikes[population.name][..., population_window(graph, index)].astype(bool)
         layer.float_spikes += int(f.sum())
         layer.fixed_spikes += int(q.sum())
         layer.matching_spikes += int((f & q).sum())

@@ -62,7 +62,7 @@ def run_demo(run_dir: Path, *, progress: bool = True, say=print) -> DemoResult:
     from toolchain.config import load_config
     from toolchain.datasets import load_digits
     from toolchain.onnx_io import save_onnx
-    from toolchain.train import build_model, train
+    from toolchain.train import model_from_checkpoint, train
 
     dataset = load_digits()
     config = load_config(Path(__file__).resolve().parents[1] / "examples" / "digits_mlp.toml")
@@ -90,9 +90,7 @@ def run_demo(run_dir: Path, *, progress: bool = True, say=print) -> DemoResult:
         labels=labels,
     )
     say("5/5 float vs fixed-point report")
-    model = build_model(config, dataset.input_shape)
-    model.load_state_dict(checkpoint.model)
-    comparison, raster = compare(model, graph, dataset.test)
+    comparison, raster = compare(model_from_checkpoint(checkpoint), graph, dataset.test)
     write_text(run_dir / "compare.json", json.dumps(comparison.to_json(), indent=2))
     plot_comparison(comparison, raster, run_dir)
     result = DemoResult(

@@ -10,7 +10,7 @@ from toolchain.checkpoint import Checkpoint
 from toolchain.config import Config, ConvSpec, DenseSpec, PoolSpec
 from toolchain.graph import Conv2d, CubaLIF, Dense, Flatten, Graph, Input, Node, SumPool2d
 from toolchain.network import SpikingLayer
-from toolchain.train import build_model
+from toolchain.train import model_from_checkpoint
 
 INPUT_LEVELS = {"digits": 16, "mnist": 255}  # the data sets' own integer pixel ranges
 
@@ -19,8 +19,7 @@ def graph_from_checkpoint(checkpoint: Checkpoint | Path | str) -> Graph:
     """The float Graph of a trained network, with the trained weights."""
     if not isinstance(checkpoint, Checkpoint):
         checkpoint = Checkpoint.load(checkpoint)
-    model = build_model(checkpoint.config, checkpoint.input_shape)
-    model.load_state_dict(checkpoint.model)
+    model = model_from_checkpoint(checkpoint)
     weights = [
         layer.weight.detach().cpu().numpy()
         for layer in model.layers

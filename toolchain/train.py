@@ -44,6 +44,13 @@ def build_model(config: Config, input_shape: tuple[int, int, int]) -> SpikingNet
     return SpikingNetwork(config, input_shape)
 
 
+def model_from_checkpoint(checkpoint: Checkpoint) -> SpikingNetwork:
+    """The trained network a checkpoint holds."""
+    model = build_model(checkpoint.config, checkpoint.input_shape)
+    model.load_state_dict(checkpoint.model)
+    return model
+
+
 def build_optimizer(model: SpikingNetwork, config: Config) -> torch.optim.Optimizer:
     t = config.train
     return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
