@@ -2,10 +2,13 @@
 
 import json
 
+import numpy as np
 import onnx
 import pytest
 
 from toolchain.cli import main
+from toolchain.graph import CubaLIF, Dense, Graph
+from toolchain.onnx_io import load_onnx, save_onnx
 
 
 def run_json(capsys, *args):
@@ -90,6 +93,21 @@ def test_bad_files_give_clear_errors(tmp_path, exported, digits_run, capsys):
     assert "notes.onnx" in capsys.readouterr().err
     assert main(["simulate", str(exported / "float.onnx"), "--dataset", "digits"]) == 2
     assert "not lowered" in capsys.readouterr().err
+    fixed = load_onnx(exported / "fixed.onnx")
+    one_layer = Graph(
+        (
+            fixed.input,
+            Dense("d", np.zeros((10, 64), np.float32), np.zeros((10, 64), np.int32)),
+            CubaLIF("out", 5.0, 3.0, 1.0, 1364, 819, 100, 6400.0),
+        ),
+        T=5,
+        name="one-layer",
+    )
+    save_onnx(one_layer, tmp_path / "one.onnx")
+    checkpoint, graph = str(digits_run.checkpoint), str(tmp_path / "one.onnx")
+    mismatch = ["compare", checkpoint, graph, "--dataset", "digits", "--limit", "5"]
+    assert main(mismatch) == 2
+    assert "'one-layer' has 1 populations, the network 2 spiking layers" in capsys.readouterr().err
     assert main(["quantize", str(text), "--out", str(tmp_path / "x.onnx")]) == 2
     assert "notes.onnx" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from targets.reference import population_window, simulate
 from toolchain.atomic import atomic_path
 from toolchain.datasets import Split
-from toolchain.graph import Graph
+from toolchain.graph import Graph, GraphError
 from toolchain.network import SpikingLayer, SpikingNetwork
 
 
@@ -113,10 +113,11 @@ def compare(
 ) -> tuple[Comparison, Raster]:
     """Runs the float model and the fixed-point graph on `split`, batch by batch."""
     populations = graph.populations
-    if len(populations) != sum(1 for _ in _spiking_layers(model)):
-        raise ValueError(
-            f"graph {graph.name!r} has {len(populations)} populations, the network "
-            f"{sum(1 for _ in _spiking_layers(model))} spiking layers: not the same network"
+    layers = sum(1 for _ in _spiking_layers(model))
+    if len(populations) != layers:
+        raise GraphError(
+            f"graph {graph.name!r} has {len(populations)} populations, the network {layers}"
+            " spiking layers: not the same network"
         )
     shapes = [graph.shapes()[graph.nodes.index(p)] for p in populations]
     result = Comparison(
