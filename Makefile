@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/pip --quiet --disable-pip-version-check
 
-.PHONY: install demo test test-slow lint bench clean
+.PHONY: install demo test test-slow mutants lint bench clean
 
 install: $(STAMP)
 
@@ -26,6 +26,9 @@ test: install
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
+
+mutants: install
+	$(BIN)/python tests/mutants.py
 
 lint: install
 	$(BIN)/ruff check .

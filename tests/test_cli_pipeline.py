@@ -78,8 +78,11 @@ def test_compare_writes_json_and_plots(exported, digits_run, capsys):
         str(out),
     )
     assert result["samples"] == 450 and len(result["layers"]) == 2
-    assert all(0.5 < layer["agreement"] <= 1.0 for layer in result["layers"])
-    assert abs(result["float_accuracy"] - result["fixed_accuracy"]) <= 0.01
+    # measured 0.96 and 0.88: fine-tuning moves the weights, so not every spike agrees
+    assert all(0.85 < layer["agreement"] < 1.0 for layer in result["layers"])
+    assert result["float_accuracy"] == digits_run.test_accuracy  # the trainer's own evaluation
+    sim = run_json(capsys, "simulate", str(exported / "fixed.onnx"), "--dataset", "digits")
+    assert result["fixed_accuracy"] == sim["accuracy"]  # the simulate command's count
     saved = json.loads((out / "compare.json").read_text())
     assert saved["changed_predictions"] == result["changed_predictions"]
     for png in ("layers.png", "raster.png"):

@@ -17,6 +17,7 @@ from toolchain.datasets import (
     Dataset,
     DatasetError,
     Split,
+    hold_out,
     load_dataset,
     load_digits,
     load_mnist,
@@ -24,7 +25,11 @@ from toolchain.datasets import (
 )
 
 MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist"
+# The published class counts and first labels of the standard MNIST files.
+MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+MNIST_TRAIN_FIRST = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+MNIST_TEST_FIRST = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -107,7 +112,9 @@ def test_mnist_sizes_shapes_and_label_counts(mnist: Dataset) -> None:
     assert mnist.test.images.shape == (10000, 1, 28, 28)
     assert mnist.input_shape == (1, 28, 28)
     assert np.bincount(mnist.test.labels, minlength=10).tolist() == MNIST_TEST_COUNTS
-    assert np.bincount(mnist.train.labels, minlength=10).sum() == 60000
+    assert np.bincount(mnist.train.labels, minlength=10).tolist() == MNIST_TRAIN_COUNTS
+    assert mnist.train.labels[:10].tolist() == MNIST_TRAIN_FIRST, "file order must be kept"
+    assert mnist.test.labels[:10].tolist() == MNIST_TEST_FIRST
     for split in (mnist.train, mnist.test):
         assert split.images.dtype == np.float32
         assert split.labels.dtype == np.int64
@@ -321,3 +328,23 @@ def test_dataset_rejects_mismatched_splits() -> None:
     b = Split(np.zeros((2, 1, 28, 28), np.float32), np.zeros(2, np.int64))
     with pytest.raises(DatasetError, match="train images have shape"):
         Dataset("mixed", a, b)
+
+
+def test_hold_out_is_fixed_disjoint_and_complete() -> None:
+    train = load_digits().train
+    rest, held = hold_out(train, 300)
+    assert (len(rest), len(held)) == (1047, 300)
+    again_rest, again_held = hold_out(train, 300)
+    np.testing.assert_array_equal(held.images, again_held.images)
+
+    def keys(split: Split) -> list[bytes]:
+        return [x.tobytes() + bytes([y]) for x, y in zip(split.images, split.labels, strict=True)]
+
+    assert sorted(keys(rest) + keys(held)) == sorted(keys(train))
+    assert np.bincount(held.labels, minlength=10).min() >= 10  # a spread, not one class
+
+
+@pytest.mark.parametrize("count", [0, -1, 1347])
+def test_hold_out_refuses_impossible_counts(count: int) -> None:
+    with pytest.raises(DatasetError, match=f"cannot hold out {count} of 1347.*1 to 1346"):
+        hold_out(load_digits().train, count)

@@ -175,3 +175,34 @@ def test_graph_from_trained_checkpoint_runs_like_the_network(tmp_path):
         network = model.predict(model(torch.from_numpy(images)))
     agree = (run_float(graph, images).predictions == network.numpy()).mean()
     assert agree >= 0.995, "float graph and trained network differ beyond rounding"
+
+
+def test_pooled_network_its_graph_and_the_lowered_graph_spike_alike():
+    """The trained module (with the config's 1.1 pooling), its float Graph and the lowered Graph
+    give the same spikes in every layer, in float64."""
+    config = dataclasses.replace(
+        load_config("examples/mnist_cnn.toml"),
+        layers=(ConvSpec(4, 3), PoolSpec(), ConvSpec(6, 3), PoolSpec(), DenseSpec(10)),
+    )
+    model = build_model(config, (1, 14, 14))
+    with torch.no_grad():
+        for layer in model.layers:
+            if hasattr(layer, "weight") and isinstance(layer.weight, torch.nn.Parameter):
+                layer.weight.mul_(3.0)  # so that every layer fires
+    checkpoint = Checkpoint(
+        config, (1, 14, 14), 0, model.state_dict(), {}, [], torch.get_rng_state()
+    )
+    graph = graph_from_checkpoint(checkpoint)
+    pools = [n for n in graph.nodes if isinstance(n, SumPool2d)]
+    assert [p.weight for p in pools] == [1.1, 1.1]
+    images = RNG.random((30, 1, 14, 14)).astype(np.float32)
+    with torch.no_grad():
+        _, network_spikes = model.double()(torch.from_numpy(images).double(), return_spikes=True)
+    for runner_graph in (graph, lower(graph)):
+        spikes = run_float(runner_graph, images, dtype=torch.float64).spikes
+        assert len(spikes) == len(network_spikes) == 3
+        for (name, ours), theirs in zip(spikes.items(), network_spikes, strict=True):
+            assert ours.mean() > 0.01, f"{name} must fire for the check to mean something"
+            np.testing.assert_array_equal(
+                ours, theirs.numpy().astype(np.uint8), err_msg=f"{name} differs from the module"
+            )

@@ -6,7 +6,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 
+import targets.lava  # noqa: F401  (installs the compat finder before any lava import)
 from toolchain import netx_io
 from toolchain.graph import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Input, SumPool2d
 from toolchain.netx_io import NetxExportError, read_netx, save_netx
@@ -231,38 +233,20 @@ def test_raw_h5py_layout(tmp_path):
         assert tuple(conv1["shape"][()][::-1]) == (8, 9, 4)
 
 
-def lava_conv_torch_path(x_xyz: np.ndarray, kernel_lava: np.ndarray, stride, padding):
-    """Lava's Conv as its torch path computes it (true convolution in (out, X, Y, in) order)."""
-    torch = pytest.importorskip("torch")
-    out = torch.nn.functional.conv2d(
-        torch.from_numpy(x_xyz.transpose(2, 1, 0).astype(np.float64))[None],
-        torch.from_numpy(kernel_lava[:, ::-1, ::-1].transpose(0, 3, 2, 1).astype(np.float64)),
-        stride=[int(s) for s in stride[::-1]],
-        padding=[int(p) for p in padding[::-1]],
-    )
-    return out[0].numpy().transpose(2, 1, 0)
+def lava_conv(x_xyz: np.ndarray, kernel_lava: np.ndarray, stride, padding, path: str):
+    """Lava's own Conv arithmetic (`lava.proc.conv.utils`, its torch or its scipy path)."""
+    from lava.proc.conv import utils as lava_conv_utils
 
-
-def lava_conv_scipy_path(x_xyz: np.ndarray, kernel_lava: np.ndarray, stride, padding):
-    """Lava's Conv as its scipy path computes it: convolve2d per (out, in) channel pair."""
-    signal = pytest.importorskip("scipy.signal")
-    padded = np.pad(x_xyz, ((padding[0],) * 2, (padding[1],) * 2, (0, 0)))
-    outs = []
-    for o in range(kernel_lava.shape[0]):
-        total = sum(
-            signal.convolve2d(padded[:, :, c], kernel_lava[o, :, :, c], mode="valid")
-            for c in range(x_xyz.shape[2])
-        )
-        outs.append(total[:: stride[0], :: stride[1]])
-    return np.stack(outs, axis=-1)
+    path = getattr(lava_conv_utils, path)
+    kernel = tuple(kernel_lava.shape[1:3])
+    return path(x_xyz, kernel_lava, kernel, tuple(stride), tuple(padding), (1, 1), 1)
 
 
 @pytest.mark.parametrize("layer_index", [1, 2, 3])
 def test_stored_conv_kernel_is_ours_after_netx(tmp_path, layer_index):
-    """Replay netx's kernel handling (flip, transpose, reversed geometry) and Lava's conv (both
-    its torch and scipy paths) on the stored values: the result is our Conv2d (PyTorch conv2d on
-    (C, H, W)), for stride 1 and 2, padding 1 and 0, kernels 3x3 and 2x2."""
-    torch = pytest.importorskip("torch")
+    """Replay netx's kernel handling (flip, transpose, reversed geometry), then run Lava's own
+    conv (both its torch and scipy paths) on the stored values: the result is our Conv2d
+    (PyTorch conv2d on (C, H, W)), for stride 1 and 2, padding 1 and 0, kernels 3x3 and 2x2."""
     graph = convnet()
     layer = read_netx(save_netx(graph, tmp_path / "conv.net"))["layer"][layer_index]
     node_index = 2 * layer_index - 1
@@ -279,19 +263,24 @@ def test_stored_conv_kernel_is_ours_after_netx(tmp_path, layer_index):
         stride=node.stride,
         padding=node.padding,
     )[0].numpy()
-    for replay in (lava_conv_torch_path, lava_conv_scipy_path):
-        lava = replay(x.transpose(2, 1, 0), kernel_lava, stride, padding)
+    x_xyz = x.transpose(2, 1, 0).astype(np.int32)
+    kernel_lava = np.ascontiguousarray(kernel_lava).astype(np.int32)
+    for path in ("conv", "conv_scipy"):
+        lava = lava_conv(x_xyz, kernel_lava, stride, padding, path)
         assert tuple(lava.shape) == tuple(layer["shape"][::-1])  # netx's (W, H, C) check
-        assert np.array_equal(lava.transpose(2, 1, 0), ours)
-    flipped = lava_conv_torch_path(x.transpose(2, 1, 0), kernel_lava[:, ::-1], stride, padding)
+        assert np.array_equal(lava.transpose(2, 1, 0), ours), path
+    flipped = lava_conv(x_xyz, kernel_lava[:, ::-1].copy(), stride, padding, "conv")
     assert not np.array_equal(flipped.transpose(2, 1, 0), ours)
 
 
 def replay_netx_dense(stored: np.ndarray) -> np.ndarray:
-    """The per-synapse weight netx + Lava's fixed-point Dense apply for a stored matrix, written
-    from the sources independently of toolchain.netx_io: netx's optimize_weight_bits (netx's
-    sign mode), then Lava's Dense (Lava's own sign mode) clip and LSB truncation, then the
-    arithmetic shift of the sum by weight_exp = -scale_bits (asserted exact)."""
+    """The per-synapse weight netx + Lava's fixed-point Dense apply for a stored matrix: netx's
+    optimize_weight_bits (lava-dl, replayed here from its source, independently of
+    toolchain.netx_io), then Lava's own Dense weight handling (`lava.utils.weightutils`: sign
+    mode, clip, LSB truncation), then the arithmetic shift of the sum by weight_exp =
+    -scale_bits (asserted exact)."""
+    from lava.utils import weightutils
+
     weight = stored.astype(int)  # NetDict
     low, high = weight.min(), weight.max()
     netx_mixed = int(not high < 0 and not low >= 0)
@@ -308,15 +297,10 @@ def replay_netx_dense(stored: np.ndarray) -> np.ndarray:
         n -= 1
     num_weight_bits = 8 - scale_bits - (n - netx_mixed)
     shifted = np.left_shift(weight.astype(np.int32), scale_bits)
-    # Lava: determine_sign_mode, clip_weights(num_bits=8), truncate_weights
-    lava_sign = "exc" if low >= 0 else "inh" if high <= 0 else "mixed"
-    mixed = int(lava_sign == "mixed")
-    w = -shifted if lava_sign == "inh" else shifted
-    w = np.clip(w, -256 * mixed, 255)
-    drop = 8 - num_weight_bits + mixed
-    assert drop >= 0
-    w = (w >> drop) << drop
-    w = -w if lava_sign == "inh" else w
+    sign_mode = weightutils.determine_sign_mode(shifted)  # what Lava's PyDenseModelBitAcc does
+    assert 8 - num_weight_bits + int(sign_mode == weightutils.SignMode.MIXED) >= 0
+    w = weightutils.clip_weights(shifted, sign_mode, num_bits=8)
+    w = weightutils.truncate_weights(w, sign_mode, num_weight_bits)
     assert not np.any(w % (1 << scale_bits))  # the shift back of the sum is exact
     return w >> scale_bits
 
@@ -381,12 +365,34 @@ def test_replay_agrees_on_random_matrices():
             assert np.array_equal(replay_netx_dense(matrix), matrix)
 
 
-def test_dense_after_flatten_sees_chw_order():
-    """netx feeds a dense layer after a flatten with transpose([2, 1, 0]).flatten() of the
-    (W, H, C) conv output: that is the (C, H, W) flattening our Dense columns use."""
-    chw = RNG.integers(0, 2, size=(3, 2, 2))
-    xyz = chw.transpose(2, 1, 0)
-    assert np.array_equal(xyz.transpose([2, 1, 0]).flatten(), chw.reshape(-1))
+def test_dense_after_flatten_sees_chw_order(tmp_path):
+    """netx feeds the dense layer after a flatten with transpose([2, 1, 0]).flatten() of the
+    (W, H, C) conv output. Replaying that on a conv output that only one (c, h, w) position
+    fires in, the stored dense matrix must pick the column of that position in our Dense."""
+    graph = convnet()
+    layers = read_netx(save_netx(graph, tmp_path / "conv.net"))["layer"]
+    stored = layers[5]["weight"].astype(int)
+    ours = graph.nodes[7].weight_int
+    channels, height, width = graph.shapes()[6]
+    for c, h, w in [(0, 0, 1), (2, 1, 0), (1, 1, 1)]:
+        chw = np.zeros((channels, height, width), dtype=int)
+        chw[c, h, w] = 1
+        netx_input = chw.transpose(2, 1, 0).transpose([2, 1, 0]).flatten()  # (W, H, C) -> netx
+        np.testing.assert_array_equal(stored @ netx_input, ours[:, (c * height + h) * width + w])
+
+
+def test_decays_are_the_fraction_lost_per_step(tmp_path):
+    """netx's iDecay and vDecay are the 12-bit fractions of current and voltage lost per step:
+    for the paper's tau_s = 3 and tau_m = 5 that is round(4096 / 3) = 1365 and 4096 / 5 = 819,
+    whatever offset Lava's own du carries."""
+    from quantize.formats import current_decay, voltage_decay
+
+    du, dv = current_decay(3.0), voltage_decay(5.0)
+    nodes = list(mlp().nodes)
+    nodes[2] = lif("lif1", du=du, dv=dv, vth=200)
+    graph = Graph(tuple(nodes), T=9)
+    layer = read_netx(save_netx(graph, tmp_path / "d.net"))["layer"][1]
+    assert (int(layer["neuron"]["iDecay"]), int(layer["neuron"]["vDecay"])) == (1365, 819)
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from quantize.formats import current_decay, quantize_weights, threshold_mantissa
 from quantize.pipeline import calibration_images, quantize_checkpoint
 from quantize.ptq import apply_scales, quantize_graph
 from quantize.qat import FixedPointFinetuner, operating_point
-from targets.reference import simulate
-from toolchain.graph import GraphError
+from targets.reference import output_window, simulate
+from toolchain.graph import CubaLIF, Dense, Graph, GraphError, Input
 from toolchain.graph_build import graph_from_checkpoint
 from toolchain.lowering import lower
 
@@ -19,6 +19,37 @@ def test_decays_mind_lavas_offsets():
     assert voltage_decay(5.0) == 819  # keeps 4096 - 819 = 3277 ~ 4096 * 4/5
     assert current_decay(1.0) == 4095 and voltage_decay(1.0) == 4096  # no memory at all
     assert threshold_mantissa(1.0, 6400.0) == 100
+
+
+def test_threshold_mantissa_rounds_to_nearest():
+    """vth = round(scale * threshold / 64): 2944.7 -> 2945 and 1311.6 -> 1312 (floor would
+    give 2944 and 1311, the digits network's two thresholds)."""
+    assert threshold_mantissa(1.0, 2944.7 * 64) == 2945
+    assert threshold_mantissa(0.5, 1311.6 * 128) == 1312
+    assert threshold_mantissa(1.0, 2944.2 * 64) == 2944
+
+
+def test_report_gives_the_calibration_current_and_voltage_of_each_population():
+    """One neuron, weight 0.5, input 1 every step, threshold 10 (never fires): by hand, the
+    current c_t = 0.5 (1 - (2/3)^(t+1)) peaks at 0.434 and the voltage v_t = 0.8 v + c at 1.191."""
+    graph = Graph(
+        (
+            Input("in", (1, 1, 1), levels=1),
+            Dense("d", np.array([[0.5]], np.float32)),
+            CubaLIF("n", tau_m=5.0, tau_s=3.0, threshold=10.0),
+        ),
+        T=5,
+    )
+    current, voltage, peak_current, peak_voltage = 0.0, 0.0, 0.0, 0.0
+    for _ in range(5):
+        current = current * 2 / 3 + 0.5 / 3
+        voltage = voltage * 0.8 + current
+        peak_current, peak_voltage = max(peak_current, current), max(peak_voltage, voltage)
+    assert (round(peak_current, 3), round(peak_voltage, 3)) == (0.434, 1.191)
+    _, report = quantize_graph(graph, np.ones((1, 1, 1, 1), np.float32))
+    layer = report.layers[0]
+    assert layer.calibration_max_current == round(peak_current * layer.scale)
+    assert layer.calibration_max_voltage == round(peak_voltage * layer.scale)
 
 
 def test_weights_round_and_clip_to_loihi_range():
@@ -72,14 +103,21 @@ def test_finetuning_reports_exactly_the_fixed_point_accuracy(digits, digits_chec
     ), "a step changes weights"
 
 
-def test_operating_point_reproduces_the_integer_spikes(digits, lowered):
+def test_operating_point_reproduces_the_integer_spikes_and_voltages(digits, lowered):
+    """The fine-tuner's voltage before reset crosses the threshold exactly where the simulator
+    spiked, and equals the simulator's recorded voltage wherever it did not spike (there is no
+    reset to tell them apart), negative voltages and their truncation toward zero included."""
     fixed, _ = quantize_graph(lowered, digits.train.images[:300])
     result = simulate(fixed, digits.test.images[:50], record=True, record_states=True)
     for index, population in enumerate(fixed.populations):
         psp, spikes, u_pre = operating_point(result, fixed, index)
-        above = (u_pre * population.scale) > population.vth * 64
-        assert torch.equal(above.double(), spikes)
+        v_pre = np.rint(u_pre.numpy() * population.scale)
+        assert torch.equal(torch.from_numpy(v_pre > population.vth * 64).double(), spikes)
         assert spikes.sum() > 0
+        recorded = result.voltages[population.name][..., index + 1 : index + 1 + fixed.T]
+        quiet = spikes.numpy() == 0
+        assert (recorded[quiet] < 0).any(), "negative voltages are where truncation matters"
+        np.testing.assert_array_equal(v_pre[quiet], recorded[quiet], err_msg=population.name)
 
 
 def test_finetuning_recovers_float_accuracy(digits, digits_checkpoint):
@@ -88,9 +126,12 @@ def test_finetuning_recovers_float_accuracy(digits, digits_checkpoint):
     )
     assert len(result.finetune) == 5
     assert result.fixed_accuracy >= result.float_accuracy - 0.002, result.to_json()["finetune"]
-    assert result.fixed_accuracy == pytest.approx(
-        (simulate(result.graph, digits.test.images).predictions == digits.test.labels).mean()
-    )
+    # counted again from the output spikes with the readout written out here (tau_s = 3)
+    graph = result.graph
+    spikes = simulate(graph, digits.test.images).output_spikes[..., output_window(graph)]
+    weight = 1.0 - (2.0 / 3.0) ** (graph.T - np.arange(graph.T))
+    predicted = (spikes * weight).sum(-1).argmax(-1)
+    assert result.fixed_accuracy == (predicted == digits.test.labels).mean()
 
 
 def test_quantize_refuses_an_unlowered_graph(digits, digits_checkpoint):

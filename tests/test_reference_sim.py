@@ -168,8 +168,10 @@ def assert_matches_loop(
     np.testing.assert_array_equal(
         result.output_spikes, result.spikes[last].reshape(len(images), -1, steps)
     )
-    expected = predict_from_spikes(result.output_spikes[..., output_window(graph)], 2.0)
-    np.testing.assert_array_equal(result.predictions, expected)
+    # the readout by hand: a spike at window step t adds 1 - (1/2)^(T - t) to its class (tau_s 2)
+    window = result.output_spikes[..., output_window(graph)]
+    weight = 1.0 - 0.5 ** (graph.T - np.arange(graph.T))
+    np.testing.assert_array_equal(result.predictions, (window * weight).sum(-1).argmax(-1))
     return result
 
 
@@ -452,10 +454,11 @@ def test_predict_from_spikes_sums_psps_and_first_max_wins():
 
 
 def test_input_payload_rounds_and_checks_images():
-    graph = one_neuron(weight=1, du=0, dv=0, vth=1, levels=255, T=1)
-    payload = input_payload(graph, np.array([0.0, 0.5, 1.0, 0.3]).reshape(4, 1, 1, 1))
+    graph = one_neuron(weight=1, du=0, dv=0, vth=1, levels=16, T=1)
+    images = np.array([0.0, 2.5 / 16, 3.5 / 16, 1.0, 0.3]).reshape(5, 1, 1, 1)  # exact halves
+    payload = input_payload(graph, images)
     assert payload.dtype == np.int64
-    assert payload.ravel().tolist() == [0, 128, 255, 76]  # 127.5 rounds half to even
+    assert payload.ravel().tolist() == [0, 2, 4, 16, 5]  # halves round to even: 2.5 -> 2
     with pytest.raises(ValueError, match="shape"):
         input_payload(graph, np.zeros((2, 1, 2, 1)))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):

@@ -10,7 +10,8 @@ from toolchain.atomic import FILE_MODE, atomic_path
 from toolchain.checkpoint import Checkpoint, CheckpointError
 from toolchain.cli import main
 from toolchain.config import DenseSpec, DropoutSpec, load_config
-from toolchain.train import train
+from toolchain.datasets import hold_out, load_digits
+from toolchain.train import evaluate, learning_rate, model_from_checkpoint, train
 
 DIGITS = "examples/digits_mlp.toml"
 
@@ -23,10 +24,14 @@ def test_digits_mlp_reaches_95_percent(digits_run):
     assert saved.config == load_config(DIGITS)
 
 
-def small_config_with_dropout(epochs: int):
+def small_config_with_dropout(epochs: int, **train_fields):
+    """A small digits MLP with dropout, shifted images and a validation split: every source of
+    randomness and state that resuming must restore."""
     config = load_config(DIGITS)
     layers = (DenseSpec(64), DropoutSpec(0.2), DenseSpec(10))
-    return dataclasses.replace(config, layers=layers).with_epochs(epochs)
+    train_fields = {"augment_shift": 1, "validation": 200, **train_fields}
+    training = dataclasses.replace(config.train, epochs=epochs, **train_fields)
+    return dataclasses.replace(config, layers=layers, train=training)
 
 
 def test_resumed_run_equals_uninterrupted_run(digits, tmp_path):
@@ -41,6 +46,34 @@ def test_resumed_run_equals_uninterrupted_run(digits, tmp_path):
         assert torch.equal(a.model[name], b.model[name]), name
     drop_time = [{k: v for k, v in m.items() if k != "seconds"} for m in a.metrics]
     assert drop_time == [{k: v for k, v in m.items() if k != "seconds"} for m in b.metrics]
+
+
+def test_every_step_clamps_the_weights(digits, tmp_path):
+    """The paper clamps the weights after each optimiser step; with a clamp far below the
+    trained weights' size, every weight must end inside it and many exactly on it."""
+    config = small_config_with_dropout(1)
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, weight_clamp=0.02))
+    result = train(config, tmp_path, dataset=digits, progress=False)
+    for name, weight in Checkpoint.load(result.checkpoint).model.items():
+        assert weight.abs().max() <= 0.02, f"{name} left the clamp [-0.02, 0.02]"
+        assert (weight.abs() == 0.02).float().mean() > 0.1, f"{name}: the clamp never bound"
+
+
+def test_best_epoch_is_chosen_on_held_out_training_data(digits, tmp_path):
+    result = train(small_config_with_dropout(4), tmp_path, dataset=digits, progress=False)
+    validation = [m["validation_accuracy"] for m in result.metrics]
+    best = Checkpoint.load(result.best)
+    assert best.epoch == 1 + validation.index(max(validation)) and best.optimizer == {}
+    _, held = hold_out(digits.train, 200)
+    assert evaluate(model_from_checkpoint(best), held) == max(validation)
+    assert result.to_json()["best"] == str(tmp_path / "best.pt")
+
+
+def test_cosine_schedule_anneals_to_zero():
+    config = small_config_with_dropout(10, lr=1e-3, lr_schedule="cosine")
+    rates = [learning_rate(config, epoch) for epoch in (0, 2.5, 5, 10)]
+    assert rates == pytest.approx([1e-3, 0.5e-3 * (1 + 2**-0.5), 0.5e-3, 0.0])
+    assert learning_rate(small_config_with_dropout(10, lr=1e-3), 7.5) == 1e-3
 
 
 def test_resume_refuses_a_different_config(digits, tmp_path):
@@ -82,8 +115,14 @@ def test_cli_train_json_and_resume(tmp_path, capsys):
     assert first["epochs"] == 1 and first["checkpoint"] == str(tmp_path / "checkpoint.pt")
     assert main([*args, "--epochs", "2", "--resume"]) == 0
     second = json.loads(capsys.readouterr().out)
-    assert second["epochs"] == 2 and 0.0 <= second["test_accuracy"] <= 1.0
-    assert Checkpoint.load(tmp_path / "checkpoint.pt").epoch == 2
+    saved = Checkpoint.load(tmp_path / "checkpoint.pt")
+    assert second["epochs"] == 2 and saved.epoch == 2
+    assert second["test_accuracy"] == saved.metrics[-1]["test_accuracy"]
+    model = model_from_checkpoint(saved)
+    test = load_digits().test
+    with torch.no_grad():
+        predicted = model.predict(model(torch.from_numpy(test.images))).numpy()
+    assert second["test_accuracy"] == (predicted == test.labels).mean()
 
 
 def test_cli_reports_bad_input_clearly(tmp_path, capsys):

@@ -14,6 +14,7 @@ from toolchain.config import Config
 FORMAT = "snn-deploy-checkpoint"
 VERSION = 1
 CHECKPOINT_NAME = "checkpoint.pt"
+BEST_NAME = "best.pt"  # the epoch chosen on held-out training data
 
 
 class CheckpointError(ValueError):

@@ -41,7 +41,12 @@ def _train(args: argparse.Namespace) -> dict[str, object]:
     if args.epochs is not None:
         config = config.with_epochs(args.epochs)
     result = train(
-        config, args.out, data_dir=args.data_dir, resume=args.resume, progress=not args.quiet
+        config,
+        args.out,
+        data_dir=args.data_dir,
+        resume=args.resume,
+        progress=not args.quiet,
+        device=args.device,
     )
     return result.to_json()
 
@@ -234,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="run folder for checkpoint.pt")
     p.add_argument("--epochs", type=int, help="total epochs, overriding the config")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train")
     p.set_defaults(run=_train)
 
     p = commands.add_parser("demo", help="the main job on the embedded digits set")

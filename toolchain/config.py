@@ -118,6 +118,9 @@ class LossConfig:
             )
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The paper's optimiser: AdamW, gradient-norm clipping and a weight clamp after each step."""
@@ -130,12 +133,21 @@ class TrainConfig:
     grad_clip: float = 1.0
     weight_clamp: float = 4.0
     mode: str = "final"
+    lr_schedule: str = "constant"  # the paper's; "cosine" anneals to 0 over all epochs
+    augment_shift: int = 0  # random translation of training images by up to this many pixels
+    validation: int = 0  # training samples held out to choose the best epoch (best.pt)
 
     def __post_init__(self) -> None:
         _require(self.lr > 0, f"train.lr={self.lr!r}: need > 0")
         _require(self.batch_size >= 1, f"train.batch_size={self.batch_size!r}: need >= 1")
         _require(self.epochs >= 1, f"train.epochs={self.epochs!r}: need >= 1")
         _require(self.mode in MODES, f"train.mode={self.mode!r}: one of {', '.join(MODES)}")
+        _require(
+            self.lr_schedule in LR_SCHEDULES,
+            f"train.lr_schedule={self.lr_schedule!r}: one of {', '.join(LR_SCHEDULES)}",
+        )
+        _require(self.augment_shift >= 0, f"train.augment_shift={self.augment_shift!r}: need >= 0")
+        _require(self.validation >= 0, f"train.validation={self.validation!r}: need >= 0")
 
 
 @dataclass(frozen=True)

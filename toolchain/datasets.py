@@ -245,3 +245,18 @@ def load_dataset(name: str, data_dir: Path | str | None = None) -> Dataset:
     raise DatasetError(
         f"unknown dataset {name!r}; accepted names: {', '.join(repr(n) for n in DATASET_NAMES)}"
     )
+
+
+def hold_out(split: Split, count: int) -> tuple[Split, Split]:
+    """(rest, held out): `count` samples chosen by a fixed permutation, the same on every run."""
+    if not 0 < count < len(split):
+        raise DatasetError(
+            f"cannot hold out {count} of {len(split)} training samples for validation; "
+            f"accepted: 1 to {len(split) - 1}"
+        )
+    order = np.random.default_rng(0).permutation(len(split))
+    kept, held = np.sort(order[count:]), np.sort(order[:count])
+    return (
+        Split(split.images[kept], split.labels[kept]),
+        Split(split.images[held], split.labels[held]),
+    )

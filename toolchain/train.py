@@ -6,6 +6,7 @@ dropout masks through torch's global generator, whose state each checkpoint reco
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +14,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from toolchain.checkpoint import CHECKPOINT_NAME, Checkpoint, CheckpointError
+from toolchain.augment import random_shift
+from toolchain.checkpoint import BEST_NAME, CHECKPOINT_NAME, Checkpoint, CheckpointError
 from toolchain.config import Config
-from toolchain.datasets import Dataset, Split, load_dataset
+from toolchain.datasets import Dataset, Split, hold_out, load_dataset
 from toolchain.losses import Loss, build_loss
 from toolchain.network import SpikingNetwork
 
@@ -29,6 +31,7 @@ class TrainResult:
     epochs: int
     checkpoint: Path
     metrics: list[dict[str, float]]
+    best: Path | None = None  # the epoch with the best validation accuracy, if any was held out
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -36,6 +39,7 @@ class TrainResult:
             "test_accuracy": self.test_accuracy,
             "epochs": self.epochs,
             "checkpoint": str(self.checkpoint),
+            "best": None if self.best is None else str(self.best),
         }
 
 
@@ -56,14 +60,27 @@ def build_optimizer(model: SpikingNetwork, config: Config) -> torch.optim.Optimi
     return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
 
 
+def learning_rate(config: Config, epoch: float) -> float:
+    """The learning rate at a (fractional) epoch: constant, or cosine-annealed to 0."""
+    t = config.train
+    if t.lr_schedule == "constant":
+        return t.lr
+    return 0.5 * t.lr * (1.0 + math.cos(math.pi * epoch / t.epochs))
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 @torch.no_grad()
 def evaluate(model: SpikingNetwork, split: Split) -> float:
-    """Test accuracy in [0, 1]: argmax over classes of the summed output PSP."""
+    """Accuracy in [0, 1]: argmax over classes of the summed output PSP."""
     model.eval()
+    device = _device_of(model)
     correct = 0
     for start in range(0, len(split), EVAL_BATCH):
-        images = torch.from_numpy(split.images[start : start + EVAL_BATCH])
-        labels = torch.from_numpy(split.labels[start : start + EVAL_BATCH])
+        images = torch.from_numpy(split.images[start : start + EVAL_BATCH]).to(device)
+        labels = torch.from_numpy(split.labels[start : start + EVAL_BATCH]).to(device)
         correct += int((model.predict(model(images)) == labels).sum())
     return correct / len(split)
 
@@ -74,19 +91,21 @@ def train_epoch(
     loss_fn: Loss,
     split: Split,
     config: Config,
+    epoch: int,
     progress: tqdm | None = None,
 ) -> tuple[float, float]:
     """One pass over shuffled training data; returns (mean loss per sample, train accuracy)."""
     model.train()
+    device = _device_of(model)
     t = config.train
     order = torch.randperm(len(split))
     total_loss, correct = 0.0, 0
     for start in range(0, len(split), t.batch_size):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, epoch + start / len(split))
         index = order[start : start + t.batch_size].numpy()
-        images, labels = (
-            torch.from_numpy(split.images[index]),
-            torch.from_numpy(split.labels[index]),
-        )
+        images = random_shift(torch.from_numpy(split.images[index]), t.augment_shift)
+        images, labels = images.to(device), torch.from_numpy(split.labels[index]).to(device)
         output = model(images)
         loss = loss_fn(output, labels)
         optimizer.zero_grad()
@@ -128,11 +147,20 @@ def train(
     dataset: Dataset | None = None,
     resume: bool = False,
     progress: bool = True,
+    device: str = "cpu",
 ) -> TrainResult:
-    """Trains `config.train.epochs` epochs (in total, counting resumed ones) into `out_dir`."""
+    """Trains `config.train.epochs` epochs (in total, counting resumed ones) into `out_dir`.
+
+    With `config.train.validation` samples held out of the training set, the epoch with the best
+    validation accuracy (the first of equals) is also saved as `out_dir/best.pt`, without the
+    optimiser state: the test set is reported, never used to choose.
+    """
     dataset = dataset or load_dataset(config.dataset, data_dir)
-    checkpoint_path = Path(out_dir) / CHECKPOINT_NAME
-    model = build_model(config, dataset.input_shape)
+    train_split, validation = dataset.train, None
+    if config.train.validation:
+        train_split, validation = hold_out(dataset.train, config.train.validation)
+    checkpoint_path, best_path = Path(out_dir) / CHECKPOINT_NAME, Path(out_dir) / BEST_NAME
+    model = build_model(config, dataset.input_shape).to(device)
     optimizer = build_optimizer(model, config)
     loss_fn = build_loss(config.loss, config.neuron)
     first_epoch, metrics = 0, []
@@ -141,33 +169,38 @@ def train(
     for epoch in range(first_epoch, config.train.epochs):
         began = time.perf_counter()
         with tqdm(
-            total=len(dataset.train),
+            total=len(train_split),
             desc=f"epoch {epoch + 1}/{config.train.epochs}",
             unit="sample",
             disable=not progress,
             leave=False,
         ) as bar:
-            loss, train_acc = train_epoch(model, optimizer, loss_fn, dataset.train, config, bar)
-        test_acc = evaluate(model, dataset.test)
-        metrics.append(
-            {
-                "epoch": epoch + 1,
-                "loss": loss,
-                "train_accuracy": train_acc,
-                "test_accuracy": test_acc,
-                "seconds": time.perf_counter() - began,
-            }
-        )
-        if progress:
-            tqdm.write(
-                f"epoch {epoch + 1}/{config.train.epochs}: loss {loss:.4f}, "
-                f"train {100 * train_acc:.2f} %, test {100 * test_acc:.2f} %"
+            loss, train_acc = train_epoch(
+                model, optimizer, loss_fn, train_split, config, epoch, bar
             )
+        entry = {"epoch": epoch + 1, "loss": loss, "train_accuracy": train_acc}
+        if validation is not None:
+            entry["validation_accuracy"] = evaluate(model, validation)
+        entry["test_accuracy"] = evaluate(model, dataset.test)
+        entry["seconds"] = time.perf_counter() - began
+        metrics.append(entry)
+        if progress:
+            shown = ", ".join(
+                f"{key.removesuffix('_accuracy')} {100 * entry[key]:.2f} %"
+                for key in ("train_accuracy", "validation_accuracy", "test_accuracy")
+                if key in entry
+            )
+            tqdm.write(f"epoch {epoch + 1}/{config.train.epochs}: loss {loss:.4f}, {shown}")
+        state = {name: value.cpu() for name, value in model.state_dict().items()}
+        if validation is not None and _is_best(metrics):
+            Checkpoint(
+                config, dataset.input_shape, epoch + 1, state, {}, metrics, torch.get_rng_state()
+            ).save(best_path)
         Checkpoint(
             config,
             dataset.input_shape,
             epoch + 1,
-            model.state_dict(),
+            state,
             optimizer.state_dict(),
             metrics,
             torch.get_rng_state(),
@@ -179,4 +212,11 @@ def train(
         epochs=config.train.epochs,
         checkpoint=checkpoint_path,
         metrics=metrics,
+        best=best_path if validation is not None else None,
     )
+
+
+def _is_best(metrics: list[dict[str, float]]) -> bool:
+    """Whether the last epoch's validation accuracy beats every earlier one."""
+    *earlier, last = (m["validation_accuracy"] for m in metrics)
+    return all(last > value for value in earlier)

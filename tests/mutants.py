@@ -1,0 +1,128 @@
+"""Plants known single-line bugs, one at a time, and checks that the default tests catch each.
+
+    python tests/mutants.py            # every mutant, each against its test files
+    python tests/mutants.py --list     # what they are
+
+Each mutant is a real bug a developer could write (issue 7's mutation audit). The tree is copied
+beside the checkout (so `../shared` still resolves), the line is changed there, and the named
+test files run with pytest's default options; a mutant that no test kills is a gap to close.
+When a module moves, update its path here: a mutant whose line is not found is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str
+    line: str
+    replacement: str
+    tests: tuple[str, ...]
+
+
+MUTANTS = (
+    Mutant(
+        "threshold mantissa floors instead of rounding",
+        "quantize/formats.py",
+        "round(scale * threshold / 2**ACT_SHIFT)",
+        "int(scale * threshold / 2**ACT_SHIFT)",
+        ("tests/test_quantize.py",),
+    ),
+    Mutant(
+        "the Graph's pooling ignores the config's weight",
+        "toolchain/graph_build.py",
+        'SumPool2d(f"pool{index}", 2, spec.weight)',
+        'SumPool2d(f"pool{index}", 2, 1.0)',
+        ("tests/test_graph.py",),
+    ),
+    Mutant(
+        "the config's default pooling weight is 1.0",
+        "toolchain/config.py",
+        "    weight: float = 1.1\n",
+        "    weight: float = 1.0\n",
+        ("tests/test_paper_constants.py", "tests/test_config.py"),
+    ),
+    Mutant(
+        "fine-tuning floors the voltage decay",
+        "quantize/qat.py",
+        "np.trunc(before * (4096 - population.dv) / 4096)",
+        "np.floor(before * (4096 - population.dv) / 4096)",
+        ("tests/test_quantize.py",),
+    ),
+    Mutant(
+        "compare counts the fixed accuracy from the float predictions",
+        "toolchain/compare.py",
+        "int((fixed.predictions == labels).sum())",
+        "int((float_pred == labels).sum())",
+        ("tests/test_compare.py",),
+    ),
+    Mutant(
+        "the report swaps calibration current and voltage",
+        "quantize/ptq.py",
+        "current, voltage = ranges[report.population]",
+        "voltage, current = ranges[report.population]",
+        ("tests/test_quantize.py",),
+    ),
+    Mutant(
+        "training no longer clamps the weights",
+        "toolchain/train.py",
+        "param.clamp_(-t.weight_clamp, t.weight_clamp)",
+        "param.clamp(-t.weight_clamp, t.weight_clamp)",
+        ("tests/test_train.py",),
+    ),
+)
+
+
+def killer(mutant: Mutant) -> str | None:
+    """The first test that fails with the mutant's line changed (in a copy of the tree)."""
+    with tempfile.TemporaryDirectory(prefix=".mutant-", dir=ROOT.parent) as tmp:
+        copy = Path(tmp) / ROOT.name
+        shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "runs"))
+        target = copy / mutant.path
+        text = target.read_text()
+        if text.count(mutant.line) != 1:
+            raise SystemExit(f"{mutant.path}: the line of {mutant.name!r} is not there once")
+        target.write_text(text.replace(mutant.line, mutant.replacement))
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *mutant.tests],
+            cwd=copy,
+            capture_output=True,
+            text=True,
+        )
+        if run.returncode == 0:
+            return None
+        failed = [line for line in run.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+        if not failed or failed[0].startswith("ERROR"):
+            raise SystemExit(f"{mutant.name}: the tests did not run:\n{run.stdout[-3000:]}")
+        return failed[0].removeprefix("FAILED ").split(" - ")[0]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--list", action="store_true", help="list the mutants and stop")
+    args = parser.parse_args()
+    survivors = []
+    for mutant in MUTANTS:
+        if args.list:
+            print(f"{mutant.path}: {mutant.name}")
+            continue
+        test = killer(mutant)
+        verdict = "SURVIVED" if test is None else f"killed by {test}"
+        print(f"{mutant.path}: {mutant.name}: {verdict}", flush=True)
+        survivors += [mutant] if test is None else []
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
