@@ -2,7 +2,7 @@
 
 One run, one fixed-point network (the digits MLP, trained and quantised here with PTQ), the
 same test samples for every method:
-- reference: `targets.reference.simulate`, batched numpy;
+- reference: `targets.loihi2.simulator.simulate`, batched numpy;
 - Lava streaming: `run_on_lava`, one compiled network, samples pipelined T steps apart;
 - Lava per sample: `run_per_sample`, one build, run and stop per sample (T + L steps each).
 All three must give the same output spikes; the script checks it before reporting.
@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from quantize.pipeline import quantize_checkpoint
-from targets.lava.runner import run_on_lava, run_per_sample
-from targets.reference import output_window, simulate
+from targets.loihi2.lava.runner import run_on_lava, run_per_sample
+from targets.loihi2.simulator import simulate
 from toolchain.atomic import write_text
-from toolchain.checkpoint import Checkpoint
-from toolchain.config import load_config
-from toolchain.datasets import load_digits
-from toolchain.graph import Graph
-from toolchain.train import train
+from toolchain.data.datasets import load_digits
+from toolchain.ir import Graph
+from toolchain.train.checkpoint import Checkpoint
+from toolchain.train.config import load_config
+from toolchain.train.loop import train
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks/results/lava_throughput.json"
@@ -64,7 +64,7 @@ def main() -> None:
     stream, stream_s = timed(lambda: run_on_lava(graph, images))
     few = images[: args.per_sample]
     single, single_s = timed(lambda: run_per_sample(graph, few))
-    expected = reference.output_spikes[..., output_window(graph)]
+    expected = reference.output_window_spikes
     assert np.array_equal(stream.output_spikes, expected), "Lava streaming != reference"
     assert np.array_equal(single.output_spikes, expected[: len(few)]), "per sample != reference"
     rows = [

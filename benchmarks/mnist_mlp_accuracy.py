@@ -1,6 +1,6 @@
 """MNIST accuracy of the 784-400-400-10 MLP after a fixed, short training budget.
 
-Trains `examples/mnist_mlp.toml` with `toolchain.train.train` for `--epochs` epochs (3 by
+Trains `examples/mnist_mlp.toml` with `toolchain.train.loop.train` for `--epochs` epochs (3 by
 default; the config's own budget is 100), prints the test accuracy and wall time of every epoch
 and writes `benchmarks/results/mnist_mlp_accuracy.json`.
 
@@ -21,11 +21,10 @@ from pathlib import Path
 import torch
 
 from toolchain.atomic import write_text
-from toolchain.config import load_config
-from toolchain.train import TrainResult, train
+from toolchain.train.config import load_config
+from toolchain.train.loop import TrainResult, train
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA_DIR = REPO.parent / "shared/datasets/mnist"
 CONFIG = REPO / "examples/mnist_mlp.toml"
 RESULTS = REPO / "benchmarks/results/mnist_mlp_accuracy.json"
 
@@ -61,7 +60,9 @@ def report(result: TrainResult, seconds: float, out_dir: Path) -> dict[str, obje
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument(
+        "--data-dir", type=Path, help="MNIST folder (default: $SNN_DEPLOY_MNIST or ../shared)"
+    )
     parser.add_argument("--out-dir", type=Path, default=REPO / "runs/bench-mnist-mlp")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -27,19 +27,18 @@ import numpy as np
 import torch
 
 from quantize.pipeline import calibration_images
-from quantize.ptq import quantize_graph
-from targets.reference import simulate
+from quantize.scales import quantize_graph
+from targets.loihi2.simulator import simulate
 from toolchain.atomic import write_text
-from toolchain.checkpoint import Checkpoint
-from toolchain.config import load_config
-from toolchain.datasets import load_mnist
-from toolchain.graph import Dense, Graph
-from toolchain.graph_build import graph_from_checkpoint
-from toolchain.lowering import lower
-from toolchain.train import train
+from toolchain.data.datasets import load_mnist, mnist_dir
+from toolchain.ir import Dense, Graph
+from toolchain.ir.lowering import lower
+from toolchain.train.checkpoint import Checkpoint
+from toolchain.train.config import load_config
+from toolchain.train.loop import train
+from toolchain.train.to_graph import graph_from_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA_DIR = REPO.parent / "shared/datasets/mnist"
 DEFAULT_CHECKPOINT = REPO / "runs/bench-mnist-mlp/checkpoint.pt"
 RESULTS = REPO / "benchmarks/results/simulator_throughput.json"
 BATCH = 1000
@@ -47,7 +46,7 @@ REPEATS = 3
 
 
 def fixed_graph(checkpoint_path: Path, data_dir: Path) -> tuple[Graph, np.ndarray, np.ndarray]:
-    dataset = load_mnist(data_dir)
+    dataset = load_mnist(mnist_dir(data_dir))
     if not checkpoint_path.is_file():
         print(f"no checkpoint at {checkpoint_path}: training the MNIST MLP for 1 epoch")
         config = load_config(REPO / "examples/mnist_mlp.toml").with_epochs(1)
@@ -84,7 +83,9 @@ def timed(fn) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument(
+        "--data-dir", type=Path, help="MNIST folder (default: $SNN_DEPLOY_MNIST or ../shared)"
+    )
     args = parser.parse_args()
     graph, images, labels = fixed_graph(args.checkpoint, args.data_dir)
     accuracy = float((simulate(graph, images, batch_size=BATCH).predictions == labels).mean())

@@ -1,7 +1,7 @@
-"""Training throughput and memory of TSSL-BP against a plain surrogate-gradient BPTT twin.
+"""Training throughput and memory of TSSL-BP against surrogate-gradient BPTT (`method = "bptt"`).
 
 For the MNIST MLP and CNN configs, both methods train the same network (same initial weights,
-same batches, same AdamW + gradient clipping + weight clamp step as `toolchain.train`):
+same batches, same AdamW + gradient clipping + weight clamp step as `toolchain.train.loop`):
 
 * throughput: samples/s = batch size / median training-step time, over the timed batches of
   every repetition after a warm-up (the methods alternate, repetition by repetition); the
@@ -12,7 +12,7 @@ same batches, same AdamW + gradient clipping + weight clamp step as `toolchain.t
 * peak RSS: each (network, method) trains a few batches in a fresh subprocess, which reports the
   growth of `ru_maxrss` over its value after model, optimiser and data setup (median of 3).
 
-Before timing, the BPTT twin's spikes and PSPs are checked bit-identical to TSSL-BP's.
+Before timing, BPTT's spikes and PSPs are checked bit-identical to TSSL-BP's.
 Writes `benchmarks/results/train_throughput.json` and prints a table last.
 
     .venv/bin/python benchmarks/train_throughput.py [--quick]
@@ -21,6 +21,7 @@ Writes `benchmarks/results/train_throughput.json` and prints a table last.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import gc
 import json
@@ -38,19 +39,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bptt_baseline import bptt_twin, check_same_forward
 
 from toolchain.atomic import write_text
-from toolchain.config import Config, load_config
-from toolchain.datasets import Split, load_dataset
-from toolchain.losses import Loss, build_loss
-from toolchain.network import SpikingNetwork
-from toolchain.train import build_model, build_optimizer
+from toolchain.data.datasets import Split, load_dataset
+from toolchain.train.config import Config, load_config
+from toolchain.train.loop import build_model, build_optimizer
+from toolchain.train.losses import Loss, build_loss
+from toolchain.train.methods import METHODS
+from toolchain.train.network import SpikingNetwork
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA_DIR = REPO.parent / "shared/datasets/mnist"
 RESULTS = REPO / "benchmarks/results/train_throughput.json"
-METHODS: tuple[str, ...] = ("tsslbp", "bptt")
 MIB = 2.0**20
 RSS_STEPS = 2  # full-size training steps each peak-RSS subprocess runs after its baseline
 RSS_RUNS = 3  # subprocesses per (network, method); the median growth is reported
@@ -76,9 +75,24 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def make_net(config: Config, method: str, input_shape: tuple[int, int, int]) -> SpikingNetwork:
-    """The config's network with its seeded initial weights, as TSSL-BP or as the BPTT twin."""
-    model = build_model(config, input_shape)
-    return model if method == "tsslbp" else bptt_twin(model)
+    """The config's network with its seeded initial weights, trained with `method`."""
+    train = dataclasses.replace(config.train, method=method)
+    return build_model(dataclasses.replace(config, train=train), input_shape)
+
+
+def check_same_forward(nets: dict[str, SpikingNetwork], images: torch.Tensor) -> int:
+    """Asserts bit-identical spikes and PSPs in every spiking layer; returns the spike count."""
+    outputs = {}
+    for method, net in nets.items():
+        net.eval()
+        with torch.no_grad():
+            outputs[method] = net(images, return_spikes=True)
+        net.train()
+    (psp_a, spikes_a), (psp_b, spikes_b) = outputs.values()
+    assert torch.equal(psp_a, psp_b), "output PSPs differ between the methods"
+    for index, (a, b) in enumerate(zip(spikes_a, spikes_b, strict=True)):
+        assert torch.equal(a, b), f"spiking layer {index}: spikes differ between the methods"
+    return int(sum(s.sum() for s in spikes_a))
 
 
 def batches_from(split: Split, batch_size: int, count: int, seed: int = 0) -> list[Batch]:
@@ -92,7 +106,7 @@ def batches_from(split: Split, batch_size: int, count: int, seed: int = 0) -> li
 
 
 class Trainer:
-    """The step of `toolchain.train.train_epoch`, timing each phase of every step."""
+    """The step of `toolchain.train.loop.train_epoch`, timing each phase of every step."""
 
     PHASES = ("forward", "backward", "step", "total")
 
@@ -262,7 +276,7 @@ def measure(bench: Bench, split: Split, reps: int, quick: bool) -> dict[str, obj
     batches = batches_from(split, config.train.batch_size, warmup + timed)
     shape = tuple(split.images.shape[1:])
     nets = {method: make_net(config, method, shape) for method in METHODS}  # type: ignore[arg-type]
-    spikes = check_same_forward(nets["tsslbp"], nets["bptt"], batches[0][0])
+    spikes = check_same_forward(nets, batches[0][0])
     trainers = {method: Trainer(net, config) for method, net in nets.items()}
     results = {m: saved_for_backward(t.net, t.loss_fn, batches[0]) for m, t in trainers.items()}
     for method, timing in time_methods(trainers, batches, warmup, reps).items():
@@ -338,7 +352,9 @@ def run(data_dir: Path, reps: int, quick: bool, out: Path) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument(
+        "--data-dir", type=Path, help="MNIST folder (default: $SNN_DEPLOY_MNIST or ../shared)"
+    )
     parser.add_argument("--reps", type=int, default=5, help="timed repetitions (median)")
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
     parser.add_argument("--out", type=Path, default=RESULTS)

@@ -8,15 +8,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from quantize.ptq import QuantReport, quantize_graph
-from quantize.qat import FixedPointFinetuner
-from targets.reference import simulate
-from toolchain.checkpoint import Checkpoint
-from toolchain.datasets import Dataset, Split
-from toolchain.graph import Graph
-from toolchain.graph_build import graph_from_checkpoint
-from toolchain.graph_float import run_float
-from toolchain.lowering import lower
+from quantize.finetune import FixedPointFinetuner
+from quantize.scales import QuantReport, quantize_graph
+from targets.loihi2.simulator import simulate
+from toolchain.data.datasets import Dataset, Split
+from toolchain.ir import Graph
+from toolchain.ir.float_runner import run_float
+from toolchain.ir.lowering import lower
+from toolchain.train.checkpoint import Checkpoint
+from toolchain.train.to_graph import graph_from_checkpoint
 
 
 @dataclass

@@ -4,13 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from toolchain.checkpoint import Checkpoint
-from toolchain.config import load_config
-from toolchain.datasets import load_digits
-from toolchain.train import train
+from toolchain.data.datasets import load_digits, mnist_dir
+from toolchain.train.checkpoint import Checkpoint
+from toolchain.train.config import load_config
+from toolchain.train.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
-MNIST_DIR = ROOT.parent / "shared" / "datasets" / "mnist"
+MNIST_DIR = mnist_dir()
 
 
 @pytest.fixture(scope="session")

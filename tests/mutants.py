@@ -34,49 +34,56 @@ class Mutant:
 MUTANTS = (
     Mutant(
         "threshold mantissa floors instead of rounding",
-        "quantize/formats.py",
+        "targets/loihi2/formats.py",
         "round(scale * threshold / 2**ACT_SHIFT)",
         "int(scale * threshold / 2**ACT_SHIFT)",
         ("tests/test_quantize.py",),
     ),
     Mutant(
-        "the Graph's pooling ignores the config's weight",
-        "toolchain/graph_build.py",
-        'SumPool2d(f"pool{index}", 2, spec.weight)',
+        "the Graph's pooling ignores the module's weight",
+        "toolchain/train/to_graph.py",
+        'SumPool2d(f"pool{index}", 2, layer.weight)',
         'SumPool2d(f"pool{index}", 2, 1.0)',
         ("tests/test_graph.py",),
     ),
     Mutant(
         "the config's default pooling weight is 1.0",
-        "toolchain/config.py",
+        "toolchain/train/config.py",
         "    weight: float = 1.1\n",
         "    weight: float = 1.0\n",
         ("tests/test_paper_constants.py", "tests/test_config.py"),
     ),
     Mutant(
-        "fine-tuning floors the voltage decay",
-        "quantize/qat.py",
-        "np.trunc(before * (4096 - population.dv) / 4096)",
-        "np.floor(before * (4096 - population.dv) / 4096)",
+        "the simulator floors the decays instead of truncating toward zero",
+        "targets/loihi2/simulator.py",
+        "np.trunc(x, out=x)",
+        "np.floor(x, out=x)",
+        ("tests/test_reference_sim.py",),
+    ),
+    Mutant(
+        "fine-tuning sees the voltage after the reset where a neuron spiked",
+        "targets/loihi2/simulator.py",
+        "np.copyto(state.v_crossing, v, where=state.spikes)",
+        "pass",
         ("tests/test_quantize.py",),
     ),
     Mutant(
         "compare counts the fixed accuracy from the float predictions",
-        "toolchain/compare.py",
-        "int((fixed.predictions == labels).sum())",
-        "int((float_pred == labels).sum())",
+        "toolchain/report/compare.py",
+        "result.fixed_correct += int((fixed_pred == labels).sum())",
+        "result.fixed_correct += int((float_pred == labels).sum())",
         ("tests/test_compare.py",),
     ),
     Mutant(
         "the report swaps calibration current and voltage",
-        "quantize/ptq.py",
+        "quantize/scales.py",
         "current, voltage = ranges[report.population]",
         "voltage, current = ranges[report.population]",
         ("tests/test_quantize.py",),
     ),
     Mutant(
         "training no longer clamps the weights",
-        "toolchain/train.py",
+        "toolchain/train/loop.py",
         "param.clamp_(-t.weight_clamp, t.weight_clamp)",
         "param.clamp(-t.weight_clamp, t.weight_clamp)",
         ("tests/test_train.py",),
@@ -87,8 +94,9 @@ MUTANTS = (
 def killer(mutant: Mutant) -> str | None:
     """The first test that fails with the mutant's line changed (in a copy of the tree)."""
     with tempfile.TemporaryDirectory(prefix=".mutant-", dir=ROOT.parent) as tmp:
-        copy = Path(tmp) / ROOT.name
-        shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "runs"))
+        copy = Path(tmp)  # a sibling of the checkout: ../shared resolves the same
+        ignore = shutil.ignore_patterns(".venv", ".git", "runs")
+        shutil.copytree(ROOT, copy, ignore=ignore, dirs_exist_ok=True)
         target = copy / mutant.path
         text = target.read_text()
         if text.count(mutant.line) != 1:

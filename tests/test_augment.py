@@ -2,7 +2,7 @@
 
 import torch
 
-from toolchain.augment import random_shift
+from toolchain.data.augment import random_shift
 
 
 def test_each_image_moves_by_its_own_shift_with_zero_fill():

@@ -7,8 +7,8 @@ import onnx
 import pytest
 
 from toolchain.cli import main
-from toolchain.graph import CubaLIF, Dense, Graph
-from toolchain.onnx_io import load_onnx, save_onnx
+from toolchain.io import load_onnx, save_onnx
+from toolchain.ir import CubaLIF, Dense, Graph
 
 
 def run_json(capsys, *args):

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from quantize.pipeline import quantize_checkpoint
-from toolchain.compare import compare
-from toolchain.graph import Graph
-from toolchain.train import model_from_checkpoint
+from toolchain.ir import Graph
+from toolchain.report.compare import compare
+from toolchain.train.loop import model_from_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from toolchain.config import ConfigError, ConvSpec, DenseSpec, PoolSpec, load_config
+from toolchain.train.config import ConfigError, ConvSpec, DenseSpec, PoolSpec, load_config
 
 
 def test_examples_load_with_the_paper_fields():

@@ -1,4 +1,4 @@
-"""Tests for toolchain.datasets on the real digits and MNIST data and on broken idx files."""
+"""Tests for toolchain.data.datasets on the real digits and MNIST data and on broken idx files."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 from sklearn import datasets as sk_datasets
 
-from toolchain.datasets import (
+from toolchain.data import datasets
+from toolchain.data.datasets import (
+    CHECKOUT_MNIST_DIR,
+    MNIST_DIR_VARIABLE,
     MNIST_FILES,
     Dataset,
     DatasetError,
@@ -21,10 +24,11 @@ from toolchain.datasets import (
     load_dataset,
     load_digits,
     load_mnist,
+    mnist_dir,
     read_idx,
 )
 
-MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist"
+MNIST_DIR = mnist_dir()
 # The published class counts and first labels of the standard MNIST files.
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -300,8 +304,16 @@ def test_load_dataset_unknown_name_lists_accepted() -> None:
         load_dataset("cifar10")
 
 
-def test_load_dataset_mnist_without_dir() -> None:
-    with pytest.raises(DatasetError, match="'mnist' needs data_dir"):
+def test_mnist_folder_comes_from_the_argument_the_variable_or_the_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(MNIST_DIR_VARIABLE, raising=False)
+    assert mnist_dir() == CHECKOUT_MNIST_DIR and CHECKOUT_MNIST_DIR.is_dir()
+    monkeypatch.setenv(MNIST_DIR_VARIABLE, str(tmp_path))
+    assert mnist_dir() == tmp_path and mnist_dir("elsewhere") == Path("elsewhere")
+    monkeypatch.setattr(datasets, "CHECKOUT_MNIST_DIR", tmp_path / "missing")
+    monkeypatch.delenv(MNIST_DIR_VARIABLE)
+    with pytest.raises(DatasetError, match=r"pass --data-dir or set \$SNN_DEPLOY_MNIST"):
         load_dataset("mnist")
 
 

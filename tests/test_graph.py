@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from toolchain.checkpoint import Checkpoint
-from toolchain.config import ConvSpec, DenseSpec, PoolSpec, load_config
-from toolchain.datasets import load_digits
-from toolchain.graph import CubaLIF, Dense, Flatten, Graph, GraphError, Input, SumPool2d
-from toolchain.graph_build import graph_from_checkpoint, graph_from_config
-from toolchain.graph_float import run_float
-from toolchain.lowering import lower
-from toolchain.train import build_model, model_from_checkpoint, train
+from toolchain.data.datasets import load_digits
+from toolchain.ir import CubaLIF, Dense, Flatten, Graph, GraphError, Input, SumPool2d
+from toolchain.ir.float_runner import run_float
+from toolchain.ir.lowering import lower
+from toolchain.train.checkpoint import Checkpoint
+from toolchain.train.config import ConvSpec, DenseSpec, PoolSpec, load_config
+from toolchain.train.loop import build_model, model_from_checkpoint, train
+from toolchain.train.network import SpikingLayer
+from toolchain.train.to_graph import graph_from_checkpoint, graph_from_model
 
 RNG = np.random.default_rng(0)
 
@@ -100,6 +101,63 @@ def test_bad_nodes_and_graphs_name_the_node_and_value(build, message):
         build()
 
 
+def recurrent_nodes():
+    return (
+        Input("in", (1, 2, 2)),
+        Dense("ff", weights(3, 4)),
+        Dense("rec", weights(3, 3)),
+        lif("pop"),
+    )
+
+
+def test_a_population_reading_its_own_previous_spikes_is_a_valid_graph():
+    edges = (("in", "ff"), ("pop", "rec"), ("ff", "pop"), ("rec", "pop"))
+    graph = Graph(recurrent_nodes(), 5, edges=edges)
+    assert graph.shapes() == [(1, 2, 2), (3,), (3,), (3,)]
+    assert graph.sources("pop") == ["ff", "rec"] and graph.is_recurrent("pop", "rec")
+    assert not graph.is_chain and Graph(graph.nodes[:2] + graph.nodes[3:], 5).is_chain
+    with pytest.raises(GraphError, match="'recurrent' is not a chain"):
+        dataclasses.replace(graph, name="recurrent").layers()
+
+
+@pytest.mark.parametrize(
+    ("edges", "message"),
+    [
+        ((("in", "ff"), ("ff", "pop")), r"node 'rec': needs exactly one source, has \[\]"),
+        (
+            (("in", "ff"), ("pop", "rec"), ("in", "rec"), ("ff", "pop"), ("rec", "pop")),
+            r"node 'rec': needs exactly one source, has \['pop', 'in'\]",
+        ),
+        (
+            (("in", "ff"), ("pop", "rec"), ("ff", "pop"), ("rec", "pop"), ("pop", "ff")),
+            "node .ff.: needs exactly one source",
+        ),
+        (
+            (("in", "ff"), ("pop", "rec"), ("ff", "pop"), ("rec", "pop"), ("x", "pop")),
+            "no node named 'x'",
+        ),
+        (
+            (("in", "ff"), ("pop", "rec"), ("ff", "pop"), ("rec", "pop"), ("pop", "pop")),
+            "edge 'pop' -> 'pop' is recurrent .* must lead into a Dense",
+        ),
+        (
+            (("in", "ff"), ("in", "rec"), ("ff", "pop"), ("rec", "pop")),
+            "node .rec.: weight takes 3",
+        ),
+    ],
+)
+def test_bad_edges_are_refused_naming_the_node(edges, message):
+    with pytest.raises(GraphError, match=message):
+        Graph(recurrent_nodes(), 5, edges=edges)
+
+
+def test_a_population_sums_synapses_of_one_shape_only():
+    nodes = (Input("in", (1, 2, 2)), Dense("a", weights(3, 4)), Dense("b", weights(2, 4)), lif("p"))
+    edges = (("in", "a"), ("in", "b"), ("a", "p"), ("b", "p"))
+    with pytest.raises(GraphError, match=r"node 'p': its inputs have different shapes"):
+        Graph(nodes, 5, edges=edges)
+
+
 def test_graph_equality_compares_arrays_and_dtypes():
     w = weights(3, 4)
     a = Graph((Input("i", (1, 2, 2)), Dense("d", w), lif("l")), 5)
@@ -122,10 +180,11 @@ def cnn_graph(kernel: int, padding: int, size: int) -> Graph:
     )
     config = dataclasses.replace(config, layers=layers)
     model = build_model(config, (1, size, size))
-    scaled = [
-        layer.weight.detach().numpy() * 3 for layer in model.layers if hasattr(layer, "neuron")
-    ]
-    return graph_from_config(config, (1, size, size), scaled)
+    with torch.no_grad():
+        for layer in model.layers:
+            if isinstance(layer, SpikingLayer):
+                layer.weight.mul_(3.0)  # so that every layer fires
+    return graph_from_model(model)
 
 
 @pytest.mark.parametrize("kernel,padding,size", [(5, 0, 28), (3, 1, 16)])
@@ -187,7 +246,7 @@ def test_pooled_network_its_graph_and_the_lowered_graph_spike_alike():
     model = build_model(config, (1, 14, 14))
     with torch.no_grad():
         for layer in model.layers:
-            if hasattr(layer, "weight") and isinstance(layer.weight, torch.nn.Parameter):
+            if isinstance(layer, SpikingLayer):
                 layer.weight.mul_(3.0)  # so that every layer fires
     checkpoint = Checkpoint(
         config, (1, 14, 14), 0, model.state_dict(), {}, [], torch.get_rng_state()

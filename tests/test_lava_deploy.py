@@ -1,8 +1,9 @@
-"""Deploying a lowered fixed-point Graph on Lava (`targets.lava`): bit-exact with the reference.
+"""Deploying a lowered fixed-point Graph on Lava (`targets.loihi2.lava`): bit-exact with the
+reference simulator.
 
 Many samples are streamed through one compiled network (LIFReset populations restart every
 sample window); the output spikes of every step of every sample, and u and v of every probed
-neuron inside each sample's window, equal `targets.reference.simulate` on that sample alone.
+neuron inside each sample's window, equal `targets.loihi2.simulator.simulate` on that sample alone.
 Every test also checks that no Lava shared-memory segment (/dev/shm/psm_*) is left behind.
 """
 
@@ -16,18 +17,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import targets.lava  # noqa: F401  (installs the compat finder before any lava import)
-from targets.lava import runner
-from targets.lava.network import LavaTargetUnavailable
-from targets.lava.runner import (
+import targets.loihi2.lava  # noqa: F401  (installs the compat finder before any lava import)
+from targets.loihi2.lava import runner
+from targets.loihi2.lava.network import LavaTargetUnavailable
+from targets.loihi2.lava.runner import (
     LavaResult,
     LavaTimeout,
     run_on_lava,
     run_payload_on_lava,
     run_per_sample,
 )
-from targets.reference import input_payload, output_window, simulate
-from toolchain.graph import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Input, Node
+from targets.loihi2.simulator import input_payload, simulate
+from targets.loihi2.timing import output_window
+from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Input, Node
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_reference_vs_lava import Layer, random_graph  # noqa: E402

@@ -1,7 +1,7 @@
 """The Lava install works: the 3.11 compat shim and a real fixed-point network run.
 
-``targets.lava`` must be imported before anything from ``lava``, so every Lava
-import below happens inside a test, after ``import targets.lava``.
+``targets.loihi2.lava`` must be imported before anything from ``lava``, so every Lava
+import below happens inside a test, after ``import targets.loihi2.lava``.
 """
 
 import subprocess
@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-import targets.lava  # noqa: F401  (installs the compat finder before any lava import)
-from targets.lava import compat
+import targets.loihi2.lava  # noqa: F401  (installs the compat finder before any lava import)
+from targets.loihi2.lava import compat
 
 
 def test_compat_makes_var_model_importable() -> None:
@@ -106,7 +106,7 @@ def test_lava_imports_after_the_fork_context_is_fixed() -> None:
     """tqdm (among others) fixes multiprocessing's default context; Lava must still import."""
     code = (
         "import multiprocessing as mp; mp.get_context().Lock();"
-        "import targets.lava; import lava.proc.dense.process; print(mp.get_start_method())"
+        "import targets.loihi2.lava; import lava.proc.dense.process; print(mp.get_start_method())"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -7,9 +7,9 @@ import pytest
 import torch
 from test_tsslbp import reference_forward, reference_grad
 
-from toolchain.config import Config, DenseSpec, LossConfig, NeuronConfig, load_config
-from toolchain.losses import build_loss, default_pattern, desired_psp
-from toolchain.network import SpikingNetwork, SumPool2d, TimeConsistentDropout
+from toolchain.train.config import Config, DenseSpec, LossConfig, NeuronConfig, load_config
+from toolchain.train.losses import build_loss, default_pattern, desired_psp
+from toolchain.train.network import SpikingNetwork, SumPool2d, TimeConsistentDropout
 
 NEURON = NeuronConfig(T=5, tau_m=5.0, tau_s=3.0)
 

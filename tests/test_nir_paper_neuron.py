@@ -9,7 +9,7 @@ files' row k is our Monitor row k (shift 0), which the test finds and asserts.
 
 The 1000-step input is one sample of T = 1000 steps with a payload per step
 (`run_payload_on_lava`, payload (1, 1, 1000)); the reference simulator's own update
-(`targets.reference._update`) is driven step by step with the same one-step synaptic delay.
+(`targets.loihi2.simulator._update`) is driven step by step with the same one-step synaptic delay.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-import targets.lava  # noqa: F401  (installs the compat finder before any lava import)
+import targets.loihi2.lava  # noqa: F401  (installs the compat finder before any lava import)
 from targets import reference
-from targets.lava.runner import run_payload_on_lava
-from toolchain.graph import CubaLIF, Dense, Graph, Input
+from targets.loihi2.lava.runner import run_payload_on_lava
+from toolchain.ir import CubaLIF, Dense, Graph, Input
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "reference" / "nir-paper"
 ISIS = [6, 15, 4, 3, 0, 2, 1, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 13, 0, 0]

@@ -7,9 +7,9 @@ in the code fails here even where every other test compares the code with itself
 import pytest
 import torch
 
-from toolchain.config import LossConfig, NeuronConfig, PoolSpec, TrainConfig, load_config
-from toolchain.losses import desired_psp
-from toolchain.tsslbp import tsslbp_grad
+from toolchain.train.config import LossConfig, NeuronConfig, PoolSpec, TrainConfig, load_config
+from toolchain.train.losses import desired_psp
+from toolchain.train.methods.tsslbp import tsslbp_grad
 
 
 def test_pooling_is_1_1_times_the_2x2_sum():  # tsslbp.md 1.3: theta defaults to 1.1

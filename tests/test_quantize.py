@@ -4,14 +4,20 @@ import numpy as np
 import pytest
 import torch
 
-from quantize.formats import current_decay, quantize_weights, threshold_mantissa, voltage_decay
+from quantize.finetune import FixedPointFinetuner, operating_point
 from quantize.pipeline import calibration_images, quantize_checkpoint
-from quantize.ptq import apply_scales, quantize_graph
-from quantize.qat import FixedPointFinetuner, operating_point
-from targets.reference import output_window, simulate
-from toolchain.graph import CubaLIF, Dense, Graph, GraphError, Input
-from toolchain.graph_build import graph_from_checkpoint
-from toolchain.lowering import lower
+from quantize.scales import apply_scales, quantize_graph
+from targets.loihi2.formats import (
+    current_decay,
+    quantize_weights,
+    threshold_mantissa,
+    voltage_decay,
+)
+from targets.loihi2.simulator import simulate
+from targets.loihi2.timing import output_window
+from toolchain.ir import CubaLIF, Dense, Graph, GraphError, Input
+from toolchain.ir.lowering import lower
+from toolchain.train.to_graph import graph_from_checkpoint
 
 
 def test_decays_mind_lavas_offsets():

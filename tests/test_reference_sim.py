@@ -16,15 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from targets.reference import (
+from targets.loihi2.formats import VTH_MAX
+from targets.loihi2.simulator import (
     SimulationResult,
     input_payload,
     output_window,
     predict_from_spikes,
     simulate,
 )
-from toolchain.graph import (
-    VTH_MAX,
+from toolchain.ir import (
     Conv2d,
     CubaLIF,
     Dense,

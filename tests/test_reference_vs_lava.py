@@ -3,7 +3,7 @@
 Each graph is built by hand in Lava (RingBuffer -> Dense -> LIF -> ... -> sink RingBuffer),
 run for S = T + L steps under `Loihi2SimCfg(select_tag="fixed_pt")` on one sample, and compared
 with `simulate`: the output spikes of every step, and u and v of one population (Monitor).
-`targets.lava` is imported before anything from `lava` (it makes Lava importable on 3.11).
+`targets.loihi2.lava` is imported before anything from `lava` (it makes Lava importable on 3.11).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-import targets.lava  # noqa: F401  (installs the compat finder before any lava import)
-from targets.reference import SimulationResult, input_payload, simulate
-from toolchain.graph import Conv2d, CubaLIF, Dense, Graph, Input, Node
+import targets.loihi2.lava  # noqa: F401  (installs the compat finder before any lava import)
+from targets.loihi2.simulator import SimulationResult, input_payload, simulate
+from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, Input, Node
 
 
 def run_lava(graph: Graph, image: np.ndarray, probe: str) -> dict[str, np.ndarray]:

@@ -11,12 +11,13 @@ import pytest
 from conftest import MNIST_DIR, ROOT
 
 from quantize.pipeline import quantize_checkpoint
-from targets.lava.runner import run_on_lava
-from targets.reference import output_window, simulate
-from toolchain.checkpoint import Checkpoint
-from toolchain.config import load_config
-from toolchain.datasets import Dataset, Split, load_mnist
-from toolchain.train import train
+from targets.loihi2.lava.runner import run_on_lava
+from targets.loihi2.simulator import simulate
+from targets.loihi2.timing import output_window
+from toolchain.data.datasets import Dataset, Split, load_mnist
+from toolchain.train.checkpoint import Checkpoint
+from toolchain.train.config import load_config
+from toolchain.train.loop import train
 
 pytestmark = pytest.mark.slow
 

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from toolchain.atomic import FILE_MODE, atomic_path
-from toolchain.checkpoint import Checkpoint, CheckpointError
 from toolchain.cli import main
-from toolchain.config import DenseSpec, DropoutSpec, load_config
-from toolchain.datasets import hold_out, load_digits
-from toolchain.train import evaluate, learning_rate, model_from_checkpoint, train
+from toolchain.data.datasets import hold_out, load_digits
+from toolchain.train.checkpoint import Checkpoint, CheckpointError
+from toolchain.train.config import DenseSpec, DropoutSpec, load_config
+from toolchain.train.loop import evaluate, learning_rate, model_from_checkpoint, train
 
 DIGITS = "examples/digits_mlp.toml"
 

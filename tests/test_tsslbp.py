@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from toolchain.tsslbp import tsslbp_forward, tsslbp_grad, tsslbp_psp
+from toolchain.train.methods.tsslbp import tsslbp_forward, tsslbp_grad, tsslbp_psp
 
 ALPHA = 0.2
 

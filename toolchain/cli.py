@@ -8,14 +8,15 @@ import sys
 import time
 from pathlib import Path
 
-from targets.lava.network import LavaTargetUnavailable
-from targets.lava.runner import LavaTimeout
+from targets.loihi2.lava.network import LavaTargetUnavailable
+from targets.loihi2.lava.session import LavaTimeout
 from toolchain.atomic import atomic_path, write_text
-from toolchain.checkpoint import Checkpoint, CheckpointError
-from toolchain.config import ConfigError, load_config
-from toolchain.datasets import DATASET_NAMES, DatasetError, Split, load_dataset
-from toolchain.graph import Graph, GraphError
-from toolchain.onnx_io import OnnxFormatError, describe, load_onnx, save_onnx
+from toolchain.data.datasets import DATASET_NAMES, DatasetError, Split, load_dataset
+from toolchain.io import GraphFileError, OnnxFormatError, read_graph, save_onnx
+from toolchain.ir import Graph, GraphError
+from toolchain.ir.describe import describe
+from toolchain.train.checkpoint import Checkpoint, CheckpointError
+from toolchain.train.config import ConfigError, load_config
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 USER_ERRORS = (
@@ -23,6 +24,7 @@ USER_ERRORS = (
     DatasetError,
     CheckpointError,
     GraphError,
+    GraphFileError,
     OnnxFormatError,
     LavaTargetUnavailable,
     LavaTimeout,
@@ -35,7 +37,7 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 
 def _train(args: argparse.Namespace) -> dict[str, object]:
-    from toolchain.train import train
+    from toolchain.train.loop import train
 
     config = load_config(args.config)
     if args.epochs is not None:
@@ -61,13 +63,10 @@ def _demo(args: argparse.Namespace) -> dict[str, object]:
     return result.to_json()
 
 
-def read_graph(path: Path, *, lowered: bool = False) -> Graph:
-    """A Graph from an ONNX file of ours, or the float Graph of a training checkpoint."""
-    from toolchain.graph_build import graph_from_checkpoint
-    from toolchain.lowering import lower
+def _lowered(graph: Graph) -> Graph:
+    from toolchain.ir.lowering import lower
 
-    graph = load_onnx(path) if path.suffix == ".onnx" else graph_from_checkpoint(path)
-    return lower(graph) if lowered and not graph.is_lowered else graph
+    return graph if graph.is_lowered else lower(graph)
 
 
 def _split(args: argparse.Namespace, dataset: str) -> Split:
@@ -78,9 +77,10 @@ def _split(args: argparse.Namespace, dataset: str) -> Split:
 
 
 def _export(args: argparse.Namespace) -> dict[str, object]:
-    graph = read_graph(args.source, lowered=args.lower)
+    graph = read_graph(args.source)
+    graph = _lowered(graph) if args.lower else graph
     if args.format == "netx":
-        from toolchain.netx_io import save_netx
+        from targets.loihi2.netx import save_netx
 
         save_netx(graph, args.out)
     else:
@@ -90,7 +90,7 @@ def _export(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _inspect(args: argparse.Namespace) -> dict[str, object]:
-    graph = load_onnx(args.file)
+    graph = read_graph(args.file)
     _say(args, describe(graph))
     return {
         "name": graph.name,
@@ -145,9 +145,9 @@ def _quantize(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _simulate(args: argparse.Namespace) -> dict[str, object]:
-    from targets.reference import simulate
+    from targets.loihi2.simulator import simulate
 
-    graph = load_onnx(args.graph)
+    graph = read_graph(args.graph)
     split = _split(args, args.dataset)
     began = time.perf_counter()
     result = simulate(graph, split.images, progress=not args.quiet)
@@ -171,17 +171,15 @@ def _simulate(args: argparse.Namespace) -> dict[str, object]:
 def _deploy(args: argparse.Namespace) -> dict[str, object]:
     import numpy as np
 
-    import targets.lava  # noqa: F401  (before anything imports lava)
-    from targets.lava.runner import run_on_lava
-    from targets.reference import output_window, simulate
+    import targets.loihi2.lava  # noqa: F401  (before anything imports lava)
+    from targets.loihi2.lava.runner import run_on_lava
+    from targets.loihi2.simulator import simulate
 
-    graph = load_onnx(args.graph)
+    graph = read_graph(args.graph)
     split = _split(args, args.dataset)
     lava = run_on_lava(graph, split.images, target=args.target, progress=not args.quiet)
     reference = simulate(graph, split.images)
-    matches = bool(
-        np.array_equal(lava.output_spikes, reference.output_spikes[..., output_window(graph)])
-    )
+    matches = bool(np.array_equal(lava.output_spikes, reference.output_window_spikes))
     out = args.out or args.graph.with_name(f"{args.graph.stem}-{args.target}.npz")
     with atomic_path(out) as tmp:
         with tmp.open("wb") as handle:
@@ -210,12 +208,13 @@ def _deploy(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _compare(args: argparse.Namespace) -> dict[str, object]:
-    from toolchain.compare import compare, plot_comparison
-    from toolchain.train import model_from_checkpoint
+    from toolchain.report.compare import compare
+    from toolchain.report.plots import plot_comparison
+    from toolchain.train.loop import model_from_checkpoint
 
     checkpoint = Checkpoint.load(args.checkpoint)
     model = model_from_checkpoint(checkpoint)
-    graph = load_onnx(args.graph)
+    graph = read_graph(args.graph)
     comparison, raster = compare(model, graph, _split(args, args.dataset), progress=not args.quiet)
     out = args.out or args.graph.parent / f"{args.graph.stem}-compare"
     report = comparison.to_json()

@@ -55,14 +55,15 @@ class DemoResult:
 def run_demo(run_dir: Path, *, progress: bool = True, say=print) -> DemoResult:
     """Every stage of the pipeline on digits; artifacts and the report go to `run_dir`."""
     from quantize.pipeline import quantize_checkpoint
-    from targets.lava.runner import run_on_lava
-    from targets.reference import output_window, simulate
-    from toolchain.checkpoint import Checkpoint
-    from toolchain.compare import compare, plot_comparison
-    from toolchain.config import load_config
-    from toolchain.datasets import load_digits
-    from toolchain.onnx_io import save_onnx
-    from toolchain.train import model_from_checkpoint, train
+    from targets.loihi2.lava.runner import run_on_lava
+    from targets.loihi2.simulator import simulate
+    from toolchain.data.datasets import load_digits
+    from toolchain.io import save_onnx
+    from toolchain.report.compare import compare
+    from toolchain.report.plots import plot_comparison
+    from toolchain.train.checkpoint import Checkpoint
+    from toolchain.train.config import load_config
+    from toolchain.train.loop import model_from_checkpoint, train
 
     dataset = load_digits()
     config = load_config(Path(__file__).resolve().parents[1] / "examples" / "digits_mlp.toml")
@@ -81,8 +82,7 @@ def run_demo(run_dir: Path, *, progress: bool = True, say=print) -> DemoResult:
     reference = simulate(graph, images)
     say(f"4/5 streaming {len(images)} samples through Lava (Loihi2SimCfg, fixed_pt)")
     lava = run_on_lava(graph, images, progress=progress)
-    expected = reference.output_spikes[..., output_window(graph)]
-    matches = bool(np.array_equal(lava.output_spikes, expected))
+    matches = bool(np.array_equal(lava.output_spikes, reference.output_window_spikes))
     np.savez_compressed(
         run_dir / "lava_output.npz",
         output_spikes=lava.output_spikes,

@@ -1,0 +1,179 @@
+"""Post-training quantisation: a lowered float Graph becomes integers, one scale per population,
+against the number formats of the target (`targets.loihi2.formats`).
+
+For each population the scale `lam` (integer voltage per float unit) is the largest that
+  1. maps the largest incoming float weight to the weight range's end (254),
+  2. keeps the threshold mantissa within 17 bits, and
+  3. keeps the calibration set's currents and voltages within `headroom` of the 24-bit limit.
+Dense synapses reach a smaller scale by a negative `weight_exp` (the sum is shifted), keeping
+the full weight range; Conv synapses have no exponent in Lava, so their weights shrink instead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from quantize.calibration import calibration_ranges
+from targets.loihi2.formats import (
+    STATE_LIMIT,
+    WEIGHT_EXP_MIN,
+    WEIGHT_MAX,
+    current_decay,
+    input_unit,
+    max_scale_for_threshold,
+    quantize_weights,
+    threshold_mantissa,
+    voltage_decay,
+    weight_factor,
+)
+from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError, Node
+
+
+@dataclass(frozen=True)
+class LayerScale:
+    """The quantisation choice for one population and its incoming synapse."""
+
+    population: str
+    synapse: str
+    scale: float
+    weight_exp: int
+    limited_by: str  # "weights", "threshold" or "states"
+
+
+@dataclass
+class LayerReport:
+    population: str
+    synapse: str
+    scale: float
+    weight_exp: int
+    limited_by: str
+    du: int
+    dv: int
+    vth: int
+    weight_min: int
+    weight_max: int
+    weights_clipped: int
+    calibration_max_current: int  # largest |u| expected, in integer units
+    calibration_max_voltage: int  # largest |v| expected, in integer units
+    current_wraps: int = 0  # filled by the bit-accurate simulator on the calibration set
+    voltage_saturations: int = 0
+
+
+@dataclass
+class QuantReport:
+    calibration_samples: int
+    headroom: float
+    layers: list[LayerReport] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    def scales(self) -> list[LayerScale]:
+        """The per-layer choices, to quantise other weights the same way (fine-tuning)."""
+        return [
+            LayerScale(r.population, r.synapse, r.scale, r.weight_exp, r.limited_by)
+            for r in self.layers
+        ]
+
+    def record_overflows(self, current_wraps: dict[str, int], saturations: dict[str, int]) -> None:
+        """Per layer, how often a simulation (of the calibration set) wrapped or saturated."""
+        for layer in self.layers:
+            layer.current_wraps = current_wraps[layer.population]
+            layer.voltage_saturations = saturations[layer.population]
+
+    @property
+    def overflowing_layers(self) -> list[str]:
+        return [r.population for r in self.layers if r.current_wraps or r.voltage_saturations]
+
+
+def choose_scales(
+    graph: Graph, ranges: dict[str, tuple[float, float]], headroom: float = 0.5
+) -> list[LayerScale]:
+    """The largest admissible scale of every population, with the weight exponent to reach it."""
+    choices = []
+    for index, (synapse, population) in enumerate(graph.layers()):
+        unit = input_unit(graph.input.levels, index == 0)
+        largest = float(np.abs(synapse.weight).max()) or 1.0
+        full_range = WEIGHT_MAX / (largest * weight_factor(1.0, population.tau_s, unit, 0))
+        state = max(ranges[population.name]) or 1e-12
+        limits = {
+            "threshold": max_scale_for_threshold(population.threshold),
+            "states": headroom * STATE_LIMIT / state,
+        }
+        cap_reason = min(limits, key=limits.get)
+        cap = limits[cap_reason]
+        exp = 0
+        if isinstance(synapse, Dense) and full_range > cap:
+            exp = max(WEIGHT_EXP_MIN, math.floor(math.log2(cap / full_range)))
+        scale = full_range * 2.0**exp
+        reason = "weights"
+        if scale > cap:
+            scale, reason = cap, cap_reason
+        choices.append(LayerScale(population.name, synapse.name, scale, exp, reason))
+    return choices
+
+
+def apply_scales(graph: Graph, scales: list[LayerScale]) -> tuple[Graph, list[LayerReport]]:
+    """The fixed-point Graph for given scales, with what each layer's integers look like."""
+    by_population = {s.population: s for s in scales}
+    nodes: list[Node] = list(graph.nodes)
+    reports = []
+    for index, (synapse, population) in enumerate(graph.layers()):
+        choice = by_population[population.name]
+        unit = input_unit(graph.input.levels, index == 0)
+        factor = weight_factor(choice.scale, population.tau_s, unit, choice.weight_exp)
+        weight_int, clipped = quantize_weights(synapse.weight, factor)
+        position = nodes.index(synapse)
+        if isinstance(synapse, Dense):
+            nodes[position] = Dense(synapse.name, synapse.weight, weight_int, choice.weight_exp)
+        else:
+            nodes[position] = Conv2d(
+                synapse.name, synapse.weight, synapse.stride, synapse.padding, weight_int
+            )
+        fixed = CubaLIF(
+            population.name,
+            population.tau_m,
+            population.tau_s,
+            population.threshold,
+            du=current_decay(population.tau_s),
+            dv=voltage_decay(population.tau_m),
+            vth=threshold_mantissa(population.threshold, choice.scale),
+            scale=choice.scale,
+        )
+        nodes[nodes.index(population)] = fixed
+        reports.append(
+            LayerReport(
+                population.name,
+                synapse.name,
+                choice.scale,
+                choice.weight_exp,
+                choice.limited_by,
+                fixed.du,
+                fixed.dv,
+                fixed.vth,
+                int(weight_int.min()),
+                int(weight_int.max()),
+                clipped,
+                0,
+                0,
+            )
+        )
+    return Graph(tuple(nodes), T=graph.T, name=graph.name), reports
+
+
+def quantize_graph(
+    graph: Graph, calibration: np.ndarray, *, headroom: float = 0.5
+) -> tuple[Graph, QuantReport]:
+    """Post-training quantisation of a lowered float Graph on calibration images (N, C, H, W)."""
+    if not graph.is_lowered:
+        raise GraphError("quantise a lowered graph: fold pooling and flatten first (lower())")
+    ranges = calibration_ranges(graph, calibration)
+    fixed, layers = apply_scales(graph, choose_scales(graph, ranges, headroom))
+    for report in layers:
+        current, voltage = ranges[report.population]
+        report.calibration_max_current = round(current * report.scale)
+        report.calibration_max_voltage = round(voltage * report.scale)
+    return fixed, QuantReport(len(calibration), headroom, layers)

@@ -1,0 +1,109 @@
+"""Loihi 2's number formats as Lava 0.10.0's fixed-point LIF, Dense and Conv use them: every
+constant of the chip's arithmetic and every conversion between float and integer, in one place.
+
+A population with scale `lam` holds lam * (float membrane) as its integer voltage and
+lam * (float synaptic current) as its integer current. Its incoming synapse then needs
+    64 * 2**weight_exp * w_int = lam * W / (tau_s * unit)
+where `unit` is the integer payload of one float unit on the wire: 1 for spikes, `levels` for
+the graded-spike input. Decays are 12-bit fractions: the current keeps (4096 - (du + 1)) / 4096
+per step (Lava adds 1 to du) and the voltage (4096 - dv) / 4096, so du = round(4096 / tau_s) - 1
+and dv = round(4096 / tau_m). Synaptic input and the threshold mantissa are shifted left by 6.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+WEIGHT_MIN, WEIGHT_MAX = -256, 254  # mixed-sign 8-bit mantissa (netx keeps odd values)
+WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = -8, 7
+DECAY_SHIFT = 12
+DECAY_UNITY = 1 << DECAY_SHIFT  # 4096: decays are fractions of it
+DU_OFFSET = 1  # Lava's fixed-point LIF decays the current by du + 1
+DU_MAX, DV_MAX = DECAY_UNITY - 1, DECAY_UNITY
+ACT_SHIFT = 6  # Lava shifts synaptic input and the threshold mantissa left by 6
+VTH_MAX = 2**17 - 1  # 17-bit mantissa: vth << 6 stays below 2**23
+STATE_LIMIT = 2**23 - 1  # u and v live in 24 signed bits; v saturates at +-STATE_LIMIT
+U_WRAP = 2**23  # the current wraps once into (-2^23, 2^23]
+INT32_LIMIT = 2**31  # Lava sums in int32
+FLOAT32_EXACT = 2**24
+FLOAT64_EXACT = 2**53
+
+
+def current_decay(tau_s: float) -> int:
+    """Lava's `du` for a synaptic time constant (mind the offset Lava adds)."""
+    return int(np.clip(round(DECAY_UNITY / tau_s) - DU_OFFSET, 0, DU_MAX))
+
+
+def voltage_decay(tau_m: float) -> int:
+    """Lava's `dv` for a membrane time constant."""
+    return int(np.clip(round(DECAY_UNITY / tau_m), 0, DV_MAX))
+
+
+def current_kept(du: int) -> int:
+    """The 12-bit fraction of the current kept per step: 4096 - (du + 1)."""
+    return DECAY_UNITY - (du + DU_OFFSET)
+
+
+def voltage_kept(dv: int) -> int:
+    """The 12-bit fraction of the voltage kept per step: 4096 - dv."""
+    return DECAY_UNITY - dv
+
+
+def current_lost(du: int) -> int:
+    """The 12-bit fraction of the current lost per step (netx's `iDecay`): du + 1."""
+    return du + DU_OFFSET
+
+
+def threshold_value(vth: int) -> int:
+    """The voltage a neuron must exceed to spike: vth << 6."""
+    return vth << ACT_SHIFT
+
+
+def input_unit(levels: int, first: bool) -> int:
+    """The integer payload of one float unit on a synapse: `levels` for the graded-spike input
+    of the first synapse, 1 for binary spikes after a population."""
+    return levels if first else 1
+
+
+def input_payload(images: np.ndarray, levels: int) -> np.ndarray:
+    """The graded spike payload round(x * levels) (int64, halves to even) of images in [0, 1]."""
+    return np.rint(np.asarray(images, dtype=np.float64) * levels).astype(np.int64)
+
+
+def weight_factor(scale: float, tau_s: float, unit: int, weight_exp: int) -> float:
+    """Integer weight per float weight for a synapse into a population of this scale."""
+    return scale / (2**ACT_SHIFT * tau_s * unit * 2.0**weight_exp)
+
+
+def quantize_weights(weight: np.ndarray, factor: float) -> tuple[np.ndarray, int]:
+    """round(weight * factor) clipped to Loihi's range; also how many weights were clipped."""
+    scaled = np.rint(weight.astype(np.float64) * factor)
+    clipped = int(np.count_nonzero((scaled < WEIGHT_MIN) | (scaled > WEIGHT_MAX)))
+    return np.clip(scaled, WEIGHT_MIN, WEIGHT_MAX).astype(np.int32), clipped
+
+
+def threshold_mantissa(threshold: float, scale: float) -> int:
+    """`vth`: Lava spikes when v > vth << 6."""
+    return int(np.clip(round(scale * threshold / 2**ACT_SHIFT), 1, VTH_MAX))
+
+
+def max_scale_for_threshold(threshold: float) -> float:
+    """The largest scale whose threshold mantissa still fits its 17 bits."""
+    return (VTH_MAX + 0.49) * 2**ACT_SHIFT / threshold
+
+
+def sum_bound(weight_int: np.ndarray, unit: int) -> int:
+    """No synaptic sum can exceed it: unit * max over outputs of sum |W_int|."""
+    per_output = np.abs(weight_int.astype(np.int64)).reshape(len(weight_int), -1).sum(axis=1)
+    return unit * int(per_output.max(initial=0))
+
+
+def conv_sum_problem(weight_int: np.ndarray, unit: int) -> str | None:
+    """Why Lava's Conv cannot compute this kernel's sums exactly, or None if it can."""
+    bound = sum_bound(weight_int, unit)
+    if bound >= INT32_LIMIT:
+        return (
+            f"sums up to {bound} reach 2^31; Lava's Conv casts its sum to int32, which is "
+            "undefined there"
+        )
+    return None

@@ -1,0 +1,267 @@
+"""Build Lava 0.10.0 processes from a lowered fixed-point Graph.
+
+The network is the one the reference simulator (`targets.loihi2.simulator`) models bit for bit:
+
+    RingBuffer source (int32 graded payloads) -> Dense | Conv -> LIF -> Dense | Conv -> LIF ...
+    -> sink RingBuffer on the output population
+
+- Dense: `sign_mode=MIXED, num_weight_bits=9`, so every integer weight in [-256, 254] is kept as
+  it is, `weight_exp` from the graph, `num_message_bits=16` on the input synapse (graded
+  payloads) and 0 (binary spikes) after a population.
+- Conv: Lava convolves over (W, H, C) with kernels (out, kw, kh, in), flipped: the graph's
+  (out, in, kh, kw) kernel becomes `W[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)`; its populations
+  have Lava's (W, H, C) shape. A Dense after a Conv population reads that population's spikes
+  flattened in (W, H, C) order, so its weight columns (graph order (C, H, W)) are permuted.
+- LIF: the graph's du, dv, vth, bias 0. For streaming many samples through one compiled network,
+  `LIFReset(reset_interval=T, reset_offset=(k + 1) % T)` zeroes u and v of population k (1-based)
+  before its update at the steps t with t % T == (k + 1) % T: population k processes sample w at
+  steps w*T + k + 1 .. w*T + k + T (one step of delay per synapse), so each sample starts from
+  the zero state, as in the reference. Lava's fixed-point LIFReset model (`PyLifResetModelBitAcc`)
+  is `AbstractPyLifModelFixed`'s dynamics with that reset in front: identical to LIF's otherwise.
+
+Stream layout (`stream_columns`): sample w's payload is sent at steps w*T + 1 .. w*T + T, zeros
+after the last sample; the source RingBuffer sends column (t - 1) % buffer at step t.
+
+`targets.loihi2.lava` must be imported before anything from `lava` (this module's package does
+that).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from targets.loihi2.formats import conv_sum_problem, input_unit
+from targets.loihi2.timing import reset_offset
+from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError
+
+HW_MODULE = "lava.magma.core.model.nc"
+TARGETS = ("lava-sim", "loihi")
+
+
+class LavaTargetUnavailable(RuntimeError):
+    """The requested Lava target cannot run here (Loihi 2 hardware without lava-loihi)."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A synapse and the population it feeds, with the population's shapes."""
+
+    synapse: Dense | Conv2d
+    population: CubaLIF
+    shape: tuple[int, ...]  # graph order: (n,) or (C, H, W)
+    in_shape: tuple[int, ...]  # the synapse's source, graph order
+
+    @property
+    def lava_shape(self) -> tuple[int, ...]:
+        return lava_shape(self.shape)
+
+
+@dataclass
+class LavaNetwork:
+    """The processes of one built network; `source` is the process to run and stop."""
+
+    graph: Graph
+    layers: list[Layer]
+    source: Any
+    sink: Any
+    lifs: dict[str, Any]
+    monitors: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def buffer(self) -> int:
+        """Columns of the source and sink RingBuffers."""
+        return int(self.source.data.shape[-1])
+
+
+def lava_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Graph shape (C, H, W) -> Lava's (W, H, C); (n,) stays."""
+    return tuple(reversed(shape)) if len(shape) == 3 else tuple(shape)
+
+
+def to_lava_order(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Values (..., *shape) in graph order -> (..., *lava_shape(shape))."""
+    if len(shape) != 3:
+        return x
+    lead = x.ndim - 3
+    return x.transpose(*range(lead), lead + 2, lead + 1, lead)
+
+
+def from_lava_order(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Values (..., *lava_shape(shape)) -> (..., *shape) in graph order."""
+    return to_lava_order(x, lava_shape(shape))  # reversing the three axes is its own inverse
+
+
+def source_shape(graph: Graph) -> tuple[int, ...]:
+    """The input payload's shape in graph order: (C, H, W) before a Conv, else (C*H*W,)."""
+    if isinstance(graph.nodes[1], Conv2d):
+        return tuple(graph.input.shape)
+    return (math.prod(graph.input.shape),)
+
+
+def deployable_layers(graph: Graph) -> list[Layer]:
+    """The (synapse, population) pairs of a lowered fixed-point graph; GraphError otherwise."""
+    shapes = graph.shapes()
+    layers = []
+    for index, (synapse, population) in enumerate(graph.deployable_layers()):
+        position = graph.nodes.index(synapse)
+        if isinstance(synapse, Conv2d):
+            problem = conv_sum_problem(
+                synapse.weight_int, input_unit(graph.input.levels, index == 0)
+            )
+            if problem:
+                raise GraphError(f"node {synapse.name!r}: {problem}")
+        layers.append(Layer(synapse, population, shapes[position + 1], shapes[position - 1]))
+    return layers
+
+
+def stream_columns(
+    payload: np.ndarray, T: int, start: int, count: int, shape: tuple[int, ...]
+) -> np.ndarray:
+    """Source columns start .. start+count-1 of the stream (*lava_shape(shape), count) int32.
+
+    payload: (N, *shape) static payloads (sent T steps each) or (N, *shape, T) sequences.
+    Column j carries sample j // T at its step j % T; columns past N*T are zeros.
+    """
+    n = len(payload)
+    columns = np.arange(start, start + count)
+    sample, step = columns // T, columns % T
+    valid = sample < n
+    out = np.zeros((*lava_shape(shape), count), dtype=np.int32)
+    if not valid.any():
+        return out
+    idx = np.flatnonzero(valid)
+    if payload.ndim == len(shape) + 1:
+        values = payload[sample[idx]]  # (k, *shape)
+    else:
+        values = np.moveaxis(payload, -1, 1)[sample[idx], step[idx]]  # (k, *shape)
+    out[..., idx] = np.moveaxis(to_lava_order(values, shape), 0, -1).astype(np.int32)
+    return out
+
+
+def run_config(target: str) -> Any:
+    """The Lava run configuration of a target: "lava-sim" (CPU, fixed_pt) or "loihi"."""
+    if target == "lava-sim":
+        from lava.magma.core.run_configs import Loihi2SimCfg
+
+        return Loihi2SimCfg(select_tag="fixed_pt")
+    if target == "loihi":
+        try:
+            __import__(HW_MODULE)
+        except ImportError as error:
+            raise LavaTargetUnavailable(
+                "target 'loihi': running on Loihi 2 hardware needs Intel's proprietary"
+                f" lava-loihi extension (available to INRC members); the module {HW_MODULE!r}"
+                f" is not importable ({error}). Use --target lava-sim to run the same network"
+                " bit-accurately on the CPU (Lava's fixed_pt simulation)."
+            ) from error
+        from lava.magma.core.run_configs import Loihi2HwCfg
+
+        return Loihi2HwCfg()
+    raise ValueError(f"unknown Lava target {target!r}; expected one of {TARGETS}")
+
+
+def build_network(
+    graph: Graph,
+    source_data: np.ndarray,
+    *,
+    sink_buffer: int,
+    reset_interval: int | None = None,
+    probe: Sequence[str] = (),
+    probe_steps: int = 0,
+) -> LavaNetwork:
+    """Create (not run) the processes for `graph`, fed by `source_data` (*lava_in, buffer).
+
+    reset_interval: None for plain LIF populations (one sample per run), else T: LIFReset
+    populations that start every sample window from zero (streaming).
+    probe: population names whose u and v are recorded by Monitors for `probe_steps` steps.
+    """
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+    from lava.proc.lif.process import LIF, LIFReset
+    from lava.proc.monitor.process import Monitor
+
+    layers = deployable_layers(graph)
+    names = [layer.population.name for layer in layers]
+    unknown = [name for name in probe if name not in names]
+    if unknown:
+        raise GraphError(f"cannot probe {unknown}: not populations of the graph ({names})")
+    expected = lava_shape(source_shape(graph))
+    if source_data.shape[:-1] != expected:
+        raise ValueError(f"source data has shape {source_data.shape}, expected (*{expected}, S)")
+
+    source = Source(data=np.ascontiguousarray(source_data, dtype=np.int32))
+    port = source.s_out
+    lifs: dict[str, Any] = {}
+    for k, layer in enumerate(layers, start=1):
+        connection = _synapse(layer, graph, port.shape, first=k == 1)
+        port.connect(connection.s_in)
+        params = dict(
+            shape=layer.lava_shape,
+            du=int(layer.population.du),
+            dv=int(layer.population.dv),
+            vth=int(layer.population.vth),
+            bias_mant=0,
+            bias_exp=0,
+            name=layer.population.name,
+        )
+        if reset_interval is None:
+            lif = LIF(**params)
+        else:
+            lif = LIFReset(
+                **params,
+                reset_interval=reset_interval,
+                reset_offset=reset_offset(k, reset_interval),
+            )
+        connection.a_out.connect(lif.a_in)
+        lifs[layer.population.name] = lif
+        port = lif.s_out
+        nxt = layers[k].synapse if k < len(layers) else None
+        if isinstance(nxt, Dense) and len(layer.lava_shape) > 1:
+            port = port.flatten()  # C-order over (W, H, C); the Dense columns follow it
+    sink = Sink(shape=layers[-1].lava_shape, buffer=sink_buffer)
+    lifs[layers[-1].population.name].s_out.connect(sink.a_in)
+    monitors: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(probe):
+        monitors[name] = {}
+        for var in ("u", "v"):
+            monitor = Monitor()
+            monitor.probe(getattr(lifs[name], var), probe_steps)
+            monitors[name][var] = monitor
+    return LavaNetwork(graph, layers, source, sink, lifs, monitors)
+
+
+def _synapse(layer: Layer, graph: Graph, in_shape: tuple[int, ...], first: bool) -> Any:
+    from lava.proc.conv.process import Conv
+    from lava.proc.dense.process import Dense as LavaDense
+    from lava.utils.weightutils import SignMode
+
+    node = layer.synapse
+    message_bits = 16 if first else 0
+    if isinstance(node, Dense):
+        weight = node.weight_int.astype(np.int32)
+        if not first and len(layer.in_shape) == 3:
+            # A Conv population's spikes arrive flattened in Lava's (W, H, C) order; the
+            # graph's columns are in (C, H, W) order (the input payload is sent that way).
+            c, h, w = layer.in_shape
+            weight = weight[:, np.arange(c * h * w).reshape(c, h, w).transpose(2, 1, 0).ravel()]
+        return LavaDense(
+            weights=np.ascontiguousarray(weight),
+            num_message_bits=message_bits,
+            num_weight_bits=9,
+            sign_mode=SignMode.MIXED,
+            weight_exp=int(node.weight_exp),
+        )
+    kernel = node.weight_int[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)
+    return Conv(
+        weight=np.ascontiguousarray(kernel, dtype=np.int32),
+        input_shape=tuple(in_shape),
+        stride=node.stride,
+        padding=node.padding,
+        num_message_bits=message_bits,
+        name=node.name,
+    )

@@ -1,0 +1,282 @@
+"""A lowered fixed-point Graph as a lava-dl netx hdf5 file, loadable by `netx.hdf5.Network`.
+
+lava-dl (0.6.0) is not installable here, so the layout follows its reader as documented in
+`../shared/reference/lava-fixed-point.md` (sections 4.2-4.4) and the netx/Lava sources it
+describes; `read_netx` reads a file back for the tests.
+
+Layout (the file written by `save_netx`):
+
+    /                      attrs: format, producer, version, graph_name, time_steps,
+                                  input_levels, input_message_bits (all ignored by netx)
+    /layer                 one numbered group per layer, nothing else (netx counts its members)
+    /layer/0               type b"input"; shape (C, H, W); no `neuron` group
+    /layer/k  (k >= 1)     one per (synapse, population) pair, or a flatten, in graph order:
+      dense:   type b"dense", shape [out], inFeatures, outFeatures, weight (out, in) float64
+      conv:    type b"conv", shape [C, H, W] (output), inChannels, outChannels,
+               kernelSize [kh, kw], stride [s, s], padding [p, p], dilation [1, 1], groups 1,
+               weight (out, in, kh, kw) float64
+      flatten: type b"flatten", shape [C*H*W]
+      dense and conv also hold `neuron/`: type b"CUBA", iDecay = du + 1 (the 12-bit fraction
+               of the current lost per step, `formats.current_lost`), vDecay = dv,
+               vThMant = vth, refDelay 1, gradedSpike False (scalars, as SLAYER writes them)
+    every layer group has attrs `node` / `synapse`, `population` naming the Graph nodes.
+
+Strings are what SLAYER's `export_hdf5` writes: a fixed-length ascii dataset of shape (1,) and
+dtype S10 (netx's `NetDict` decodes element 0). Integers are int64 datasets (scalars 0-d),
+`weight` float64 datasets holding integer values (netx casts them with `astype(int)`).
+
+Input layer. `layer/0` (type input, shape, no neuron group) creates no Lava process: netx
+0.6.0 only takes `input_shape = shape[::-1]` from it, which a conv first layer needs (otherwise
+the user has to pass `input_shape=(W, H, C)` to `netx.hdf5.Network`). `save_netx(...,
+input_layer=False)` leaves it out.
+
+Graded input. Our `Input` sends the integer payload round(x * levels) of the image into the first
+synapse every step. In netx the first dense/conv layer's synapse receives whatever `net.inp`
+gets, so that layer is written like any other and the user feeds the integer payloads as graded
+spikes: `netx.hdf5.Network(path, input_message_bits=b)` with b > 0, e.g. the root attribute
+`input_message_bits` = levels.bit_length(), and a RingBuffer of int32 payloads of shape
+(n_in, T) for a dense first layer (the image flattened in (C, H, W) order), or (W, H, C, T) for a
+conv first layer (netx/Lava tensors are (x, y, z) = (W, H, C): `payload.transpose(2, 1, 0)`).
+
+Conv kernels (reasoning, as lava-dl cannot be run here). netx `create_conv` reads the stored
+kernel S (out, in, a, b) and gives Lava's Conv K = S[:, :, ::-1, ::-1].transpose(0, 3, 2, 1),
+i.e. K[o, x, y, i] = S[o, i, a-1-y, b-1-x] in Lava's (out, X, Y, in) = (out, W, H, in) order.
+Lava's Conv computes a true convolution in that order; its torch path evaluates it as
+F.conv2d (a cross-correlation on (C, H, W) tensors) with the kernel
+K[:, ::-1, ::-1].transpose(0, 3, 2, 1), whose element [o, i, h, w] is K[o, b-1-w, a-1-h, i] =
+S[o, i, h, w]. The two flips cancel: Lava computes exactly PyTorch's conv2d with kernel S in
+(out, in, kh, kw) order, which is our Conv2d. So `weight` is our `weight_int`, unchanged.
+Shapes are stored (C, H, W) and netx reverses them to (W, H, C); stride, padding and dilation
+are stored in (H, W) order and netx reverses them to (x, y) (ours are square, so equal).
+Lava's Conv applies no weight exponent and no weight-bit truncation: the stored integers are the
+effective ones.
+
+Flatten. netx connects a conv output (W, H, C) to a dense input only after a `flatten` layer,
+which it implements as `transpose([2, 1, 0]).flatten()`: the dense input vector is the conv
+output in (C, H, W) C-order, the order our Dense columns use. So a flatten layer is written
+between a conv and a following dense layer (and only there) and the Dense weight is stored
+unchanged.
+
+Dense weights. netx derives its own weight exponent (`optimize_weight_bits`: it shifts the stored
+weights up to use all the bits and shifts the sum back) and stores no exponent for dense
+layers; the effective weight is exactly the stored integer, odd values included, for integers in
+[-256, 254]. Our Dense sums W.s and shifts the sum by `weight_exp` e. That is the stored weight
+W * 2**e when that is an integer in [-256, 254] (for e < 0 every weight must be a multiple of
+2**-e: then the sum is too and the arithmetic right shift drops nothing); such exponents are
+folded into the stored weight, others are refused. An all-zero dense matrix is refused too
+(netx's `optimize_weight_bits` takes log2 of 255/0 and fails).
+
+Refused (`NetxExportError`, a `GraphError`, the message names the node and what is accepted): a
+graph that is not lowered (SumPool2d, Flatten nodes), not fixed point (a synapse without
+`weight_int`, a CubaLIF without du/dv/vth), an unrepresentable Dense `weight_exp`, an all-zero
+Dense weight, and any dense matrix that netx + Lava would not apply exactly (checked by replaying
+netx's optimize_weight_bits and Lava's Dense clip/truncation, `netx_dense_effective`): in our
+weight range only matrices with no positive weight can fail: a negative maximum with a minimum of
+-2**k (netx scales it to -256, Lava's inhibitory Dense clips that to -255), and many with a
+maximum of 0 (netx takes them as mixed-sign, Lava as inhibitory: its truncation shift can go
+negative or the clip bite).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from targets.loihi2.formats import current_lost
+from targets.loihi2.netx_weights import NetxExportError, dense_weight
+from toolchain.atomic import atomic_path
+from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, Input, SumPool2d
+
+FORMAT = "lava-dl netx hdf5"
+STRING_DTYPE = "S10"  # SLAYER's export_hdf5: create_dataset('type', (1,), 'S10', [...])
+REF_DELAY = 1
+
+
+def _refuse(node: str, message: str) -> None:
+    raise NetxExportError(f"node {node!r}: {message}")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("snn-deploy")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# ------------------------------------------------------------------------------------ checking
+
+
+def _check_graph(graph: Graph) -> None:
+    for node in graph.nodes:
+        if isinstance(node, SumPool2d | Flatten):
+            _refuse(
+                node.name,
+                f"{type(node).__name__} has no neurons on the chip; netx export accepts lowered "
+                "graphs only (Input, then Dense or Conv2d synapses each followed by a CubaLIF): "
+                "lower the float graph, then quantise",
+            )
+    for node in graph.nodes:
+        if not node.is_fixed:
+            what = "weight_int" if isinstance(node, Dense | Conv2d) else "du, dv, vth and scale"
+            _refuse(
+                node.name,
+                f"{type(node).__name__} has no {what}; netx export accepts fixed-point graphs "
+                "only (quantise the graph first)",
+            )
+
+
+# ------------------------------------------------------------------------------------- writing
+
+
+def _string(group: h5py.Group, key: str, value: str) -> None:
+    group.create_dataset(key, (1,), STRING_DTYPE, [value.encode("ascii")])
+
+
+def _integer(group: h5py.Group, key: str, value: Any) -> None:
+    group.create_dataset(key, data=np.asarray(value, dtype=np.int64))
+
+
+def _neuron(group: h5py.Group, node: CubaLIF) -> None:
+    neuron = group.create_group("neuron")
+    _string(neuron, "type", "CUBA")
+    _integer(neuron, "iDecay", current_lost(node.du))  # netx gives Lava's LIF du = iDecay - 1
+    _integer(neuron, "vDecay", node.dv)
+    _integer(neuron, "vThMant", node.vth)
+    _integer(neuron, "refDelay", REF_DELAY)
+    neuron.create_dataset("gradedSpike", data=np.bool_(False))
+
+
+def _layers(graph: Graph, input_layer: bool) -> list[dict[str, Any]]:
+    """Every layer as (key -> value) in file order, checked before anything is written."""
+    shapes = graph.shapes()
+    source: Input = graph.input
+    layers: list[dict[str, Any]] = []
+    if input_layer:
+        layers.append(
+            {"type": "input", "shape": list(source.shape), "attrs": {"node": source.name}}
+        )
+    previous: type | None = None
+    nodes = graph.nodes
+    for index in range(1, len(nodes), 2):
+        synapse = nodes[index]
+        population = nodes[index + 1] if index + 1 < len(nodes) else None
+        if not isinstance(population, CubaLIF):
+            _refuse(
+                synapse.name,
+                "netx layers are a synapse and its neurons: every Dense or Conv2d must be "
+                "followed by a CubaLIF population",
+            )
+        in_shape, out_shape = shapes[index - 1], shapes[index + 1]
+        attrs = {"synapse": synapse.name, "population": population.name}
+        if isinstance(synapse, Dense):
+            if previous is Conv2d:
+                layers.append(
+                    {
+                        "type": "flatten",
+                        "shape": [int(np.prod(in_shape))],
+                        "attrs": {"node": f"{synapse.name}:flatten"},
+                    }
+                )
+            out_features, in_features = synapse.weight_int.shape
+            layer = {
+                "type": "dense",
+                "shape": list(out_shape),
+                "inFeatures": in_features,
+                "outFeatures": out_features,
+                "weight": dense_weight(synapse),
+            }
+        elif isinstance(synapse, Conv2d):
+            out_channels, in_channels, kh, kw = synapse.weight_int.shape
+            layer = {
+                "type": "conv",
+                "shape": list(out_shape),
+                "inChannels": in_channels,
+                "outChannels": out_channels,
+                "kernelSize": [kh, kw],
+                "stride": [synapse.stride, synapse.stride],
+                "padding": [synapse.padding, synapse.padding],
+                "dilation": [1, 1],
+                "groups": 1,
+                "weight": synapse.weight_int,
+            }
+        else:
+            _refuse(synapse.name, "netx export accepts Dense and Conv2d synapses only")
+        layer["neuron"] = population
+        layer["attrs"] = attrs
+        layers.append(layer)
+        previous = type(synapse)
+    return layers
+
+
+def _write_layer(group: h5py.Group, layer: dict[str, Any]) -> None:
+    for key, value in layer.items():
+        if key == "type":
+            _string(group, key, value)
+        elif key == "weight":
+            group.create_dataset(key, data=np.asarray(value, dtype=np.float64))
+        elif key == "neuron":
+            _neuron(group, value)
+        elif key == "attrs":
+            for name, text in value.items():
+                group.attrs[name] = text
+        else:
+            _integer(group, key, value)
+
+
+def save_netx(graph: Graph, path: Path | str, *, input_layer: bool = True) -> Path:
+    """Write the lowered fixed-point `graph` as a netx hdf5 file at `path`, atomically."""
+    _check_graph(graph)
+    layers = _layers(graph, input_layer)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["producer"] = "snn-deploy"
+            f.attrs["version"] = _version()
+            f.attrs["graph_name"] = graph.name
+            f.attrs["time_steps"] = graph.T
+            f.attrs["input_levels"] = graph.input.levels
+            f.attrs["input_message_bits"] = int(graph.input.levels).bit_length()
+            root = f.create_group("layer")
+            for index, layer in enumerate(layers):
+                _write_layer(root.create_group(str(index)), layer)
+    return path
+
+
+# ------------------------------------------------------------------------------------- reading
+
+
+def _read_group(group: h5py.Group) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in group.items():
+        out[key] = _read_group(item) if isinstance(item, h5py.Group) else item[()]
+    if group.attrs:
+        out["attrs"] = {key: _attr(value) for key, value in group.attrs.items()}
+    return out
+
+
+def _attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read_netx(path: Path | str) -> dict[str, Any]:
+    """The file as nested dicts of raw stored values (numpy arrays and scalars, as h5py reads
+    them): {"attrs": root attributes, "layer": [layer 0, layer 1, ...]}, each layer a dict of its
+    datasets, `neuron` a dict, group attributes under "attrs"."""
+    with h5py.File(path, "r") as f:
+        root = f["layer"]
+        count = len(root)
+        if sorted(root.keys(), key=int) != [str(i) for i in range(count)]:
+            raise ValueError(f"{path}: layer groups must be numbered 0..{count - 1}")
+        return {
+            "attrs": {key: _attr(value) for key, value in f.attrs.items()},
+            "layer": [_read_group(root[str(i)]) for i in range(count)],
+        }

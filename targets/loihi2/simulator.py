@@ -1,0 +1,361 @@
+"""Bit-accurate reference simulator of a lowered fixed-point Graph, step for step as Lava 0.10.0.
+
+It computes, batched over samples, exactly the integers that Lava's `fixed_pt` models compute
+for the same network (RingBuffer source -> Dense/Conv -> LIF -> ... -> sink), so its spikes,
+currents and voltages equal Lava's at every step (Lava runs one sample at a time, at about a
+millisecond per step; this runs whole batches through vectorised products and updates).
+
+Timing (`targets.loihi2.timing`): one sample takes S = T + L Lava steps for L populations; the
+output population's float steps 0 .. T - 1 are columns L .. L + T - 1 (`output_window`). The
+input sends p = round(x * levels) at steps 1 .. T and 0 after; every synapse delays by a step.
+
+Integers per population and step (int64 here; tz(x) = x / 4096 truncated toward zero):
+- Dense: a = W_int @ x shifted by weight_exp (<< e, or arithmetic >> -e, on the sum). Lava sums
+  graded payloads in int32 and shifts in int32, so the sum wraps modulo 2^32 before and after
+  the shift; spike sums never come near 2^31. Dense does not clip.
+- Conv2d: a = integer convolution (stride, zero padding) wrapped to signed 24 bits,
+  (x + 2^23) mod 2^24 - 2^23. Lava computes it in float64 and casts it to int32 first, which
+  is undefined beyond 2^31: graphs whose bound reaches it are refused.
+- u = wrap24(wrap32(tz(u * (4096 - (du + 1))) + (a << 6))): Lava adds in int32 (wrap32), then
+  wraps once: x > 2^23 -> x - 2^24, x <= -2^23 -> x + 2^24. One step's drive beyond 2^24 can
+  leave u outside 24 bits, as Lava's u then is; `current_wraps` counts updates where u differs
+  from the exact sum.
+- v = clip(tz(v * (4096 - dv)) + u, -(2^23 - 1), 2^23 - 1); `voltage_saturations` counts clips.
+- s = v > (vth << 6); v = 0 where s (u is not reset). States start at 0 for every sample.
+
+Speed: the synaptic sums use float BLAS / torch products, exact because every partial sum is an
+integer below 2^24 (float32, chosen when the bound allows) or 2^53 (float64), whatever the
+order of summation. The bound, unit * max over outputs of sum |W_int| with unit = levels for the
+input synapse and 1 for spikes, is checked once per graph. Convolutions run in torch, whose
+CPU algorithms (oneDNN direct, im2col + GEMM) only reorder sums; NNPACK, which may use Winograd
+or FFT, is switched off around the call. The input is constant for steps 1 .. T, so the first
+synapse is applied once per batch; later synapses are skipped while their source is silent.
+Neuron updates run in place on float64 arrays holding exact integers, batch_size samples at a
+time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from targets.loihi2 import formats
+from targets.loihi2.formats import (
+    ACT_SHIFT,
+    DECAY_UNITY,
+    FLOAT32_EXACT,
+    FLOAT64_EXACT,
+    INT32_LIMIT,
+    STATE_LIMIT,
+    U_WRAP,
+)
+from targets.loihi2.timing import output_window
+from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError
+from toolchain.train.neuron import predict_from_spikes
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Spikes (and optionally states) of every Lava step, columns 0 .. S-1 = steps 1 .. S."""
+
+    output_spikes: np.ndarray  # (N, n_out, S) uint8
+    predictions: np.ndarray  # (N,) int64
+    spikes: dict[str, np.ndarray] | None  # population -> (N, *shape, S) uint8
+    currents: dict[str, np.ndarray] | None  # population -> u, (N, *shape, S) int64
+    voltages: dict[str, np.ndarray] | None  # population -> v after reset, (N, *shape, S) int64
+    voltages_before_reset: dict[str, np.ndarray] | None  # v where it is compared with vth
+    current_wraps: dict[str, int]
+    voltage_saturations: dict[str, int]
+    window: slice  # the output population's columns of the float steps 0 .. T-1
+
+    @property
+    def output_window_spikes(self) -> np.ndarray:
+        """(N, n_out, T): the output spikes on the float time axis, what Lava's run returns."""
+        return self.output_spikes[..., self.window]
+
+
+@dataclass(frozen=True)
+class _Synapse:
+    """A Dense or Conv2d synapse, ready to map its source's output to Lava's integer input a."""
+
+    node: Dense | Conv2d
+    weight: np.ndarray | torch.Tensor  # Dense: W_int.T; Conv: W_int; in the product's dtype
+    bound: int  # no |sum| can exceed it: unit * max over outputs of sum |W_int|
+
+    def drive(self, x: np.ndarray) -> np.ndarray:
+        """a << 6 (N, *out) of source outputs x (N, *in): exact integers, int or float."""
+        if isinstance(self.node, Dense):
+            return self._dense(self.node, x)
+        return self._conv(self.node, x) << ACT_SHIFT
+
+    def _dense(self, node: Dense, x: np.ndarray) -> np.ndarray:
+        flat = x.reshape(len(x), -1).astype(self.weight.dtype)
+        exp = node.weight_exp
+        if self.bound << max(exp, 0) < INT32_LIMIT:  # Lava's int32 cannot wrap: stay in float
+            total = flat @ self.weight
+            if exp >= 0:  # one exact power-of-two scaling for the shift and the << 6
+                total *= 2.0 ** (exp + ACT_SHIFT)
+                return total
+            return np.floor(total * 2.0**exp) * (1 << ACT_SHIFT)
+        total = _wrap32((flat @ self.weight).astype(np.int64))
+        a = _wrap32(total << exp) if exp > 0 else total >> -exp
+        return a << ACT_SHIFT
+
+    def _conv(self, node: Conv2d, x: np.ndarray) -> np.ndarray:
+        inputs = torch.from_numpy(x).to(self.weight.dtype)
+        with torch.backends.nnpack.flags(enabled=False):  # NNPACK may use Winograd or FFT
+            total = F.conv2d(inputs, self.weight, stride=node.stride, padding=node.padding)
+        return ((total.numpy().astype(np.int64) + U_WRAP) & (2 * U_WRAP - 1)) - U_WRAP
+
+
+@dataclass(frozen=True)
+class _Population:
+    """A CubaLIF population's integer constants."""
+
+    name: str
+    shape: tuple[int, ...]
+    current_factor: int  # the 12-bit fraction kept per step
+    voltage_factor: int
+    threshold: int  # the voltage to exceed
+
+
+@dataclass
+class _State:
+    """One population's state for a batch, updated in place, and its overflow counts."""
+
+    u: np.ndarray  # integers held in float64: exact, as |u * 4096| < 2^43 < 2^53
+    v: np.ndarray
+    spikes: np.ndarray  # bool, the last step's
+    v_crossing: np.ndarray  # v before the reset, where `spikes` (kept only when recording)
+    current_wraps: int = 0
+    voltage_saturations: int = 0
+
+    @classmethod
+    def zeros(cls, shape: tuple[int, ...]) -> _State:
+        return cls(np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=bool), np.zeros(shape))
+
+
+@dataclass
+class _Recorder:
+    """The arrays the caller asked for, filled batch by batch and step by step."""
+
+    output: np.ndarray
+    spikes: dict[str, np.ndarray] | None
+    currents: dict[str, np.ndarray] | None
+    voltages: dict[str, np.ndarray] | None
+    voltages_before_reset: dict[str, np.ndarray] | None
+    current_wraps: dict[str, int] = field(default_factory=dict)
+    voltage_saturations: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls, populations: list[_Population], n: int, steps: int, record: bool, states: bool
+    ) -> _Recorder:
+        def arrays(dtype: type) -> dict[str, np.ndarray]:
+            return {p.name: np.zeros((n, *p.shape, steps), dtype=dtype) for p in populations}
+
+        last = populations[-1]
+        output = np.zeros((n, int(np.prod(last.shape)), steps), dtype=np.uint8)
+        return cls(
+            output,
+            arrays(np.uint8) if record else None,
+            arrays(np.int64) if states else None,
+            arrays(np.int64) if states else None,
+            arrays(np.int64) if states else None,
+            {p.name: 0 for p in populations},
+            {p.name: 0 for p in populations},
+        )
+
+    def store(self, name: str, rows: slice, column: int, state: _State) -> None:
+        if self.spikes is not None:
+            self.spikes[name][rows, ..., column] = state.spikes
+        if self.currents is not None and self.voltages is not None:
+            self.currents[name][rows, ..., column] = state.u
+            self.voltages[name][rows, ..., column] = state.v
+            before = np.where(state.spikes, state.v_crossing, state.v)
+            self.voltages_before_reset[name][rows, ..., column] = before
+
+    def store_output(self, rows: slice, column: int, state: _State) -> None:
+        self.output[rows, :, column] = state.spikes.reshape(len(state.spikes), -1)
+
+    def count(self, name: str, state: _State) -> None:
+        self.current_wraps[name] += state.current_wraps
+        self.voltage_saturations[name] += state.voltage_saturations
+
+
+def input_payload(graph: Graph, images: np.ndarray) -> np.ndarray:
+    """The graded spike payload (int64) of images (N, C, H, W) in [0, 1] for this graph."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1:] != graph.input.shape:
+        raise ValueError(f"images have shape {images.shape}, expected (N, *{graph.input.shape})")
+    if images.dtype.kind != "f" or not np.all((images >= 0) & (images <= 1)):
+        raise ValueError("images must be floats in [0, 1]")
+    return formats.input_payload(images, graph.input.levels)
+
+
+def simulate(
+    graph: Graph,
+    images: np.ndarray,
+    *,
+    record: bool = False,
+    record_states: bool = False,
+    batch_size: int = 1000,
+    progress: bool = False,
+) -> SimulationResult:
+    """Run the fixed-point graph on images (N, C, H, W) in [0, 1] for S = T + L Lava steps."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be >= 1")
+    layers = _prepare(graph)
+    payload = input_payload(graph, images)
+    populations = [population for _, population in layers]
+    steps = graph.T + len(layers)
+    recorder = _Recorder.create(populations, len(payload), steps, record, record_states)
+    with tqdm(total=len(payload), unit="sample", disable=not progress) as bar:
+        for start in range(0, len(payload), batch_size):
+            rows = slice(start, min(start + batch_size, len(payload)))
+            _run_batch(layers, payload[rows], graph.T, rows, recorder)
+            bar.update(rows.stop - rows.start)
+    window = output_window(graph)
+    return SimulationResult(
+        output_spikes=recorder.output,
+        predictions=predict_from_spikes(recorder.output[..., window], graph.populations[-1].tau_s),
+        spikes=recorder.spikes,
+        currents=recorder.currents,
+        voltages=recorder.voltages,
+        voltages_before_reset=recorder.voltages_before_reset,
+        current_wraps=recorder.current_wraps,
+        voltage_saturations=recorder.voltage_saturations,
+        window=window,
+    )
+
+
+def _prepare(graph: Graph) -> list[tuple[_Synapse, _Population]]:
+    """Pair each synapse with its population, ready to run; refuses undeployable graphs."""
+    layers = graph.deployable_layers()
+    shapes = [graph.shapes()[graph.nodes.index(population)] for _, population in layers]
+    return [
+        (
+            _synapse(synapse, formats.input_unit(graph.input.levels, index == 0)),
+            _population(population, shape),
+        )
+        for index, ((synapse, population), shape) in enumerate(zip(layers, shapes, strict=True))
+    ]
+
+
+def _synapse(node: Dense | Conv2d, unit: int) -> _Synapse:
+    weight = node.weight_int.astype(np.int64)
+    bound = formats.sum_bound(weight, unit)
+    if isinstance(node, Conv2d):
+        problem = formats.conv_sum_problem(weight, unit)
+        if problem:
+            raise GraphError(f"node {node.name!r}: {problem}")
+    elif bound >= FLOAT64_EXACT:
+        raise GraphError(f"node {node.name!r}: sums up to {bound} are not exact in float64")
+    dtype = np.float32 if bound < FLOAT32_EXACT else np.float64
+    if isinstance(node, Conv2d):
+        return _Synapse(node, torch.from_numpy(weight.astype(dtype)), bound)
+    return _Synapse(node, np.ascontiguousarray(weight.T.astype(dtype)), bound)
+
+
+def _population(node: CubaLIF, shape: tuple[int, ...]) -> _Population:
+    return _Population(
+        name=node.name,
+        shape=shape,
+        current_factor=formats.current_kept(node.du),
+        voltage_factor=formats.voltage_kept(node.dv),
+        threshold=formats.threshold_value(node.vth),
+    )
+
+
+def _run_batch(
+    layers: list[tuple[_Synapse, _Population]],
+    payload: np.ndarray,
+    T: int,
+    rows: slice,
+    recorder: _Recorder,
+) -> None:
+    """All S steps of one batch. Populations update last to first within a step, so each
+    synapse still sees its source's spikes of the previous step."""
+    states = [_State.zeros((len(payload), *population.shape)) for _, population in layers]
+    input_drive = layers[0][0].drive(payload).astype(np.float64)
+    for step in range(1, T + len(layers) + 1):
+        for k in reversed(range(len(layers))):
+            if step <= k + 1:
+                continue  # nothing has reached population k + 1 yet: its state is still 0
+            synapse, population = layers[k]
+            if k == 0:
+                drive = input_drive if step <= T + 1 else None
+            else:
+                drive = _spike_drive(synapse, states[k - 1].spikes)
+            _update(population, states[k], drive, recorder.voltages is not None)
+            recorder.store(population.name, rows, step - 1, states[k])
+        recorder.store_output(rows, step - 1, states[-1])
+    for (_, population), state in zip(layers, states, strict=True):
+        recorder.count(population.name, state)
+
+
+def _spike_drive(synapse: _Synapse, spikes: np.ndarray) -> np.ndarray | None:
+    """a << 6 from the source's spikes, or None while it is silent."""
+    return synapse.drive(spikes) if spikes.any() else None
+
+
+def _update(
+    population: _Population, state: _State, drive: np.ndarray | None, record_crossing: bool
+) -> None:
+    """One Lava step of a population, in place, given its synaptic input a << 6 (None: zero)."""
+    u, v = state.u, state.v
+    _decay(u, population.current_factor)
+    if drive is not None:
+        u += drive
+    state.current_wraps += _wrap_current(u)
+    _decay(v, population.voltage_factor)
+    v += u
+    state.voltage_saturations += _saturate_voltage(v)
+    np.greater(v, population.threshold, out=state.spikes)
+    if record_crossing:
+        np.copyto(state.v_crossing, v, where=state.spikes)
+    np.copyto(v, 0, where=state.spikes)
+
+
+def _decay(x: np.ndarray, factor: int) -> None:
+    """x <- tz(x * factor / 4096) in place. factor / 4096 is exact in binary and |x * factor|
+    stays below 2^53, so the float product is the exact rational and trunc is Lava's shift."""
+    if factor == DECAY_UNITY:
+        return
+    x *= factor / DECAY_UNITY
+    np.trunc(x, out=x)
+
+
+def _wrap_current(x: np.ndarray) -> int:
+    """Lava's int32 sum then its single 24-bit wrap, in place; how many values changed."""
+    count = _count_outside(x, -U_WRAP + 1, U_WRAP)
+    if count:
+        wrapped = _wrap32(x.astype(np.int64))
+        wrapped[wrapped > U_WRAP] -= 2 * U_WRAP
+        wrapped[wrapped <= -U_WRAP] += 2 * U_WRAP
+        x[...] = wrapped
+    return count
+
+
+def _saturate_voltage(v: np.ndarray) -> int:
+    """Clip to +-(2^23 - 1) in place; how many values were clipped."""
+    count = _count_outside(v, -STATE_LIMIT, STATE_LIMIT)
+    if count:
+        np.clip(v, -STATE_LIMIT, STATE_LIMIT, out=v)
+    return count
+
+
+def _count_outside(x: np.ndarray, low: int, high: int) -> int:
+    """How many values lie outside [low, high]; just two reductions when none does."""
+    if x.min() >= low and x.max() <= high:
+        return 0
+    return int(np.count_nonzero((x < low) | (x > high)))
+
+
+def _wrap32(x: np.ndarray) -> np.ndarray:
+    """x modulo 2^32 as a signed 32-bit value (numpy's int32 overflow), in int64."""
+    return ((x + INT32_LIMIT) & (2 * INT32_LIMIT - 1)) - INT32_LIMIT

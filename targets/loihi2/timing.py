@@ -1,0 +1,36 @@
+"""When things happen on Loihi 2 (and in Lava's simulation of it): delays, windows, resets.
+
+Lava steps are t = 1 .. S. The input sends sample w's graded payload at steps w*T + 1 .. w*T + T.
+Every synapse (Dense or Conv) delays by one step: at step t it sends what it computed at step
+t - 1, then receives its source's output of step t. So population k (1-based) works on sample w
+at steps w*T + k + 1 .. w*T + k + T, and one sample through L populations takes S = T + L steps.
+Recorded column j holds step j + 1 (as in a Lava sink RingBuffer).
+"""
+
+from __future__ import annotations
+
+from toolchain.ir import Graph
+
+
+def steps_for(samples: int, T: int, populations: int) -> int:
+    """Lava steps that stream `samples` samples through `populations` populations."""
+    return samples * T + populations
+
+
+def population_window(graph: Graph, index: int) -> slice:
+    """The columns holding population `index`'s (0-based) float steps 0 .. T-1 of one sample.
+
+    Population k = index + 1 first receives input at Lava step k + 1, i.e. column k.
+    """
+    return slice(index + 1, index + 1 + graph.T)
+
+
+def output_window(graph: Graph) -> slice:
+    """The columns holding the output population's float steps 0 .. T-1 of one sample."""
+    return population_window(graph, len(graph.populations) - 1)
+
+
+def reset_offset(population: int, T: int) -> int:
+    """The step (mod T) before which population `population` (1-based) starts a new sample, so
+    that a stream of samples through one network sees each from the zero state."""
+    return (population + 1) % T

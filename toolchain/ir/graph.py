@@ -1,0 +1,204 @@
+"""The Graph: nodes (`toolchain.ir.nodes`) and the edges between them, run for T steps.
+
+Every stage reads or writes a Graph: training builds a float one, quantisation adds the integers
+in Loihi's formats, the simulators and exporters read it.
+
+Edges are (source, target) node names. Nodes are listed in execution order: an edge whose
+source comes before its target carries the source's output of the same step; an edge whose
+source comes at or after its target is recurrent and carries the source's output of the
+previous step (zeros at the first). Rules, checked on construction:
+- one `Input`, the first node, with no incoming edge; the last node is the output population;
+- every other node but a `CubaLIF` reads exactly one source; a `CubaLIF` sums one or more
+  synapses (`Dense` or `Conv2d`), all of its shape;
+- recurrent edges lead into a `Dense` (so every cycle passes through a synapse, whose delay
+  breaks it);
+- shapes agree along every edge.
+`Graph.chain` (the default when no edges are given) connects each node to the next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from toolchain.ir.nodes import (
+    SYNAPSES,
+    Conv2d,
+    CubaLIF,
+    Dense,
+    Flatten,
+    GraphError,
+    Input,
+    Node,
+    SumPool2d,
+)
+
+Edge = tuple[str, str]
+
+
+def chain_edges(nodes: tuple[Node, ...]) -> tuple[Edge, ...]:
+    """Each node feeding the next: today's feed-forward networks."""
+    return tuple((a.name, b.name) for a, b in zip(nodes, nodes[1:], strict=False))
+
+
+@dataclass(frozen=True, eq=False)
+class Graph:
+    """Nodes in execution order from one Input to a CubaLIF output population, and edges."""
+
+    nodes: tuple[Node, ...]
+    T: int
+    name: str = "network"
+    edges: tuple[Edge, ...] | None = None  # None: a chain
+
+    def __post_init__(self) -> None:
+        if self.edges is None:
+            object.__setattr__(self, "edges", chain_edges(self.nodes))
+        object.__setattr__(self, "edges", tuple(tuple(edge) for edge in self.edges))
+        if not self.nodes or not isinstance(self.nodes[0], Input):
+            raise GraphError("a graph starts with an Input node")
+        if not isinstance(self.nodes[-1], CubaLIF):
+            raise GraphError(f"the last node {self.nodes[-1].name!r} must be a CubaLIF population")
+        if not isinstance(self.T, int) or isinstance(self.T, bool) or self.T < 1:
+            raise GraphError(f"T={self.T!r} must be an int >= 1")
+        names = [node.name for node in self.nodes]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise GraphError(f"node names must be unique, repeated: {duplicates}")
+        self._check_edges()
+        self.shapes()  # validates every node against its inputs
+
+    def _check_edges(self) -> None:
+        position = {node.name: index for index, node in enumerate(self.nodes)}
+        for source, target in self.edges:
+            for end in (source, target):
+                if end not in position:
+                    raise GraphError(f"edge {source!r} -> {target!r}: no node named {end!r}")
+            if position[source] >= position[target] and not isinstance(self.node(target), Dense):
+                raise GraphError(
+                    f"edge {source!r} -> {target!r} is recurrent (it goes back in node order)"
+                    " and must lead into a Dense synapse, whose delay breaks the cycle"
+                )
+        for index, node in enumerate(self.nodes):
+            sources = self.sources(node.name)
+            if isinstance(node, Input):
+                if index or sources:
+                    raise GraphError(f"node {node.name!r}: only the first node is an Input")
+            elif isinstance(node, CubaLIF):
+                if not sources or not all(isinstance(self.node(s), SYNAPSES) for s in sources):
+                    raise GraphError(
+                        f"node {node.name!r}: a CubaLIF population must follow one or more"
+                        f" Dense or Conv2d synapses, its sources are {sources}"
+                    )
+            elif len(sources) != 1:
+                raise GraphError(f"node {node.name!r}: needs exactly one source, has {sources}")
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Graph)
+            and self.T == other.T
+            and self.name == other.name
+            and self.edges == other.edges
+            and len(self.nodes) == len(other.nodes)
+            and all(a == b for a, b in zip(self.nodes, other.nodes, strict=True))
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def sources(self, name: str) -> list[str]:
+        """The nodes feeding `name`, in edge order."""
+        return [source for source, target in self.edges if target == name]
+
+    def is_recurrent(self, source: str, target: str) -> bool:
+        names = [node.name for node in self.nodes]
+        return names.index(source) >= names.index(target)
+
+    @property
+    def is_chain(self) -> bool:
+        """Each node feeds exactly the next one: no recurrence, no branches."""
+        return self.edges == chain_edges(self.nodes)
+
+    def shapes(self) -> list[tuple[int, ...]]:
+        """The output shape of every node, in node order."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        deferred: list[tuple[Dense, str]] = []
+        for node in self.nodes:
+            if isinstance(node, Input):
+                shapes[node.name] = tuple(node.shape)
+                continue
+            incoming = []
+            for source in self.sources(node.name):
+                if source in shapes:
+                    incoming.append(shapes[source])
+                else:  # a recurrent source, computed later
+                    deferred.append((node, source))  # type: ignore[arg-type]
+            if isinstance(node, Dense) and not incoming:
+                shapes[node.name] = (node.weight.shape[0],)
+                continue
+            if len(set(incoming)) > 1:
+                raise GraphError(f"node {node.name!r}: its inputs have different shapes {incoming}")
+            shapes[node.name] = node.output_shape(incoming[0])
+        for dense, source in deferred:
+            dense.output_shape(shapes[source])
+        return [shapes[node.name] for node in self.nodes]
+
+    @property
+    def input(self) -> Input:
+        return self.nodes[0]  # type: ignore[return-value]
+
+    @property
+    def populations(self) -> list[CubaLIF]:
+        return [node for node in self.nodes if isinstance(node, CubaLIF)]
+
+    @property
+    def is_lowered(self) -> bool:
+        """Every synapse connects one population (or the input) directly to the next."""
+        return not any(isinstance(node, SumPool2d | Flatten) for node in self.nodes)
+
+    @property
+    def is_fixed(self) -> bool:
+        return all(node.is_fixed for node in self.nodes)
+
+    def layers(self) -> list[tuple[Dense | Conv2d, CubaLIF]]:
+        """The (synapse, population) pairs of a lowered feed-forward graph, in order.
+
+        Refuses a graph that is not lowered, naming the pooling or flatten node to fold, and a
+        graph with recurrent or branching edges, which the simulators do not run yet.
+        """
+        if not self.is_chain:
+            raise GraphError(
+                f"graph {self.name!r} is not a chain (recurrent or branching edges): the"
+                " simulators and exporters run feed-forward chains only"
+            )
+        for before, node in zip(self.nodes, self.nodes[1:], strict=False):
+            if isinstance(node, SumPool2d | Flatten):
+                raise GraphError(
+                    f"graph is not lowered: node {node.name!r} ({type(node).__name__}) must be"
+                    " folded into the next synapse first"
+                )
+            if isinstance(node, SYNAPSES) and isinstance(before, SYNAPSES):
+                raise GraphError(
+                    f"graph is not lowered: node {node.name!r} ({type(node).__name__}) follows"
+                    f" node {before.name!r}; every synapse must feed a CubaLIF population"
+                )
+        return [
+            (self.nodes[i - 1], node)
+            for i, node in enumerate(self.nodes)
+            if isinstance(node, CubaLIF)
+        ]  # type: ignore[misc]
+
+    def deployable_layers(self) -> list[tuple[Dense | Conv2d, CubaLIF]]:
+        """`layers()` of a lowered fixed-point graph; names the first node without integers."""
+        layers = self.layers()
+        for node in self.nodes:
+            if not node.is_fixed:
+                missing = "du/dv/vth/scale" if isinstance(node, CubaLIF) else "weight_int"
+                raise GraphError(
+                    f"graph is not fixed-point: node {node.name!r} ({type(node).__name__}) has"
+                    f" no {missing}; quantise it first"
+                )
+        return layers
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise GraphError(f"no node named {name!r}; nodes: {[n.name for n in self.nodes]}")

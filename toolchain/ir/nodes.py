@@ -1,0 +1,249 @@
+"""The Graph's nodes: one small frozen dataclass per primitive, validated on construction.
+
+Semantics (float), for T steps:
+- `Input` emits the analog image x every step (a graded spike of round(x * levels) in fixed
+  point).
+- `Dense`, `Conv2d`, `SumPool2d`, `Flatten` are linear maps applied at every step.
+- `CubaLIF` (NIR's name) filters the sum of its inputs with the synaptic trace and integrates it
+  in the membrane:
+      i_t = (1 - 1/tau_s) i_{t-1} + x_t / tau_s;  u_t = (1 - 1/tau_m) u^r_{t-1} + i_t
+      s_t = [u_t > threshold];  u^r_t = u_t (1 - s_t);  output s_t (spikes)
+  which is TSSL-BP's layer (the PSP a = filtered spikes; W a = filter of W s by linearity).
+A fixed-point node also carries Loihi 2's integers (`targets/loihi2/formats.py` owns their
+ranges and meaning): `weight_int` (and, for Dense, `weight_exp`) on synapses; `du`, `dv`, `vth`
+and `scale` (integer voltage per float unit) on populations.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from targets.loihi2.formats import (
+    DU_MAX,
+    DV_MAX,
+    VTH_MAX,
+    WEIGHT_EXP_MAX,
+    WEIGHT_EXP_MIN,
+    WEIGHT_MAX,
+    WEIGHT_MIN,
+)
+
+
+class GraphError(ValueError):
+    """A node or a graph is inconsistent; the message names the node and the value."""
+
+
+def _fail(node: str, message: str) -> None:
+    raise GraphError(f"node {node!r}: {message}")
+
+
+def _check_float_array(node: str, key: str, value: Any, ndim: int) -> None:
+    if not isinstance(value, np.ndarray) or value.dtype.kind != "f" or value.ndim != ndim:
+        _fail(node, f"{key} must be a {ndim}-D float array, got {_describe(value)}")
+    if not np.all(np.isfinite(value)):
+        _fail(node, f"{key} has non-finite values")
+
+
+def _check_int_array(node: str, key: str, value: Any, shape: tuple[int, ...]) -> None:
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "iu":
+        _fail(node, f"{key} must be an integer array, got {_describe(value)}")
+    if value.shape != shape:
+        _fail(node, f"{key} has shape {value.shape}, the float weight has {shape}")
+    low, high = (int(value.min()), int(value.max())) if value.size else (0, 0)
+    if low < WEIGHT_MIN or high > WEIGHT_MAX:
+        _fail(
+            node, f"{key} spans [{low}, {high}]; Loihi weights lie in [{WEIGHT_MIN}, {WEIGHT_MAX}]"
+        )
+
+
+def _check_int(node: str, key: str, value: Any, low: int, high: int) -> None:
+    if not isinstance(value, int | np.integer) or isinstance(value, bool):
+        _fail(node, f"{key}={value!r} must be an integer")
+    if not low <= value <= high:
+        _fail(node, f"{key}={value} is outside [{low}, {high}]")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype} array of shape {value.shape}"
+    return repr(value)
+
+
+class Node:
+    """Base of all nodes: field-wise equality, arrays compared by dtype and value."""
+
+    name: str
+
+    def __eq__(self, other: object) -> bool:
+        if type(self) is not type(other):
+            return False
+        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return shape
+
+    @property
+    def is_fixed(self) -> bool:
+        """True where the node carries its integer form (or needs none)."""
+        return True
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (
+            isinstance(a, np.ndarray)
+            and isinstance(b, np.ndarray)
+            and a.dtype == b.dtype
+            and np.array_equal(a, b)
+        )
+    return a == b
+
+
+@dataclass(frozen=True, eq=False)
+class Input(Node):
+    """The image fed every step; `levels`: a value x in [0, 1] is sent as round(x * levels)."""
+
+    name: str
+    shape: tuple[int, int, int]  # (C, H, W)
+    levels: int = 255
+
+    def __post_init__(self) -> None:
+        if len(self.shape) != 3 or min(self.shape) < 1:
+            _fail(self.name, f"shape={self.shape} must be (C, H, W) with positive sizes")
+        _check_int(self.name, "levels", self.levels, 1, 2**16 - 1)
+
+
+@dataclass(frozen=True, eq=False)
+class Dense(Node):
+    """Fully connected synapses, weight (out, in); the input is flattened in (C, H, W) order."""
+
+    name: str
+    weight: np.ndarray
+    weight_int: np.ndarray | None = None
+    weight_exp: int = 0
+
+    def __post_init__(self) -> None:
+        _check_float_array(self.name, "weight", self.weight, 2)
+        if self.weight_int is not None:
+            _check_int_array(self.name, "weight_int", self.weight_int, self.weight.shape)
+        _check_int(self.name, "weight_exp", self.weight_exp, WEIGHT_EXP_MIN, WEIGHT_EXP_MAX)
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if math.prod(shape) != self.weight.shape[1]:
+            _fail(self.name, f"weight takes {self.weight.shape[1]} inputs, gets {shape}")
+        return (self.weight.shape[0],)
+
+    @property
+    def is_fixed(self) -> bool:
+        return self.weight_int is not None
+
+
+@dataclass(frozen=True, eq=False)
+class Conv2d(Node):
+    """2-D convolution, weight (out, in, kh, kw), no bias. Lava's Conv has no weight exponent."""
+
+    name: str
+    weight: np.ndarray
+    stride: int = 1
+    padding: int = 0
+    weight_int: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        _check_float_array(self.name, "weight", self.weight, 4)
+        _check_int(self.name, "stride", self.stride, 1, 64)
+        _check_int(self.name, "padding", self.padding, 0, 64)
+        if self.weight_int is not None:
+            _check_int_array(self.name, "weight_int", self.weight_int, self.weight.shape)
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        out, channels, kh, kw = self.weight.shape
+        if len(shape) != 3 or shape[0] != channels:
+            _fail(self.name, f"weight takes ({channels}, H, W) inputs, gets {shape}")
+        pad, stride = self.padding, self.stride
+        h = (shape[1] + 2 * pad - kh) // stride + 1
+        w = (shape[2] + 2 * pad - kw) // stride + 1
+        if h < 1 or w < 1:
+            _fail(self.name, f"kernel {kh}x{kw} does not fit input {shape}")
+        return (out, h, w)
+
+    @property
+    def is_fixed(self) -> bool:
+        return self.weight_int is not None
+
+
+@dataclass(frozen=True, eq=False)
+class SumPool2d(Node):
+    """`weight` times the sum of each size x size window, stride = size. Folded away by lowering."""
+
+    name: str
+    size: int = 2
+    weight: float = 1.1
+
+    def __post_init__(self) -> None:
+        _check_int(self.name, "size", self.size, 1, 64)
+        if not math.isfinite(self.weight):
+            _fail(self.name, f"weight={self.weight} must be finite")
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(shape) != 3 or shape[1] % self.size or shape[2] % self.size:
+            _fail(self.name, f"input {shape} is not (C, H, W) divisible by {self.size}")
+        return (shape[0], shape[1] // self.size, shape[2] // self.size)
+
+    @property
+    def is_fixed(self) -> bool:
+        return False  # no neurons to hold it on the chip: lower it into the next synapse
+
+
+@dataclass(frozen=True, eq=False)
+class Flatten(Node):
+    """(C, H, W) -> (C*H*W,) in (C, H, W) order."""
+
+    name: str
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (math.prod(shape),)
+
+
+@dataclass(frozen=True, eq=False)
+class CubaLIF(Node):
+    """A population of current-based LIF neurons, one per element of its input."""
+
+    name: str
+    tau_m: float
+    tau_s: float
+    threshold: float
+    du: int | None = None
+    dv: int | None = None
+    vth: int | None = None
+    scale: float | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("tau_m", "tau_s"):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and value >= 1):
+                _fail(self.name, f"{key}={value} must be >= 1 (steps)")
+        if not (math.isfinite(self.threshold) and self.threshold > 0):
+            _fail(self.name, f"threshold={self.threshold} must be positive")
+        ints = (self.du, self.dv, self.vth, self.scale)
+        if all(v is None for v in ints):
+            return
+        if any(v is None for v in ints):
+            _fail(self.name, "du, dv, vth and scale are set together or not at all")
+        _check_int(self.name, "du", self.du, 0, DU_MAX)
+        _check_int(self.name, "dv", self.dv, 0, DV_MAX)
+        _check_int(self.name, "vth", self.vth, 1, VTH_MAX)
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            _fail(self.name, f"scale={self.scale} must be positive")
+
+    @property
+    def is_fixed(self) -> bool:
+        return self.vth is not None
+
+
+SYNAPSES = (Dense, Conv2d)

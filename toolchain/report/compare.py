@@ -1,0 +1,211 @@
+"""Float against fixed point: the trained network and its quantised Graph on the same samples.
+
+Per layer, spikes are compared time-aligned: population i (0-based) of the fixed-point graph
+emits the float model's step j at Lava step i + 2 + j (one step of delay per synapse hop).
+Agreement is 2 x matching / (float spikes + fixed spikes): 1 when the spike trains are equal,
+0 when no spike matches (and 1 when neither side spikes).
+
+`Comparison.add` takes two runs of the same samples (each: predictions and per-layer spikes on
+the float time axis); `compare` produces them from the trained network and the reference
+simulator, batch by batch. Plots are in `toolchain.report.plots`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from targets.loihi2.simulator import simulate
+from targets.loihi2.timing import population_window
+from toolchain.data.datasets import Split
+from toolchain.ir import Graph, GraphError
+from toolchain.train.network import SpikingLayer, SpikingNetwork
+
+
+@dataclass
+class LayerComparison:
+    name: str
+    neurons: int
+    float_spikes: int = 0
+    fixed_spikes: int = 0
+    matching_spikes: int = 0
+    current_wraps: int = 0
+    voltage_saturations: int = 0
+
+    @property
+    def agreement(self) -> float:
+        total = self.float_spikes + self.fixed_spikes
+        return 1.0 if total == 0 else 2 * self.matching_spikes / total
+
+
+@dataclass
+class Comparison:
+    samples: int
+    steps: int
+    float_correct: int = 0
+    fixed_correct: int = 0
+    changed: list[dict[str, int]] = field(default_factory=list)  # predictions that differ
+    layers: list[LayerComparison] = field(default_factory=list)
+
+    @property
+    def float_accuracy(self) -> float:
+        return self.float_correct / self.samples
+
+    @property
+    def fixed_accuracy(self) -> float:
+        return self.fixed_correct / self.samples
+
+    def rate(self, spikes: int, layer: LayerComparison) -> float:
+        """Spikes per neuron per step."""
+        return spikes / (layer.neurons * self.samples * self.steps)
+
+    def to_json(self) -> dict[str, object]:
+        layers = [
+            {
+                **asdict(layer),
+                "agreement": layer.agreement,
+                "float_rate": self.rate(layer.float_spikes, layer),
+                "fixed_rate": self.rate(layer.fixed_spikes, layer),
+            }
+            for layer in self.layers
+        ]
+        return {
+            "samples": self.samples,
+            "float_accuracy": self.float_accuracy,
+            "fixed_accuracy": self.fixed_accuracy,
+            "changed_predictions": self.changed,
+            "layers": layers,
+        }
+
+    def table(self) -> str:
+        lines = [
+            f"samples {self.samples}: float accuracy {100 * self.float_accuracy:.2f} %, "
+            f"fixed-point accuracy {100 * self.fixed_accuracy:.2f} %, "
+            f"{len(self.changed)} predictions changed",
+            f"{'layer':<10}{'neurons':>9}{'float spikes':>14}{'fixed spikes':>14}"
+            f"{'agreement':>11}{'wraps':>8}{'saturated':>11}",
+        ]
+        for layer in self.layers:
+            lines.append(
+                f"{layer.name:<10}{layer.neurons:>9}{layer.float_spikes:>14}"
+                f"{layer.fixed_spikes:>14}{layer.agreement:>11.4f}{layer.current_wraps:>8}"
+                f"{layer.voltage_saturations:>11}"
+            )
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One side of a comparison for a batch: predictions (N,) and every population's spikes,
+    (N, *shape, T) on the float model's time axis; overflow counts where the side has them."""
+
+    predictions: np.ndarray
+    spikes: list[np.ndarray]
+    current_wraps: list[int] | None = None
+    voltage_saturations: list[int] | None = None
+
+
+@dataclass
+class Raster:
+    """One sample's spikes per layer, float and fixed, each (neurons, T)."""
+
+    sample: int
+    float_spikes: list[np.ndarray]
+    fixed_spikes: list[np.ndarray]
+
+
+def compare(
+    model: SpikingNetwork,
+    graph: Graph,
+    split: Split,
+    *,
+    batch_size: int = 500,
+    progress: bool = False,
+) -> tuple[Comparison, Raster]:
+    """Runs the float model and the fixed-point graph on `split`, batch by batch."""
+    populations = graph.populations
+    layers = sum(1 for _ in _spiking_layers(model))
+    if len(populations) != layers:
+        raise GraphError(
+            f"graph {graph.name!r} has {len(populations)} populations, the network {layers}"
+            " spiking layers: not the same network"
+        )
+    shapes = [graph.shapes()[graph.nodes.index(p)] for p in populations]
+    result = Comparison(
+        len(split),
+        graph.T,
+        layers=[
+            LayerComparison(p.name, int(np.prod(shape)))
+            for p, shape in zip(populations, shapes, strict=True)
+        ],
+    )
+    raster = Raster(0, [], [])
+    model.eval()
+    with tqdm(total=len(split), desc="compare", unit="sample", disable=not progress) as bar:
+        for start in range(0, len(split), batch_size):
+            images = split.images[start : start + batch_size]
+            labels = split.labels[start : start + batch_size]
+            add_runs(
+                result, raster, _float_run(model, images), _fixed_run(graph, images), labels, start
+            )
+            bar.update(len(images))
+    return result, raster
+
+
+def _spiking_layers(model: SpikingNetwork):
+    return (layer for layer in model.layers if isinstance(layer, SpikingLayer))
+
+
+def _float_run(model: SpikingNetwork, images: np.ndarray) -> Run:
+    with torch.no_grad():
+        output, spikes = model(torch.from_numpy(images), return_spikes=True)
+    return Run(model.predict(output).numpy(), [s.numpy() for s in spikes])
+
+
+def _fixed_run(graph: Graph, images: np.ndarray) -> Run:
+    fixed = simulate(graph, images, record=True)
+    names = [p.name for p in graph.populations]
+    return Run(
+        fixed.predictions,
+        [fixed.spikes[name][..., population_window(graph, i)] for i, name in enumerate(names)],
+        [fixed.current_wraps[name] for name in names],
+        [fixed.voltage_saturations[name] for name in names],
+    )
+
+
+def add_runs(
+    result: Comparison,
+    raster: Raster,
+    float_run: Run,
+    fixed_run: Run,
+    labels: np.ndarray,
+    offset: int,
+) -> None:
+    """Counts one batch of both runs (samples offset .. offset + N - 1) into `result`."""
+    float_pred, fixed_pred = float_run.predictions, fixed_run.predictions
+    result.float_correct += int((float_pred == labels).sum())
+    result.fixed_correct += int((fixed_pred == labels).sum())
+    for i in np.flatnonzero(float_pred != fixed_pred):
+        result.changed.append(
+            {
+                "index": offset + int(i),
+                "label": int(labels[i]),
+                "float": int(float_pred[i]),
+                "fixed": int(fixed_pred[i]),
+            }
+        )
+    for index, layer in enumerate(result.layers):
+        f = float_run.spikes[index].astype(bool)
+        q = fixed_run.spikes[index].astype(bool)
+        layer.float_spikes += int(f.sum())
+        layer.fixed_spikes += int(q.sum())
+        layer.matching_spikes += int((f & q).sum())
+        if fixed_run.current_wraps is not None:
+            layer.current_wraps += fixed_run.current_wraps[index]
+            layer.voltage_saturations += fixed_run.voltage_saturations[index]
+        if offset == 0:
+            raster.float_spikes.append(f[0].reshape(-1, result.steps))
+            raster.fixed_spikes.append(q[0].reshape(-1, result.steps))

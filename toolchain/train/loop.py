@@ -1,0 +1,222 @@
+"""The training loop: the paper's optimiser, a checkpoint per epoch, exact resume.
+
+Runs repeat: the seed in the config initialises the weights and drives the shuffling and the
+dropout masks through torch's global generator, whose state each checkpoint records.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from toolchain.data.augment import random_shift
+from toolchain.data.datasets import Dataset, Split, hold_out, load_dataset
+from toolchain.train.checkpoint import BEST_NAME, CHECKPOINT_NAME, Checkpoint, CheckpointError
+from toolchain.train.config import Config
+from toolchain.train.losses import Loss, build_loss
+from toolchain.train.network import SpikingNetwork
+
+EVAL_BATCH = 500
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    train_accuracy: float
+    test_accuracy: float
+    epochs: int
+    checkpoint: Path
+    metrics: list[dict[str, float]]
+    best: Path | None = None  # the epoch with the best validation accuracy, if any was held out
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "train_accuracy": self.train_accuracy,
+            "test_accuracy": self.test_accuracy,
+            "epochs": self.epochs,
+            "checkpoint": str(self.checkpoint),
+            "best": None if self.best is None else str(self.best),
+        }
+
+
+def build_model(config: Config, input_shape: tuple[int, int, int]) -> SpikingNetwork:
+    torch.manual_seed(config.train.seed)
+    return SpikingNetwork(config, input_shape)
+
+
+def model_from_checkpoint(checkpoint: Checkpoint) -> SpikingNetwork:
+    """The trained network a checkpoint holds."""
+    model = build_model(checkpoint.config, checkpoint.input_shape)
+    model.load_state_dict(checkpoint.model)
+    return model
+
+
+def build_optimizer(model: SpikingNetwork, config: Config) -> torch.optim.Optimizer:
+    t = config.train
+    return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+
+
+def learning_rate(config: Config, epoch: float) -> float:
+    """The learning rate at a (fractional) epoch: constant, or cosine-annealed to 0."""
+    t = config.train
+    if t.lr_schedule == "constant":
+        return t.lr
+    return 0.5 * t.lr * (1.0 + math.cos(math.pi * epoch / t.epochs))
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def evaluate(model: SpikingNetwork, split: Split) -> float:
+    """Accuracy in [0, 1]: argmax over classes of the summed output PSP."""
+    model.eval()
+    device = _device_of(model)
+    correct = 0
+    for start in range(0, len(split), EVAL_BATCH):
+        images = torch.from_numpy(split.images[start : start + EVAL_BATCH]).to(device)
+        labels = torch.from_numpy(split.labels[start : start + EVAL_BATCH]).to(device)
+        correct += int((model.predict(model(images)) == labels).sum())
+    return correct / len(split)
+
+
+def train_epoch(
+    model: SpikingNetwork,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Loss,
+    split: Split,
+    config: Config,
+    epoch: int,
+    progress: tqdm | None = None,
+) -> tuple[float, float]:
+    """One pass over shuffled training data; returns (mean loss per sample, train accuracy)."""
+    model.train()
+    device = _device_of(model)
+    t = config.train
+    order = torch.randperm(len(split))
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(split), t.batch_size):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, epoch + start / len(split))
+        index = order[start : start + t.batch_size].numpy()
+        images = random_shift(torch.from_numpy(split.images[index]), t.augment_shift)
+        images, labels = images.to(device), torch.from_numpy(split.labels[index]).to(device)
+        output = model(images)
+        loss = loss_fn(output, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+        optimizer.step()
+        with torch.no_grad():
+            for param in model.parameters():
+                param.clamp_(-t.weight_clamp, t.weight_clamp)
+        total_loss += loss.item()
+        correct += int((model.predict(output) == labels).sum())
+        if progress is not None:
+            progress.update(len(index))
+            seen = min(start + t.batch_size, len(split))
+            progress.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+    return total_loss / len(split), correct / len(split)
+
+
+def _resume_state(
+    checkpoint_path: Path, config: Config, model: SpikingNetwork, optimizer: torch.optim.Optimizer
+) -> tuple[int, list[dict[str, float]]]:
+    saved = Checkpoint.load(checkpoint_path)
+    if config.with_epochs(saved.config.train.epochs) != saved.config:
+        raise CheckpointError(
+            f"{checkpoint_path}: was trained with a different config (only epochs may change); "
+            "use another --out or drop --resume"
+        )
+    model.load_state_dict(saved.model)
+    optimizer.load_state_dict(saved.optimizer)
+    torch.set_rng_state(saved.rng_state)
+    return saved.epoch, saved.metrics
+
+
+def train(
+    config: Config,
+    out_dir: Path | str,
+    *,
+    data_dir: Path | str | None = None,
+    dataset: Dataset | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    device: str = "cpu",
+) -> TrainResult:
+    """Trains `config.train.epochs` epochs (in total, counting resumed ones) into `out_dir`.
+
+    With `config.train.validation` samples held out of the training set, the epoch with the best
+    validation accuracy (the first of equals) is also saved as `out_dir/best.pt`, without the
+    optimiser state: the test set is reported, never used to choose.
+    """
+    dataset = dataset or load_dataset(config.dataset, data_dir)
+    train_split, validation = dataset.train, None
+    if config.train.validation:
+        train_split, validation = hold_out(dataset.train, config.train.validation)
+    checkpoint_path, best_path = Path(out_dir) / CHECKPOINT_NAME, Path(out_dir) / BEST_NAME
+    model = build_model(config, dataset.input_shape).to(device)
+    optimizer = build_optimizer(model, config)
+    loss_fn = build_loss(config.loss, config.neuron)
+    first_epoch, metrics = 0, []
+    if resume:
+        first_epoch, metrics = _resume_state(checkpoint_path, config, model, optimizer)
+    for epoch in range(first_epoch, config.train.epochs):
+        began = time.perf_counter()
+        with tqdm(
+            total=len(train_split),
+            desc=f"epoch {epoch + 1}/{config.train.epochs}",
+            unit="sample",
+            disable=not progress,
+            leave=False,
+        ) as bar:
+            loss, train_acc = train_epoch(
+                model, optimizer, loss_fn, train_split, config, epoch, bar
+            )
+        entry = {"epoch": epoch + 1, "loss": loss, "train_accuracy": train_acc}
+        if validation is not None:
+            entry["validation_accuracy"] = evaluate(model, validation)
+        entry["test_accuracy"] = evaluate(model, dataset.test)
+        entry["seconds"] = time.perf_counter() - began
+        metrics.append(entry)
+        if progress:
+            shown = ", ".join(
+                f"{key.removesuffix('_accuracy')} {100 * entry[key]:.2f} %"
+                for key in ("train_accuracy", "validation_accuracy", "test_accuracy")
+                if key in entry
+            )
+            tqdm.write(f"epoch {epoch + 1}/{config.train.epochs}: loss {loss:.4f}, {shown}")
+        state = {name: value.cpu() for name, value in model.state_dict().items()}
+        if validation is not None and _is_best(metrics):
+            Checkpoint(
+                config, dataset.input_shape, epoch + 1, state, {}, metrics, torch.get_rng_state()
+            ).save(best_path)
+        Checkpoint(
+            config,
+            dataset.input_shape,
+            epoch + 1,
+            state,
+            optimizer.state_dict(),
+            metrics,
+            torch.get_rng_state(),
+        ).save(checkpoint_path)
+    last = metrics[-1]
+    return TrainResult(
+        train_accuracy=last["train_accuracy"],
+        test_accuracy=last["test_accuracy"],
+        epochs=config.train.epochs,
+        checkpoint=checkpoint_path,
+        metrics=metrics,
+        best=best_path if validation is not None else None,
+    )
+
+
+def _is_best(metrics: list[dict[str, float]]) -> bool:
+    """Whether the last epoch's validation accuracy beats every earlier one."""
+    *earlier, last = (m["validation_accuracy"] for m in metrics)
+    return all(last > value for value in earlier)

@@ -1,0 +1,163 @@
+"""The spiking network: thin nn.Module wrappers over the neuron core and a training method.
+
+Tensors are (N, C, H, W, T) for conv layers and (N, F, T) for dense layers, time last. Every
+synaptic layer passes PSPs, not spikes: the input current of layer l is W_l a^{l-1}_t.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from toolchain.data.encoding import repeat_over_time
+from toolchain.train.config import Config, ConvSpec, DenseSpec, DropoutSpec, NeuronConfig, PoolSpec
+from toolchain.train.methods import spiking_forward
+from toolchain.train.neuron import psp_filter, readout
+
+
+class SpikingLayer(nn.Module):
+    """Synapses (no bias) and a spiking neuron per output; returns (PSP, spikes)."""
+
+    def __init__(self, weight: torch.Tensor, neuron: NeuronConfig, method: str, mode: str):
+        super().__init__()
+        self.weight = nn.Parameter(weight)
+        self.neuron = neuron
+        self.spiking = spiking_forward(method, mode)
+
+    def synapse(self, psp_in: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, psp_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = self.neuron
+        current = self.synapse(psp_in)
+        return self.spiking(current, tau_m=n.tau_m, tau_s=n.tau_s, threshold=n.threshold)
+
+
+class SpikingDense(SpikingLayer):
+    """Dense synapses; the input is flattened in (C, H, W) order at every step."""
+
+    def __init__(self, in_features: int, spec: DenseSpec, neuron: NeuronConfig, *method: str):
+        weight = torch.empty(spec.out, in_features)
+        nn.init.kaiming_normal_(weight)  # N(0, 2 / fan_in), as the authors' linear layers
+        super().__init__(weight * spec.weight_scale, neuron, *method)
+
+    def synapse(self, psp_in: torch.Tensor) -> torch.Tensor:
+        x = psp_in.movedim(-1, 0).flatten(2)  # (T, N, F): the PSP's own time-first storage
+        return F.linear(x, self.weight).movedim(0, -1)
+
+
+class SpikingConv2d(SpikingLayer):
+    """The same 2-D convolution (stride 1) at every time step."""
+
+    def __init__(self, in_channels: int, spec: ConvSpec, neuron: NeuronConfig, *method: str):
+        weight = torch.empty(spec.out, in_channels, spec.kernel, spec.kernel)
+        nn.init.kaiming_uniform_(weight, a=math.sqrt(5))  # torch's default conv init
+        super().__init__(weight * spec.weight_scale, neuron, *method)
+        self.padding = spec.padding
+
+    def synapse(self, psp_in: torch.Tensor) -> torch.Tensor:
+        return _per_step(psp_in, lambda x: F.conv2d(x, self.weight, padding=self.padding))
+
+
+def _per_step(x: torch.Tensor, op) -> torch.Tensor:
+    """A 2-D op on every step of (N, C, H, W, T), as one batch of T*N images in time-first order.
+
+    The layers' tensors are stored time-first, so this reads and saves them without copies.
+    """
+    steps, batch = x.shape[-1], x.shape[0]
+    images = x.movedim(-1, 0).reshape(steps * batch, *x.shape[1:-1])
+    out = op(images)
+    return out.reshape(steps, batch, *out.shape[1:]).movedim(0, -1)
+
+
+class SumPool2d(nn.Module):
+    """2x2 sum-pooling, stride 2, times a fixed weight; no neuron after it."""
+
+    def __init__(self, weight: float) -> None:
+        super().__init__()
+        self.weight = weight
+
+    def forward(self, psp_in: torch.Tensor) -> torch.Tensor:
+        return _per_step(psp_in, lambda x: F.avg_pool2d(x, 2)) * (4.0 * self.weight)
+
+
+class TimeConsistentDropout(nn.Module):
+    """Drops whole features: one Bernoulli mask per (sample, feature), the same at every step."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, psp_in: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return psp_in
+        keep = torch.full(
+            (*psp_in.shape[:-1], 1), 1.0 - self.p, dtype=psp_in.dtype, device=psp_in.device
+        )
+        return psp_in * torch.bernoulli(keep) / (1.0 - self.p)
+
+
+class SpikingNetwork(nn.Module):
+    """The layers of a Config in order; input is a static image, output the last layer's PSP."""
+
+    def __init__(self, config: Config, input_shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.config = config
+        self.input_shape = input_shape
+        self.layers = nn.ModuleList()
+        shape = input_shape
+        for index, spec in enumerate(config.layers):
+            layer, shape = _build_layer(spec, shape, config, index)
+            self.layers.append(layer)
+        self.num_outputs = shape[0]
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """The analog image every step, through the synaptic filter: (N, C, H, W, T)."""
+        repeated = repeat_over_time(images, self.config.neuron.T)
+        return psp_filter(repeated, self.config.neuron.tau_s)
+
+    def forward(
+        self, images: torch.Tensor, *, return_spikes: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Output PSP (N, classes, T); with `return_spikes` also each spiking layer's spikes."""
+        x = self.encode(images)
+        spikes = []
+        for layer in self.layers:
+            if isinstance(layer, SpikingLayer):
+                x, s = layer(x)
+                spikes.append(s)
+            else:
+                x = layer(x)
+        return (x, spikes) if return_spikes else x
+
+    @staticmethod
+    def predict(output_psp: torch.Tensor) -> torch.Tensor:
+        """The class whose output PSP summed over time is largest."""
+        return readout(output_psp)
+
+
+def _build_layer(
+    spec: object, shape: tuple[int, ...], config: Config, index: int
+) -> tuple[nn.Module, tuple[int, ...]]:
+    neuron, method = config.neuron, (config.train.method, config.train.mode)
+    where = f"layers[{index}] ({getattr(spec, 'type', '?')}) on input {shape}"
+    if isinstance(spec, DenseSpec):
+        return SpikingDense(math.prod(shape), spec, neuron, *method), (spec.out,)
+    if isinstance(spec, DropoutSpec):
+        return TimeConsistentDropout(spec.p), shape
+    if len(shape) != 3:
+        raise ValueError(f"{where}: needs a (C, H, W) input; conv and pool come before dense")
+    channels, height, width = shape
+    if isinstance(spec, ConvSpec):
+        out_h, out_w = (size + 2 * spec.padding - spec.kernel + 1 for size in (height, width))
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f"{where}: kernel {spec.kernel} is larger than the padded input")
+        return SpikingConv2d(channels, spec, neuron, *method), (spec.out, out_h, out_w)
+    if isinstance(spec, PoolSpec):
+        if height % 2 or width % 2:
+            raise ValueError(f"{where}: 2x2 pooling needs an even height and width")
+        return SumPool2d(spec.weight), (channels, height // 2, width // 2)
+    raise ValueError(f"{where}: unknown layer spec")

@@ -1,0 +1,108 @@
+"""The neuron core shared by training, the float runner and the reports: the LIF recurrence,
+the synaptic (PSP) filter and the readout, each written once. Time is the last axis of every
+tensor handed in or out; loops run time-first so that every step is one contiguous block.
+
+Per neuron, from u^r = 0 and a = 0 (TSSL-BP's layer, ../shared/reference/tsslbp.md 1.2):
+    u_t = (1 - 1/tau_m) u^r_{t-1} + I_t
+    s_t = [u_t > V_th],  u^r_t = u_t (1 - s_t)  (hard reset to 0)
+    a_t = a_{t-1} + (s_t - a_{t-1}) / tau_s    (the layer's output, its PSP)
+The prediction is the class whose PSP summed over time is largest (the first of equals).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+SpikeFn = Callable[[torch.Tensor, float], torch.Tensor]
+
+
+def time_first(x: torch.Tensor) -> torch.Tensor:
+    """(..., T) -> contiguous (T, ...): every step is then one contiguous block."""
+    return x.movedim(-1, 0).contiguous()
+
+
+def time_last(x: torch.Tensor) -> torch.Tensor:
+    """(T, ...) -> a (..., T) view of the same storage."""
+    return x.movedim(0, -1)
+
+
+def psp_filter(x: torch.Tensor, tau_s: float) -> torch.Tensor:
+    """Synaptic filter of the last axis: y_t = (1 - 1/tau_s) y_{t-1} + x_t / tau_s."""
+    beta_s = 1.0 - 1.0 / tau_s
+    x = time_first(x)
+    out = torch.empty_like(x)
+    y = torch.zeros_like(x[0])
+    for t in range(len(x)):
+        y = beta_s * y + x[t] / tau_s
+        out[t] = y
+    return time_last(out)
+
+
+def heaviside(u: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The spike: 1 where u > threshold (strictly), in u's dtype."""
+    return (u > threshold).to(u.dtype)
+
+
+def lif_step(
+    current: torch.Tensor,
+    u_reset: torch.Tensor,
+    *,
+    tau_m: float,
+    threshold: float,
+    spike: SpikeFn = heaviside,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of the membrane: (u before reset, spikes, u after reset)."""
+    u = torch.add(current, u_reset, alpha=1.0 - 1.0 / tau_m)
+    s = spike(u, threshold)
+    return u, s, u * (1.0 - s)
+
+
+def psp_step(a: torch.Tensor, spikes: torch.Tensor, tau_s: float) -> torch.Tensor:
+    """One step of the layer's PSP."""
+    return a + (spikes - a) / tau_s
+
+
+def lif_sequence(
+    current: torch.Tensor,
+    *,
+    tau_m: float,
+    tau_s: float,
+    threshold: float,
+    spike: SpikeFn = heaviside,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The neuron over all steps of a time-first current: time-first (psp, spikes, u before
+    reset). Differentiable wherever `spike` is (BPTT); TSSL-BP runs it without a graph."""
+    u_reset = torch.zeros_like(current[0])
+    a = torch.zeros_like(current[0])
+    psps, spikes, potentials = [], [], []
+    for t in range(len(current)):
+        u, s, u_reset = lif_step(current[t], u_reset, tau_m=tau_m, threshold=threshold, spike=spike)
+        a = psp_step(a, s, tau_s)
+        psps.append(a)
+        spikes.append(s)
+        potentials.append(u)
+    return torch.stack(psps), torch.stack(spikes), torch.stack(potentials)
+
+
+def lif_forward(
+    current: torch.Tensor, *, tau_m: float, tau_s: float, threshold: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`lif_sequence` on a time-last current: (psp, spikes, u before reset), each (..., T)."""
+    out = lif_sequence(time_first(current), tau_m=tau_m, tau_s=tau_s, threshold=threshold)
+    return tuple(time_last(x) for x in out)  # type: ignore[return-value]
+
+
+def readout(psp: torch.Tensor) -> torch.Tensor:
+    """The class (axis -2) whose PSP summed over time (axis -1) is largest; the first wins."""
+    return psp.sum(-1).argmax(-1)
+
+
+def predict_from_spikes(spikes: np.ndarray | torch.Tensor, tau_s: float) -> np.ndarray:
+    """`readout` of output spikes (N, classes, T) through the synaptic filter, as int64."""
+    spikes = torch.as_tensor(np.asarray(spikes), dtype=torch.float64)
+    if spikes.ndim != 3:
+        raise ValueError(f"spikes have shape {tuple(spikes.shape)}, expected (N, n_out, T)")
+    return readout(psp_filter(spikes, tau_s)).numpy().astype(np.int64)
