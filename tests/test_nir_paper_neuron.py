@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import targets.loihi2.lava  # noqa: F401  (installs the compat finder before any lava import)
-from targets import reference
+from targets.loihi2 import simulator as reference
 from targets.loihi2.lava.runner import run_payload_on_lava
 from toolchain.ir import CubaLIF, Dense, Graph, Input
 
@@ -57,7 +57,7 @@ def reference_neuron(graph: Graph, train: np.ndarray) -> tuple[np.ndarray, np.nd
     v, s = np.zeros(STEPS + 1, np.int64), np.zeros(STEPS + 1, np.uint8)
     for step in range(2, STEPS + 2):
         drive = np.array([[weight * train[step - 2]]], np.int64) << reference.ACT_SHIFT
-        reference._update(population, state, drive)
+        reference._update(population, state, drive, record_crossing=False)
         v[step - 1], s[step - 1] = state.v[0, 0], state.spikes[0, 0]
     return v, s
 
