@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,6 +11,7 @@ from tqdm import tqdm
 
 from quantize.finetune import FixedPointFinetuner
 from quantize.scales import QuantReport, quantize_graph
+from targets.loihi2.formats import WEIGHT_EXP_MIN
 from targets.loihi2.simulator import simulate
 from toolchain.data.datasets import Dataset, Split
 from toolchain.ir import Graph
@@ -30,6 +32,29 @@ class QuantizationResult:
     @property
     def fixed_accuracy(self) -> float:
         return self.finetune[-1]["test_accuracy"] if self.finetune else self.ptq_accuracy
+
+    def table(self) -> str:
+        """Per layer: the scale, the integers and what limited the scale; then the accuracies."""
+        lines = [
+            f"{'layer':<8}{'scale':>12}{'w_exp':>7}{'vth':>8}{'weights':>14}{'clipped':>9}"
+            f"{'wraps':>7}{'saturated':>10}  limited by"
+        ]
+        for r in self.report.layers:
+            lines.append(
+                f"{r.population:<8}{r.scale:>12.1f}{r.weight_exp:>7}{r.vth:>8}"
+                f"{f'[{r.weight_min}, {r.weight_max}]':>14}{r.weights_clipped:>9}"
+                f"{r.current_wraps:>7}{r.voltage_saturations:>10}  {r.limited_by}"
+            )
+        lines.append(
+            f"test accuracy: float {100 * self.float_accuracy:.2f} %, after PTQ "
+            f"{100 * self.ptq_accuracy:.2f} %, fixed point {100 * self.fixed_accuracy:.2f} %"
+        )
+        if self.report.overflowing_layers:
+            lines.append(
+                "warning: states left 24 bits on the calibration set in "
+                f"{', '.join(self.report.overflowing_layers)}"
+            )
+        return "\n".join(lines)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -60,14 +85,18 @@ def quantize_checkpoint(
     calibration: int = 1000,
     finetune_epochs: int = 0,
     progress: bool = True,
+    netx: bool = False,
 ) -> QuantizationResult:
-    """PTQ of the trained network, then optional fine-tuning on the integer forward pass."""
+    """PTQ of the trained network, then optional fine-tuning on the integer forward pass.
+
+    `netx`: dense weight exponents of 0 only, so that lava-dl's netx file (which stores none)
+    holds the graph exactly; the input synapse then uses fewer weight bits."""
     graph = lower(graph_from_checkpoint(checkpoint))
     float_acc = float(
         (run_float(graph, dataset.test.images).predictions == dataset.test.labels).mean()
     )
     images = calibration_images(dataset.train, calibration, checkpoint.config.train.seed)
-    fixed, report = quantize_graph(graph, images)
+    fixed, report = quantize_graph(graph, images, min_weight_exp=0 if netx else WEIGHT_EXP_MIN)
     calib = simulate(fixed, images)
     report.record_overflows(calib.current_wraps, calib.voltage_saturations)
     ptq_acc = fixed_accuracy(fixed, dataset.test)
@@ -89,7 +118,8 @@ def quantize_checkpoint(
             if progress:
                 tqdm.write(
                     f"fine-tune {epoch + 1}/{finetune_epochs}: loss {loss:.4f}, fixed-point"
-                    f" train {100 * train_acc:.2f} %, test {100 * test_acc:.2f} %"
+                    f" train {100 * train_acc:.2f} %, test {100 * test_acc:.2f} %",
+                    file=sys.stderr,
                 )
         result.graph = tuner.fixed_graph()
     return result

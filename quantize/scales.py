@@ -7,6 +7,8 @@ For each population the scale `lam` (integer voltage per float unit) is the larg
   3. keeps the calibration set's currents and voltages within `headroom` of the 24-bit limit.
 Dense synapses reach a smaller scale by a negative `weight_exp` (the sum is shifted), keeping
 the full weight range; Conv synapses have no exponent in Lava, so their weights shrink instead.
+With `min_weight_exp = 0` (for lava-dl's netx files, which store no dense exponent) dense
+weights shrink too.
 """
 
 from __future__ import annotations
@@ -90,7 +92,10 @@ class QuantReport:
 
 
 def choose_scales(
-    graph: Graph, ranges: dict[str, tuple[float, float]], headroom: float = 0.5
+    graph: Graph,
+    ranges: dict[str, tuple[float, float]],
+    headroom: float = 0.5,
+    min_weight_exp: int = WEIGHT_EXP_MIN,
 ) -> list[LayerScale]:
     """The largest admissible scale of every population, with the weight exponent to reach it."""
     choices = []
@@ -107,7 +112,7 @@ def choose_scales(
         cap = limits[cap_reason]
         exp = 0
         if isinstance(synapse, Dense) and full_range > cap:
-            exp = max(WEIGHT_EXP_MIN, math.floor(math.log2(cap / full_range)))
+            exp = min(0, max(min_weight_exp, math.floor(math.log2(cap / full_range))))
         scale = full_range * 2.0**exp
         reason = "weights"
         if scale > cap:
@@ -165,13 +170,17 @@ def apply_scales(graph: Graph, scales: list[LayerScale]) -> tuple[Graph, list[La
 
 
 def quantize_graph(
-    graph: Graph, calibration: np.ndarray, *, headroom: float = 0.5
+    graph: Graph,
+    calibration: np.ndarray,
+    *,
+    headroom: float = 0.5,
+    min_weight_exp: int = WEIGHT_EXP_MIN,
 ) -> tuple[Graph, QuantReport]:
     """Post-training quantisation of a lowered float Graph on calibration images (N, C, H, W)."""
     if not graph.is_lowered:
         raise GraphError("quantise a lowered graph: fold pooling and flatten first (lower())")
     ranges = calibration_ranges(graph, calibration)
-    fixed, layers = apply_scales(graph, choose_scales(graph, ranges, headroom))
+    fixed, layers = apply_scales(graph, choose_scales(graph, ranges, headroom, min_weight_exp))
     for report in layers:
         current, voltage = ranges[report.population]
         report.calibration_max_current = round(current * report.scale)

@@ -1,12 +1,17 @@
 """The deploy command and the main job (make demo), end to end on digits with real Lava."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from toolchain.cli import main
-from toolchain.demo import run_demo
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +39,45 @@ def test_asking_for_the_chip_without_lava_loihi_says_what_is_missing(fixed_graph
     assert "lava-loihi" in err and "lava-sim" in err
 
 
-def test_demo_runs_the_whole_mission(tmp_path):
-    lines = []
-    result = run_demo(tmp_path, progress=False, say=lines.append)
-    assert result.lava_matches_reference
-    assert result.samples == 450
-    assert result.lava_accuracy == result.reference_accuracy
-    assert result.float_accuracy >= 0.95
-    assert result.reference_accuracy >= result.float_accuracy - 0.002
-    assert "Lava == reference simulator" in result.table()
+def test_ctrl_c_in_a_terminal_stops_deploy_quietly(fixed_graph, tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group, Lava's children included: the run
+    stops with one line and exit status 130, no child traceback, no shared memory left."""
+    shm_before = set(Path("/dev/shm").glob("psm_*"))
+    argv = [sys.executable, "-m", "toolchain.cli", "deploy", str(fixed_graph), "--dataset"]
+    argv += ["digits", "--out", str(tmp_path / "spikes.npz")]
+    process = subprocess.Popen(
+        argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True
+    )
+    seen = b""
+    while b"lava:" not in seen:  # the progress bar: the run has begun
+        chunk = os.read(process.stderr.fileno(), 4096)
+        assert chunk, seen.decode()
+        seen += chunk
+    time.sleep(1.0)  # into the streaming, Lava's processes running
+    os.killpg(process.pid, signal.SIGINT)
+    err = (seen + process.communicate(timeout=120)[1]).decode()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and err.rstrip().endswith("snn-deploy deploy: interrupted")
+    assert not (tmp_path / "spikes.npz").exists()
+    assert set(Path("/dev/shm").glob("psm_*")) <= shm_before
+
+
+def test_demo_runs_the_whole_mission(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["demo", "--out", str(tmp_path), "--json", "--quiet"]) == 0  # again, in place
+    captured = capsys.readouterr()
+    assert captured.out.count("\n") == 1, "stdout carries the JSON object alone"
+    result = json.loads(captured.out)
+    assert result == json.loads((tmp_path / "demo.json").read_text())
+    assert result["lava_matches_reference"] is True and result["samples"] == 450
+    assert result["lava_accuracy"] == result["reference_accuracy"]
+    assert result["float_accuracy"] >= 0.95
+    assert result["reference_accuracy"] >= result["float_accuracy"] - 0.002
+    steps = [
+        line for line in captured.err.splitlines() if line[:2] in {"1/", "2/", "3/", "4/", "5/"}
+    ]
+    assert len(steps) == 5 and "Lava == reference simulator" in captured.err
     for name in (
         "checkpoint.pt",
         "digits_fixed.onnx",
@@ -54,4 +89,3 @@ def test_demo_runs_the_whole_mission(tmp_path):
         "quantize.report.json",
     ):
         assert (tmp_path / name).is_file(), name
-    assert len(lines) == 5

@@ -178,7 +178,8 @@ def cnn_graph(kernel: int, padding: int, size: int) -> Graph:
         DenseSpec(12),
         DenseSpec(10),
     )
-    config = dataclasses.replace(config, layers=layers)
+    dataset = {28: "mnist", 8: "digits"}[size]
+    config = dataclasses.replace(config, dataset=dataset, layers=layers)
     model = build_model(config, (1, size, size))
     with torch.no_grad():
         for layer in model.layers:
@@ -187,7 +188,7 @@ def cnn_graph(kernel: int, padding: int, size: int) -> Graph:
     return graph_from_model(model)
 
 
-@pytest.mark.parametrize("kernel,padding,size", [(5, 0, 28), (3, 1, 16)])
+@pytest.mark.parametrize("kernel,padding,size", [(5, 0, 28), (3, 1, 8)])
 def test_lowering_folds_pool_flatten_and_scale_exactly(kernel, padding, size):
     graph = cnn_graph(kernel, padding, size)
     lowered = lower(graph)
@@ -241,20 +242,20 @@ def test_pooled_network_its_graph_and_the_lowered_graph_spike_alike():
     give the same spikes in every layer, in float64."""
     config = dataclasses.replace(
         load_config("examples/mnist_cnn.toml"),
-        layers=(ConvSpec(4, 3), PoolSpec(), ConvSpec(6, 3), PoolSpec(), DenseSpec(10)),
+        layers=(ConvSpec(4, 5), PoolSpec(), ConvSpec(6, 5), PoolSpec(), DenseSpec(10)),
     )
-    model = build_model(config, (1, 14, 14))
+    model = build_model(config, (1, 28, 28))
     with torch.no_grad():
         for layer in model.layers:
             if isinstance(layer, SpikingLayer):
                 layer.weight.mul_(3.0)  # so that every layer fires
     checkpoint = Checkpoint(
-        config, (1, 14, 14), 0, model.state_dict(), {}, [], torch.get_rng_state()
+        config, (1, 28, 28), 0, model.state_dict(), {}, [], torch.get_rng_state()
     )
     graph = graph_from_checkpoint(checkpoint)
     pools = [n for n in graph.nodes if isinstance(n, SumPool2d)]
     assert [p.weight for p in pools] == [1.1, 1.1]
-    images = RNG.random((30, 1, 14, 14)).astype(np.float32)
+    images = RNG.random((30, 1, 28, 28)).astype(np.float32)
     with torch.no_grad():
         _, network_spikes = model.double()(torch.from_numpy(images).double(), return_spikes=True)
     for runner_graph in (graph, lower(graph)):

@@ -64,7 +64,7 @@ def test_the_config_selects_the_method():
     bptt = dataclasses.replace(config, train=dataclasses.replace(config.train, method="bptt"))
     layer = SpikingNetwork(bptt, (1, 8, 8)).layers[0]
     assert layer.spiking is bptt_forward
-    with pytest.raises(ConfigError, match="train.method='adjoint': one of tsslbp, bptt"):
+    with pytest.raises(ConfigError, match="method=.adjoint.: one of tsslbp, bptt"):
         TrainConfig(lr=1e-3, batch_size=8, epochs=1, method="adjoint")
 
 

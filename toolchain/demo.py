@@ -68,7 +68,7 @@ def run_demo(run_dir: Path, *, progress: bool = True, say=print) -> DemoResult:
     dataset = load_digits()
     config = load_config(Path(__file__).resolve().parents[1] / "examples" / "digits_mlp.toml")
     say("1/5 training the digits MLP with TSSL-BP")
-    trained = train(config, run_dir, dataset=dataset, progress=progress)
+    trained = train(config, run_dir, dataset=dataset, progress=progress, overwrite=True)
     checkpoint = Checkpoint.load(trained.checkpoint)
     say("2/5 quantising to Loihi integers (PTQ, then fine-tuning on the integer forward pass)")
     quantized = quantize_checkpoint(

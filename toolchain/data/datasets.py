@@ -26,6 +26,7 @@ from sklearn.model_selection import train_test_split
 
 DATASET_NAMES: tuple[str, ...] = ("digits", "mnist")
 INPUT_LEVELS = {"digits": 16, "mnist": 255}  # the data sets' own integer pixel ranges
+INPUT_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28)}  # (C, H, W) of one image
 MNIST_DIR_VARIABLE = "SNN_DEPLOY_MNIST"
 # Without --data-dir or $SNN_DEPLOY_MNIST: the source checkout's sibling shared/datasets/mnist.
 CHECKOUT_MNIST_DIR = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "mnist"

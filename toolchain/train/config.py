@@ -6,11 +6,13 @@ config came from one), the key and the accepted values. Example: `examples/digit
 
 from __future__ import annotations
 
+import math
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from toolchain.data.datasets import DATASET_NAMES, INPUT_SHAPES
 from toolchain.train.methods import METHODS, MODES
 
 
@@ -23,6 +25,27 @@ def _require(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _integer(key: str, value: Any, low: int) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+    _require(ok, f"{key}={value!r}: need an integer >= {low}")
+
+
+def _real(key: str, value: Any, low: float, *, above: bool = False, below: float | None = None):
+    """A finite number >= low (> low with `above`), and < below if given."""
+    ok = _is_number(value) and math.isfinite(value) and (value > low if above else value >= low)
+    ok = ok and (below is None or value < below)
+    bound = f"{'>' if above else '>='} {low}" + ("" if below is None else f" and < {below}")
+    _require(ok, f"{key}={value!r}: need a finite number {bound}")
+
+
+def _choice(key: str, value: Any, options: tuple[str, ...]) -> None:
+    _require(value in options, f"{key}={value!r}: one of {', '.join(options)}")
+
+
 @dataclass(frozen=True)
 class NeuronConfig:
     """The TSSL-BP neuron shared by all spiking layers. Times are in steps."""
@@ -33,10 +56,10 @@ class NeuronConfig:
     threshold: float = 1.0
 
     def __post_init__(self) -> None:
-        _require(isinstance(self.T, int) and self.T >= 1, f"neuron.T={self.T!r}: need an int >= 1")
-        _require(self.tau_m >= 1, f"neuron.tau_m={self.tau_m!r}: need >= 1")
-        _require(self.tau_s >= 1, f"neuron.tau_s={self.tau_s!r}: need >= 1")
-        _require(self.threshold > 0, f"neuron.threshold={self.threshold!r}: need > 0")
+        _integer("T", self.T, 1)
+        _real("tau_m", self.tau_m, 1)
+        _real("tau_s", self.tau_s, 1)
+        _real("threshold", self.threshold, 0, above=True)
 
 
 @dataclass(frozen=True)
@@ -48,7 +71,8 @@ class DenseSpec:
     type: str = "dense"
 
     def __post_init__(self) -> None:
-        _require(self.out >= 1, f"dense layer: out={self.out!r} must be >= 1")
+        _integer("out", self.out, 1)
+        _real("weight_scale", self.weight_scale, 0, above=True)
 
 
 @dataclass(frozen=True)
@@ -62,9 +86,10 @@ class ConvSpec:
     type: str = "conv"
 
     def __post_init__(self) -> None:
-        _require(self.out >= 1, f"conv layer: out={self.out!r} must be >= 1")
-        _require(self.kernel >= 1, f"conv layer: kernel={self.kernel!r} must be >= 1")
-        _require(self.padding >= 0, f"conv layer: padding={self.padding!r} must be >= 0")
+        _integer("out", self.out, 1)
+        _integer("kernel", self.kernel, 1)
+        _integer("padding", self.padding, 0)
+        _real("weight_scale", self.weight_scale, 0, above=True)
 
 
 @dataclass(frozen=True)
@@ -73,6 +98,9 @@ class PoolSpec:
 
     weight: float = 1.1
     type: str = "pool"
+
+    def __post_init__(self) -> None:
+        _real("weight", self.weight, 0, above=True)
 
 
 @dataclass(frozen=True)
@@ -83,7 +111,7 @@ class DropoutSpec:
     type: str = "dropout"
 
     def __post_init__(self) -> None:
-        _require(0.0 <= self.p < 1.0, f"dropout layer: p={self.p!r} must be in [0, 1)")
+        _real("p", self.p, 0, below=1)
 
 
 LayerSpec = DenseSpec | ConvSpec | PoolSpec | DropoutSpec
@@ -93,6 +121,39 @@ LAYER_TYPES: dict[str, type] = {
     "pool": PoolSpec,
     "dropout": DropoutSpec,
 }
+
+
+def layer_shapes(
+    layers: tuple[LayerSpec, ...], input_shape: tuple[int, ...]
+) -> list[tuple[int, ...]]:
+    """The output shape of every layer for an input (C, H, W); ConfigError names the layer."""
+    shapes, shape = [], tuple(input_shape)
+    for index, spec in enumerate(layers):
+        where = f"layers[{index}] ({spec.type})"
+        if isinstance(spec, DenseSpec):
+            shape = (spec.out,)
+        elif not isinstance(spec, DropoutSpec):
+            _require(
+                len(shape) == 3,
+                f"{where}: needs a (C, H, W) input, gets {shape}; conv and pool come before dense",
+            )
+            channels, height, width = shape
+            if isinstance(spec, ConvSpec):
+                height, width = (n + 2 * spec.padding - spec.kernel + 1 for n in (height, width))
+                _require(
+                    height >= 1 and width >= 1,
+                    f"{where}: kernel {spec.kernel} with padding {spec.padding} does not fit its "
+                    f"input {shape}",
+                )
+                shape = (spec.out, height, width)
+            else:
+                _require(
+                    height % 2 == 0 and width % 2 == 0,
+                    f"{where}: 2x2 pooling needs an even height and width, its input is {shape}",
+                )
+                shape = (channels, height // 2, width // 2)
+        shapes.append(shape)
+    return shapes
 
 
 @dataclass(frozen=True)
@@ -106,16 +167,15 @@ class LossConfig:
     undesired_count: float = 1.0
 
     def __post_init__(self) -> None:
-        _require(self.type in ("kernel", "count"), f"loss.type={self.type!r}: kernel or count")
-        _require(
-            self.target_filter in ("single", "double"),
-            f"loss.target_filter={self.target_filter!r}: single or double",
-        )
+        _choice("type", self.type, ("kernel", "count"))
+        _choice("target_filter", self.target_filter, ("single", "double"))
         if self.desired_pattern is not None:
             _require(
-                all(v in (0, 1) for v in self.desired_pattern),
-                f"loss.desired_pattern={list(self.desired_pattern)}: entries must be 0 or 1",
+                all(v in (0, 1) and not isinstance(v, float) for v in self.desired_pattern),
+                f"desired_pattern={list(self.desired_pattern)}: entries must be 0 or 1",
             )
+        _real("desired_count", self.desired_count, 0)
+        _real("undesired_count", self.undesired_count, 0)
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -139,19 +199,18 @@ class TrainConfig:
     validation: int = 0  # training samples held out to choose the best epoch (best.pt)
 
     def __post_init__(self) -> None:
-        _require(self.lr > 0, f"train.lr={self.lr!r}: need > 0")
-        _require(self.batch_size >= 1, f"train.batch_size={self.batch_size!r}: need >= 1")
-        _require(self.epochs >= 1, f"train.epochs={self.epochs!r}: need >= 1")
-        _require(
-            self.method in METHODS, f"train.method={self.method!r}: one of {', '.join(METHODS)}"
-        )
-        _require(self.mode in MODES, f"train.mode={self.mode!r}: one of {', '.join(MODES)}")
-        _require(
-            self.lr_schedule in LR_SCHEDULES,
-            f"train.lr_schedule={self.lr_schedule!r}: one of {', '.join(LR_SCHEDULES)}",
-        )
-        _require(self.augment_shift >= 0, f"train.augment_shift={self.augment_shift!r}: need >= 0")
-        _require(self.validation >= 0, f"train.validation={self.validation!r}: need >= 0")
+        _real("lr", self.lr, 0, above=True)
+        _integer("batch_size", self.batch_size, 1)
+        _integer("epochs", self.epochs, 1)
+        _integer("seed", self.seed, 0)
+        _real("weight_decay", self.weight_decay, 0)
+        _real("grad_clip", self.grad_clip, 0, above=True)
+        _real("weight_clamp", self.weight_clamp, 0, above=True)
+        _choice("method", self.method, METHODS)
+        _choice("mode", self.mode, MODES)
+        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _integer("augment_shift", self.augment_shift, 0)
+        _integer("validation", self.validation, 0)
 
 
 @dataclass(frozen=True)
@@ -166,11 +225,18 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
-        _require(self.dataset in ("digits", "mnist"), f"dataset={self.dataset!r}: digits or mnist")
+        _require(isinstance(self.name, str) and self.name, f"name={self.name!r}: need a text")
+        _choice("dataset", self.dataset, DATASET_NAMES)
         _require(len(self.layers) > 0, "layers: at least one layer is needed")
         _require(
             isinstance(self.layers[-1], DenseSpec),
             f"layers: the last layer must be dense (the classifier), got {self.layers[-1].type}",
+        )
+        layer_shapes(self.layers, INPUT_SHAPES[self.dataset])
+        pattern = self.loss.desired_pattern
+        _require(
+            pattern is None or len(pattern) == self.neuron.T,
+            f"loss.desired_pattern has {len(pattern or ())} steps; need neuron.T={self.neuron.T}",
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -187,6 +253,9 @@ class Config:
         _require(not unknown, f"unknown top-level keys {unknown}; accepted: {sorted(known)}")
         for key in ("name", "dataset", "neuron", "layers", "train"):
             _require(key in data, f"missing key {key!r}")
+        _require(
+            isinstance(data["layers"], list | tuple), "layers: need an array of tables [[layers]]"
+        )
         return cls(
             name=data["name"],
             dataset=data["dataset"],
@@ -197,25 +266,39 @@ class Config:
         )
 
 
-def _tuple_pattern(loss: dict[str, Any]) -> dict[str, Any]:
-    pattern = loss.get("desired_pattern")
-    return {**loss, "desired_pattern": None if pattern is None else tuple(pattern)}
+def _tuple_pattern(loss: Any) -> Any:
+    if not isinstance(loss, dict) or loss.get("desired_pattern") is None:
+        return loss
+    pattern = loss["desired_pattern"]
+    _require(
+        isinstance(pattern, list | tuple),
+        f"loss.desired_pattern={pattern!r}: need a list of 0 and 1",
+    )
+    return {**loss, "desired_pattern": tuple(pattern)}
 
 
 def _build(kind: type, values: Any, where: str) -> Any:
     _require(isinstance(values, dict), f"{where}: expected a table, got {values!r}")
-    accepted = {f.name for f in fields(kind)}
-    unknown = sorted(set(values) - accepted)
-    _require(not unknown, f"{where}: unknown keys {unknown}; accepted: {sorted(accepted)}")
+    accepted = [f.name for f in fields(kind)]
+    unknown = sorted(set(values) - set(accepted))
+    _require(not unknown, f"{where}: unknown keys {unknown}; accepted: {accepted}")
     try:
         return kind(**values)
-    except TypeError as err:  # a required key is missing
-        raise ConfigError(f"{where}: {err}; accepted keys: {sorted(accepted)}") from None
+    except TypeError:  # a required key is missing
+        missing = [f.name for f in fields(kind) if f.name not in values and _required(f)]
+        raise ConfigError(f"{where}: missing keys {missing}; accepted: {accepted}") from None
+    except ConfigError as err:  # "table.key=..." or "layers[i] (type): key=..."
+        joint = ": " if where.startswith("layers") else "."
+        raise ConfigError(f"{where}{joint}{err}") from None
+
+
+def _required(f: Any) -> bool:
+    return f.default is MISSING and f.default_factory is MISSING
 
 
 def _layer(spec: Any, index: int) -> LayerSpec:
     _require(isinstance(spec, dict) and "type" in spec, f"layers[{index}]: needs a 'type' key")
-    kind = LAYER_TYPES.get(spec["type"])
+    kind = LAYER_TYPES.get(spec["type"]) if isinstance(spec["type"], str) else None
     _require(
         kind is not None, f"layers[{index}]: type={spec['type']!r}; one of {list(LAYER_TYPES)}"
     )
@@ -225,11 +308,14 @@ def _layer(spec: Any, index: int) -> LayerSpec:
 def load_config(path: Path | str) -> Config:
     """Reads a TOML config; every error names the file."""
     path = Path(path)
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "not found"
+        raise ConfigError(f"{path}: config file {what}; expected a TOML file (see examples/)")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
         return Config.from_dict(data)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
     except ConfigError as err:

@@ -6,7 +6,10 @@ dropout masks through torch's global generator, whose state each checkpoint reco
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,34 @@ from toolchain.train.losses import Loss, build_loss
 from toolchain.train.network import SpikingNetwork
 
 EVAL_BATCH = 500
+
+
+class TrainingError(ValueError):
+    """Training cannot go on (a non-finite loss or weight); the message says where."""
+
+
+class RunDirError(ValueError):
+    """The run folder cannot be used as asked; the message names it and what to do."""
+
+
+def prepare_run_dir(out_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """Checks, before any training, that `out_dir` is a writable folder in the state asked for."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunDirError(f"{out_dir}: is a file; --out needs a folder for checkpoint.pt")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as err:
+        raise RunDirError(f"{out_dir}: cannot write there ({err.strerror})") from None
+    held = (out_dir / CHECKPOINT_NAME).is_file()
+    if resume and not held:
+        raise RunDirError(f"{out_dir}: holds no {CHECKPOINT_NAME} to resume")
+    if held and not (resume or overwrite):
+        raise RunDirError(
+            f"{out_dir}: already holds {CHECKPOINT_NAME}; use --resume to continue it or "
+            "--overwrite to train from the start"
+        )
 
 
 @dataclass(frozen=True)
@@ -108,13 +139,20 @@ def train_epoch(
         images, labels = images.to(device), torch.from_numpy(split.labels[index]).to(device)
         output = model(images)
         loss = loss_fn(output, labels)
+        step = start // t.batch_size + 1
+        if not torch.isfinite(loss):
+            raise TrainingError(f"epoch {epoch + 1}, step {step}: the loss is {loss.item()}")
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         optimizer.step()
         with torch.no_grad():
-            for param in model.parameters():
+            for name, param in model.named_parameters():
                 param.clamp_(-t.weight_clamp, t.weight_clamp)
+                if not torch.isfinite(param).all():
+                    raise TrainingError(
+                        f"epoch {epoch + 1}, step {step}: {name} has non-finite values"
+                    )
         total_loss += loss.item()
         correct += int((model.predict(output) == labels).sum())
         if progress is not None:
@@ -133,6 +171,11 @@ def _resume_state(
             f"{checkpoint_path}: was trained with a different config (only epochs may change); "
             "use another --out or drop --resume"
         )
+    if saved.epoch > config.train.epochs:
+        raise CheckpointError(
+            f"{checkpoint_path}: already trained {saved.epoch} epochs, past the requested total "
+            f"of {config.train.epochs}; ask for --epochs {saved.epoch} or more"
+        )
     model.load_state_dict(saved.model)
     optimizer.load_state_dict(saved.optimizer)
     torch.set_rng_state(saved.rng_state)
@@ -148,18 +191,25 @@ def train(
     resume: bool = False,
     progress: bool = True,
     device: str = "cpu",
+    overwrite: bool = False,
 ) -> TrainResult:
     """Trains `config.train.epochs` epochs (in total, counting resumed ones) into `out_dir`.
 
     With `config.train.validation` samples held out of the training set, the epoch with the best
     validation accuracy (the first of equals) is also saved as `out_dir/best.pt`, without the
-    optimiser state: the test set is reported, never used to choose.
+    optimiser state: the test set is reported, never used to choose. A folder that holds a
+    checkpoint is continued (`resume`) or started again (`overwrite`), never silently replaced;
+    a non-finite loss or weight stops the run (TrainingError) before anything is saved.
     """
+    out_dir = Path(out_dir)
+    prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
     dataset = dataset or load_dataset(config.dataset, data_dir)
     train_split, validation = dataset.train, None
     if config.train.validation:
         train_split, validation = hold_out(dataset.train, config.train.validation)
-    checkpoint_path, best_path = Path(out_dir) / CHECKPOINT_NAME, Path(out_dir) / BEST_NAME
+    checkpoint_path, best_path = out_dir / CHECKPOINT_NAME, out_dir / BEST_NAME
+    if overwrite:
+        best_path.unlink(missing_ok=True)  # from the run being replaced
     model = build_model(config, dataset.input_shape).to(device)
     optimizer = build_optimizer(model, config)
     loss_fn = build_loss(config.loss, config.neuron)
@@ -185,35 +235,32 @@ def train(
         entry["seconds"] = time.perf_counter() - began
         metrics.append(entry)
         if progress:
-            shown = ", ".join(
-                f"{key.removesuffix('_accuracy')} {100 * entry[key]:.2f} %"
-                for key in ("train_accuracy", "validation_accuracy", "test_accuracy")
-                if key in entry
-            )
-            tqdm.write(f"epoch {epoch + 1}/{config.train.epochs}: loss {loss:.4f}, {shown}")
+            tqdm.write(_epoch_line(entry, config.train.epochs), file=sys.stderr)
         state = {name: value.cpu() for name, value in model.state_dict().items()}
+        saved = Checkpoint(
+            config, dataset.input_shape, epoch + 1, state, {}, metrics, torch.get_rng_state()
+        )
         if validation is not None and _is_best(metrics):
-            Checkpoint(
-                config, dataset.input_shape, epoch + 1, state, {}, metrics, torch.get_rng_state()
-            ).save(best_path)
-        Checkpoint(
-            config,
-            dataset.input_shape,
-            epoch + 1,
-            state,
-            optimizer.state_dict(),
-            metrics,
-            torch.get_rng_state(),
-        ).save(checkpoint_path)
+            saved.save(best_path)
+        dataclasses.replace(saved, optimizer=optimizer.state_dict()).save(checkpoint_path)
     last = metrics[-1]
     return TrainResult(
         train_accuracy=last["train_accuracy"],
         test_accuracy=last["test_accuracy"],
-        epochs=config.train.epochs,
+        epochs=last["epoch"],
         checkpoint=checkpoint_path,
         metrics=metrics,
         best=best_path if validation is not None else None,
     )
+
+
+def _epoch_line(entry: dict[str, float], epochs: int) -> str:
+    shown = ", ".join(
+        f"{key.removesuffix('_accuracy')} {100 * entry[key]:.2f} %"
+        for key in ("train_accuracy", "validation_accuracy", "test_accuracy")
+        if key in entry
+    )
+    return f"epoch {entry['epoch']}/{epochs}: loss {entry['loss']:.4f}, {shown}"
 
 
 def _is_best(metrics: list[dict[str, float]]) -> bool:

@@ -13,7 +13,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from toolchain.data.encoding import repeat_over_time
-from toolchain.train.config import Config, ConvSpec, DenseSpec, DropoutSpec, NeuronConfig, PoolSpec
+from toolchain.train.config import (
+    Config,
+    ConvSpec,
+    DenseSpec,
+    LayerSpec,
+    NeuronConfig,
+    PoolSpec,
+    layer_shapes,
+)
 from toolchain.train.methods import spiking_forward
 from toolchain.train.neuron import psp_filter, readout
 
@@ -107,12 +115,13 @@ class SpikingNetwork(nn.Module):
         super().__init__()
         self.config = config
         self.input_shape = input_shape
-        self.layers = nn.ModuleList()
-        shape = input_shape
-        for index, spec in enumerate(config.layers):
-            layer, shape = _build_layer(spec, shape, config, index)
-            self.layers.append(layer)
-        self.num_outputs = shape[0]
+        shapes = layer_shapes(config.layers, input_shape)  # ConfigError names the layer
+        inputs = [tuple(input_shape), *shapes[:-1]]
+        self.layers = nn.ModuleList(
+            _build_layer(spec, shape, config)
+            for spec, shape in zip(config.layers, inputs, strict=True)
+        )
+        self.num_outputs = shapes[-1][0]
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """The analog image every step, through the synaptic filter: (N, C, H, W, T)."""
@@ -139,25 +148,13 @@ class SpikingNetwork(nn.Module):
         return readout(output_psp)
 
 
-def _build_layer(
-    spec: object, shape: tuple[int, ...], config: Config, index: int
-) -> tuple[nn.Module, tuple[int, ...]]:
+def _build_layer(spec: LayerSpec, shape: tuple[int, ...], config: Config) -> nn.Module:
+    """The module of one layer on its (already validated) input shape."""
     neuron, method = config.neuron, (config.train.method, config.train.mode)
-    where = f"layers[{index}] ({getattr(spec, 'type', '?')}) on input {shape}"
     if isinstance(spec, DenseSpec):
-        return SpikingDense(math.prod(shape), spec, neuron, *method), (spec.out,)
-    if isinstance(spec, DropoutSpec):
-        return TimeConsistentDropout(spec.p), shape
-    if len(shape) != 3:
-        raise ValueError(f"{where}: needs a (C, H, W) input; conv and pool come before dense")
-    channels, height, width = shape
+        return SpikingDense(math.prod(shape), spec, neuron, *method)
     if isinstance(spec, ConvSpec):
-        out_h, out_w = (size + 2 * spec.padding - spec.kernel + 1 for size in (height, width))
-        if out_h < 1 or out_w < 1:
-            raise ValueError(f"{where}: kernel {spec.kernel} is larger than the padded input")
-        return SpikingConv2d(channels, spec, neuron, *method), (spec.out, out_h, out_w)
+        return SpikingConv2d(shape[0], spec, neuron, *method)
     if isinstance(spec, PoolSpec):
-        if height % 2 or width % 2:
-            raise ValueError(f"{where}: 2x2 pooling needs an even height and width")
-        return SumPool2d(spec.weight), (channels, height // 2, width // 2)
-    raise ValueError(f"{where}: unknown layer spec")
+        return SumPool2d(spec.weight)
+    return TimeConsistentDropout(spec.p)

@@ -3,6 +3,9 @@
 Timeout: every chunk runs non-blocking (`RunSteps(blocking=False)`); the host polls the runtime
 service's response channel (`probe()`) until the chunk is done, and raises `LavaTimeout` when
 the deadline (`timeout_s`, default 60 s + 0.05 s per step, counted from the first run) passes.
+Ctrl-C in a terminal signals the whole process group: Lava's child processes ignore SIGINT
+(they are forked while a session runs, with SIGINT ignored in the child), so only the host
+sees the interrupt and stops them, quietly and at once.
 Lava is always stopped (`try/finally`, also on KeyboardInterrupt): a graceful `stop()` in a
 helper thread, and where that cannot finish (Lava's runtime service is gone after an error in a
 process model, or hangs) the child processes are terminated and the shared-memory manager shut
@@ -11,6 +14,8 @@ down, so no `/dev/shm/psm_*` segment stays behind.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from typing import Any
@@ -18,6 +23,17 @@ from typing import Any
 STOP_GRACE_S = 10.0  # how long a graceful stop may take before the processes are terminated
 _POLL_S = 0.0005  # polling period of a running chunk
 _CHECK_S = 0.05  # how often the child processes are checked while polling
+
+
+_sessions_running = 0  # while > 0, processes forked by Lava ignore SIGINT
+
+
+def _child_ignores_sigint() -> None:
+    if _sessions_running:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+os.register_at_fork(after_in_child=_child_ignores_sigint)
 
 
 class LavaTimeout(RuntimeError):
@@ -43,8 +59,10 @@ class Session:
     def run(self, steps: int) -> None:
         from lava.magma.core.run_conditions import RunSteps
 
-        if self.deadline is None:
+        global _sessions_running
+        if self.deadline is None:  # the first run forks Lava's processes
             self.deadline = time.monotonic() + self.timeout_s
+            _sessions_running += 1
         self.process.run(condition=RunSteps(num_steps=steps, blocking=False), run_cfg=self.config)
         runtime = self.process.runtime
         next_check = time.monotonic() + _CHECK_S
@@ -77,7 +95,12 @@ class Session:
                 )
 
     def close(self) -> None:
-        _shutdown(self.process)
+        global _sessions_running
+        try:
+            _shutdown(self.process)
+        finally:
+            if self.deadline is not None:
+                _sessions_running -= 1
 
 
 def _shutdown(process: Any, grace_s: float = STOP_GRACE_S) -> None:

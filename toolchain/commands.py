@@ -1,0 +1,214 @@
+"""What each `snn-deploy` command does, once its arguments are parsed (`toolchain.cli`).
+
+Every command checks its inputs and the places it will write before doing any work, and
+returns the object that `--json` prints; human-readable lines go through `say`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from toolchain.atomic import atomic_path, write_text
+from toolchain.data.datasets import INPUT_SHAPES, Split, load_dataset
+from toolchain.io import read_graph, save_onnx
+from toolchain.ir import Graph, GraphError
+from toolchain.ir.describe import describe
+from toolchain.paths import output_file, output_folder
+from toolchain.train.checkpoint import Checkpoint
+from toolchain.train.config import ConfigError, load_config
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+Say = Callable[[str], None]
+
+
+def train(args: argparse.Namespace, say: Say) -> dict[str, object]:
+    from toolchain.train.loop import train
+
+    config = load_config(args.config)
+    if args.epochs is not None:
+        config = config.with_epochs(args.epochs)
+    result = train(
+        config,
+        args.out,
+        data_dir=args.data_dir,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        device=args.device,
+    )
+    say(f"trained {result.epochs} epochs: test accuracy {100 * result.test_accuracy:.2f} %")
+    return result.to_json()
+
+
+def demo(args: argparse.Namespace, say: Say) -> dict[str, object]:
+    from toolchain.demo import run_demo
+
+    if not (EXAMPLES / "digits_mlp.toml").is_file():
+        raise ConfigError(f"{EXAMPLES}: the demo config ships with the source checkout")
+    result = run_demo(output_folder(args.out), progress=not args.quiet, say=say)
+    say(f"{result.table()}\nartifacts and plots in {result.run_dir}")
+    return result.to_json()
+
+
+def export(args: argparse.Namespace, say: Say) -> dict[str, object]:
+    graph = read_graph(args.source)
+    out = output_file(args.out, args.source)
+    if args.lower and not graph.is_lowered:
+        from toolchain.ir.lowering import lower
+
+        graph = lower(graph)
+    if args.format == "netx":
+        from targets.loihi2.netx import save_netx
+
+        save_netx(graph, out)
+    else:
+        save_onnx(graph, out)
+    say(f"wrote {out}\n{describe(graph)}")
+    return {"path": str(out), "fixed_point": graph.is_fixed, "lowered": graph.is_lowered}
+
+
+def inspect(args: argparse.Namespace, say: Say) -> dict[str, object]:
+    graph = read_graph(args.file)
+    say(describe(graph))
+    return {
+        "name": graph.name,
+        "T": graph.T,
+        "fixed_point": graph.is_fixed,
+        "lowered": graph.is_lowered,
+        "nodes": [
+            {"name": n.name, "type": type(n).__name__, "shape": list(shape)}
+            for n, shape in zip(graph.nodes, graph.shapes(), strict=True)
+        ],
+        "edges": [list(edge) for edge in graph.edges],
+    }
+
+
+def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
+    from quantize.pipeline import quantize_checkpoint
+
+    checkpoint = Checkpoint.load(args.checkpoint)
+    out = output_file(args.out, args.checkpoint)
+    report_path = output_file(out.with_suffix(".report.json"), args.checkpoint)
+    dataset = load_dataset(checkpoint.config.dataset, args.data_dir)
+    result = quantize_checkpoint(
+        checkpoint,
+        dataset,
+        calibration=args.calibration,
+        finetune_epochs=args.finetune,
+        progress=not args.quiet,
+        netx=args.netx,
+    )
+    save_onnx(result.graph, out)
+    report = {"graph": str(out), **result.to_json()}
+    write_text(report_path, json.dumps(report, indent=2))
+    say(f"{result.table()}\nwrote {out} and {report_path}")
+    return report
+
+
+def _fixed_graph(path: Path, dataset: str) -> Graph:
+    """A lowered fixed-point graph whose input fits the dataset, or an error naming the file."""
+    graph = read_graph(path)
+    if not graph.is_fixed:
+        raise GraphError(f"{path}: is a float graph; quantize it first (snn-deploy quantize)")
+    if not graph.is_lowered:
+        raise GraphError(f"{path}: is not lowered; quantize lowers it (snn-deploy quantize)")
+    if graph.input.shape != INPUT_SHAPES[dataset]:
+        raise GraphError(
+            f"{path}: takes images of shape {graph.input.shape}; dataset {dataset!r} has "
+            f"{INPUT_SHAPES[dataset]}"
+        )
+    return graph
+
+
+def _split(args: argparse.Namespace) -> Split:
+    test = load_dataset(args.dataset, args.data_dir).test
+    if args.limit is None:
+        return test
+    return Split(test.images[: args.limit], test.labels[: args.limit])
+
+
+def simulate(args: argparse.Namespace, say: Say) -> dict[str, object]:
+    from targets.loihi2.simulator import simulate
+
+    graph = _fixed_graph(args.graph, args.dataset)
+    split = _split(args)
+    began = time.perf_counter()
+    result = simulate(graph, split.images, progress=not args.quiet)
+    seconds = time.perf_counter() - began
+    accuracy = float((result.predictions == split.labels).mean())
+    say(
+        f"{graph.name} on {args.dataset} ({len(split)} samples): fixed-point accuracy "
+        f"{100 * accuracy:.2f} %, {len(split) / seconds:.0f} samples/s; current wraps "
+        f"{result.current_wraps}, voltage saturations {result.voltage_saturations}"
+    )
+    return {
+        "accuracy": accuracy,
+        "samples": len(split),
+        "seconds": seconds,
+        "current_wraps": result.current_wraps,
+        "voltage_saturations": result.voltage_saturations,
+    }
+
+
+def deploy(args: argparse.Namespace, say: Say) -> dict[str, object]:
+    import numpy as np
+
+    import targets.loihi2.lava  # noqa: F401  (before anything imports lava)
+    from targets.loihi2.lava.runner import run_on_lava
+    from targets.loihi2.simulator import simulate
+
+    graph = _fixed_graph(args.graph, args.dataset)
+    default = args.graph.with_name(f"{args.graph.stem}-{args.target}.npz")
+    out = output_file(args.out or default, args.graph)
+    split = _split(args)
+    lava = run_on_lava(graph, split.images, target=args.target, progress=not args.quiet)
+    reference = simulate(graph, split.images)
+    matches = bool(np.array_equal(lava.output_spikes, reference.output_window_spikes))
+    with atomic_path(out) as tmp, tmp.open("wb") as handle:
+        np.savez_compressed(
+            handle,
+            output_spikes=lava.output_spikes,
+            predictions=lava.predictions,
+            labels=split.labels,
+        )
+    accuracy = float((lava.predictions == split.labels).mean())
+    say(
+        f"{graph.name} on {args.target} ({len(split)} samples, {lava.steps} steps, "
+        f"{lava.seconds:.1f} s): accuracy {100 * accuracy:.2f} %; output spikes equal to "
+        f"the reference simulator's: {'yes' if matches else 'NO'}; saved {out}"
+    )
+    return {
+        "target": args.target,
+        "samples": len(split),
+        "accuracy": accuracy,
+        "matches_reference": matches,
+        "steps": lava.steps,
+        "seconds": lava.seconds,
+        "output": str(out),
+    }
+
+
+def compare(args: argparse.Namespace, say: Say) -> dict[str, object]:
+    from toolchain.report.compare import compare
+    from toolchain.report.plots import plot_comparison
+    from toolchain.train.loop import model_from_checkpoint
+
+    checkpoint = Checkpoint.load(args.checkpoint)
+    graph = _fixed_graph(args.graph, args.dataset)
+    if checkpoint.config.dataset != args.dataset:
+        raise ConfigError(
+            f"{args.checkpoint}: was trained on {checkpoint.config.dataset!r}, not on "
+            f"--dataset {args.dataset!r}"
+        )
+    out = output_folder(args.out or args.graph.parent / f"{args.graph.stem}-compare")
+    model = model_from_checkpoint(checkpoint)
+    comparison, raster = compare(model, graph, _split(args), progress=not args.quiet)
+    report = comparison.to_json()
+    write_text(out / "compare.json", json.dumps(report, indent=2))
+    plots = plot_comparison(comparison, raster, out)
+    say(f"{comparison.table()}\nwrote {out / 'compare.json'}, {', '.join(map(str, plots))}")
+    return report
