@@ -27,6 +27,7 @@ from targets.loihi2.lava.runner import (
     run_payload_on_lava,
     run_per_sample,
 )
+from targets.loihi2.lava.workers import run_on_lava_workers
 from targets.loihi2.simulator import input_payload, simulate
 from targets.loihi2.timing import output_window
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Input, Node
@@ -252,3 +253,39 @@ def test_interrupt_while_running_stops_lava(small_graph, monkeypatch):
     monkeypatch.setattr(runner, "_samples_done", interrupt)  # after the first chunk has run
     with pytest.raises(KeyboardInterrupt):
         run_on_lava(small_graph, np.zeros((2, 1, 2, 3)))
+
+
+def test_worker_shards_resume_and_equal_one_runtime(small_graph, tmp_path):
+    images = np.random.default_rng(3).random((9, 1, 2, 3))
+    single = run_on_lava(small_graph, images)
+    assert single.output_spikes.sum() > 0
+    first = run_on_lava_workers(small_graph, images, workers=2, shard_size=4, shard_dir=tmp_path)
+    np.testing.assert_array_equal(first.output_spikes, single.output_spikes)
+    shards = sorted(p.name for p in tmp_path.glob("shard-*.npz"))
+    assert shards == [
+        "shard-000000-000004.npz",
+        "shard-000004-000008.npz",
+        "shard-000008-000009.npz",
+    ]
+    (tmp_path / shards[1]).unlink()
+    again = run_on_lava_workers(small_graph, images, workers=2, shard_size=4, shard_dir=tmp_path)
+    np.testing.assert_array_equal(again.output_spikes, single.output_spikes)
+    assert again.steps == 4 * small_graph.T + 1, "only the missing shard ran"
+
+
+def test_a_shard_of_another_run_is_refused(small_graph, tmp_path):
+    images = np.random.default_rng(3).random((4, 1, 2, 3))
+    np.savez(tmp_path / "shard-000000-000004.npz", output_spikes=np.zeros((4, 4, 10)), graph="x")
+    with pytest.raises(ValueError, match="shard-000000-000004.npz: holds samples of another run"):
+        run_on_lava_workers(small_graph, images, workers=1, shard_size=4, shard_dir=tmp_path)
+
+
+def test_a_worker_error_names_its_samples(small_graph, monkeypatch):
+    from lava.proc.lif.models import PyLifResetModelBitAcc
+
+    def broken(self):
+        raise ValueError("injected")
+
+    monkeypatch.setattr(PyLifResetModelBitAcc, "run_spk", broken)
+    with pytest.raises(RuntimeError, match=r"samples 0\.\.1: .*injected"):
+        run_on_lava_workers(small_graph, np.zeros((4, 1, 2, 3)), workers=2)

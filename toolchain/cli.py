@@ -74,8 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train")
     p.set_defaults(run=commands.train)
 
-    p = sub.add_parser("demo", help="the main job on the embedded digits set")
+    p = sub.add_parser("demo", help="the whole pipeline: digits (trained here) or the MNIST CNN")
+    p.add_argument("--dataset", choices=DATASET_NAMES, default="digits")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder")
+    p.add_argument(
+        "--lava-samples", type=count(1), help="test images run on Lava (digits 450, mnist 200)"
+    )
     p.set_defaults(run=commands.demo)
 
     p = sub.add_parser("export", help="write a Graph as an ONNX or netx file")
@@ -131,7 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.choices[name].add_argument(
             "--limit", type=count(1), help="only the first N test samples"
         )
-    for name in ("train", "quantize", "simulate", "compare", "deploy"):
+    for name in ("deploy", "demo"):
+        sub.choices[name].add_argument(
+            "--workers", type=count(1), default=1, help="independent Lava runtimes in parallel"
+        )
+    for name in ("train", "quantize", "simulate", "compare", "deploy", "demo"):
         sub.choices[name].add_argument(
             "--data-dir", type=Path, help="folder of the MNIST idx files (gzip or raw)"
         )

@@ -21,7 +21,6 @@ from toolchain.paths import output_file, output_folder
 from toolchain.train.checkpoint import Checkpoint
 from toolchain.train.config import ConfigError, load_config
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 Say = Callable[[str], None]
 
 
@@ -45,11 +44,20 @@ def train(args: argparse.Namespace, say: Say) -> dict[str, object]:
 
 
 def demo(args: argparse.Namespace, say: Say) -> dict[str, object]:
-    from toolchain.demo import run_demo
+    from toolchain.demo import EXAMPLES, PRETRAINED_MNIST, run_demo
 
-    if not (EXAMPLES / "digits_mlp.toml").is_file():
-        raise ConfigError(f"{EXAMPLES}: the demo config ships with the source checkout")
-    result = run_demo(output_folder(args.out), progress=not args.quiet, say=say)
+    needed = EXAMPLES / "digits_mlp.toml" if args.dataset == "digits" else PRETRAINED_MNIST
+    if not needed.exists():
+        raise ConfigError(f"{needed}: the demo's network ships with the source checkout")
+    result = run_demo(
+        output_folder(args.out),
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        lava_samples=args.lava_samples,
+        workers=args.workers,
+        progress=not args.quiet,
+        say=say,
+    )
     say(f"{result.table()}\nartifacts and plots in {result.run_dir}")
     return result.to_json()
 
@@ -159,13 +167,19 @@ def deploy(args: argparse.Namespace, say: Say) -> dict[str, object]:
 
     import targets.loihi2.lava  # noqa: F401  (before anything imports lava)
     from targets.loihi2.lava.runner import run_on_lava
+    from targets.loihi2.lava.workers import run_on_lava_workers
     from targets.loihi2.simulator import simulate
 
     graph = _fixed_graph(args.graph, args.dataset)
     default = args.graph.with_name(f"{args.graph.stem}-{args.target}.npz")
     out = output_file(args.out or default, args.graph)
     split = _split(args)
-    lava = run_on_lava(graph, split.images, target=args.target, progress=not args.quiet)
+    if args.workers == 1:
+        lava = run_on_lava(graph, split.images, target=args.target, progress=not args.quiet)
+    else:
+        lava = run_on_lava_workers(
+            graph, split.images, workers=args.workers, target=args.target, progress=not args.quiet
+        )
     reference = simulate(graph, split.images)
     matches = bool(np.array_equal(lava.output_spikes, reference.output_window_spikes))
     with atomic_path(out) as tmp, tmp.open("wb") as handle:
@@ -188,6 +202,7 @@ def deploy(args: argparse.Namespace, say: Say) -> dict[str, object]:
         "matches_reference": matches,
         "steps": lava.steps,
         "seconds": lava.seconds,
+        "workers": args.workers,
         "output": str(out),
     }
 

@@ -1,104 +1,148 @@
-"""The main job on the embedded digits set, end to end, in one run folder.
+"""The main job end to end in one run folder, on digits (trained here in seconds) or on MNIST
+(the shipped network of `examples/pretrained/mnist_cnn/`, no training).
 
-train (TSSL-BP) -> quantise (PTQ + fine-tuning on the integer forward) -> export ONNX ->
-run on Lava's CPU simulation of Loihi 2 -> one table: float accuracy, fixed-point accuracy in
-the reference simulator, accuracy on Lava, and whether Lava and the reference agreed on every
-spike; the float-vs-fixed report (JSON and plots) lands beside it.
+digits: train (TSSL-BP) -> quantise (PTQ + fine-tuning on the integer forward) -> ONNX.
+mnist:  the shipped checkpoint and its fixed-point ONNX graph.
+Then, for both: the float network and the bit-accurate reference simulator on the whole test
+set (the float-vs-fixed report, JSON and plots), Lava's CPU simulation of Loihi 2 on the first
+`lava_samples` test images, and one table: float accuracy, fixed-point accuracy, accuracy on
+Lava, and whether Lava and the reference agreed on every spike.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from toolchain.atomic import write_text
+from toolchain.data.datasets import Dataset, Split
 
 FINETUNE_EPOCHS = 5
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+PRETRAINED_MNIST = EXAMPLES / "pretrained" / "mnist_cnn"
+LAVA_SAMPLES = {"digits": 450, "mnist": 200}
 
 
 @dataclass(frozen=True)
 class DemoResult:
+    dataset: str
     float_accuracy: float
     reference_accuracy: float
+    reference_samples: int
     lava_accuracy: float
+    lava_samples: int
     lava_matches_reference: bool
-    samples: int
     run_dir: Path
 
     def table(self) -> str:
         agree = "yes, every spike" if self.lava_matches_reference else "NO"
         rows = [
-            ("float (TSSL-BP, PyTorch)", f"{100 * self.float_accuracy:.2f} %"),
-            ("fixed point, reference simulator", f"{100 * self.reference_accuracy:.2f} %"),
-            ("fixed point, Lava (Loihi2SimCfg fixed_pt)", f"{100 * self.lava_accuracy:.2f} %"),
-            ("Lava == reference simulator", agree),
+            (f"float (TSSL-BP, PyTorch), {self.reference_samples} samples", self.float_accuracy),
+            (
+                f"fixed point, reference simulator, {self.reference_samples}",
+                self.reference_accuracy,
+            ),
+            (f"fixed point, Lava (Loihi2SimCfg fixed_pt), {self.lava_samples}", self.lava_accuracy),
         ]
         width = max(len(name) for name, _ in rows)
-        lines = [f"digits test set, {self.samples} samples"]
-        lines += [f"{name:<{width}}  {value}" for name, value in rows]
+        lines = [f"{self.dataset} test set"]
+        lines += [f"{name:<{width}}  {100 * value:.2f} %" for name, value in rows]
+        lines.append(f"{'Lava == reference simulator':<{width}}  {agree}")
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "samples": self.samples,
-            "float_accuracy": self.float_accuracy,
-            "reference_accuracy": self.reference_accuracy,
-            "lava_accuracy": self.lava_accuracy,
-            "lava_matches_reference": self.lava_matches_reference,
-            "run_dir": str(self.run_dir),
-        }
+        return {**asdict(self), "run_dir": str(self.run_dir)}
 
 
-def run_demo(run_dir: Path, *, progress: bool = True, say=print) -> DemoResult:
-    """Every stage of the pipeline on digits; artifacts and the report go to `run_dir`."""
+def _digits_network(run_dir: Path, dataset: Dataset, progress: bool, say):
+    """Trains and quantises the digits MLP in `run_dir`: (checkpoint, fixed graph)."""
     from quantize.pipeline import quantize_checkpoint
-    from targets.loihi2.lava.runner import run_on_lava
-    from targets.loihi2.simulator import simulate
-    from toolchain.data.datasets import load_digits
     from toolchain.io import save_onnx
-    from toolchain.report.compare import compare
-    from toolchain.report.plots import plot_comparison
     from toolchain.train.checkpoint import Checkpoint
     from toolchain.train.config import load_config
-    from toolchain.train.loop import model_from_checkpoint, train
+    from toolchain.train.loop import train
 
-    dataset = load_digits()
-    config = load_config(Path(__file__).resolve().parents[1] / "examples" / "digits_mlp.toml")
-    say("1/5 training the digits MLP with TSSL-BP")
+    config = load_config(EXAMPLES / "digits_mlp.toml")
+    say("training the digits MLP with TSSL-BP")
     trained = train(config, run_dir, dataset=dataset, progress=progress, overwrite=True)
     checkpoint = Checkpoint.load(trained.checkpoint)
-    say("2/5 quantising to Loihi integers (PTQ, then fine-tuning on the integer forward pass)")
+    say("quantising to Loihi integers (PTQ, then fine-tuning on the integer forward pass)")
     quantized = quantize_checkpoint(
         checkpoint, dataset, finetune_epochs=FINETUNE_EPOCHS, progress=progress
     )
-    graph = quantized.graph
-    save_onnx(graph, run_dir / "digits_fixed.onnx")
+    save_onnx(quantized.graph, run_dir / "digits_fixed.onnx")
     write_text(run_dir / "quantize.report.json", json.dumps(quantized.to_json(), indent=2))
-    say("3/5 running the bit-accurate reference simulator")
-    images, labels = dataset.test.images, dataset.test.labels
-    reference = simulate(graph, images)
-    say(f"4/5 streaming {len(images)} samples through Lava (Loihi2SimCfg, fixed_pt)")
-    lava = run_on_lava(graph, images, progress=progress)
-    matches = bool(np.array_equal(lava.output_spikes, reference.output_window_spikes))
+    return checkpoint, quantized.graph
+
+
+def _shipped_network(say):
+    """The shipped MNIST CNN: (checkpoint, fixed graph)."""
+    from toolchain.io import load_onnx
+    from toolchain.train.checkpoint import Checkpoint
+
+    say(f"loading the shipped MNIST CNN from {PRETRAINED_MNIST}")
+    return Checkpoint.load(PRETRAINED_MNIST / "model.pt"), load_onnx(
+        PRETRAINED_MNIST / "fixed.onnx"
+    )
+
+
+def run_demo(
+    run_dir: Path,
+    *,
+    dataset: str = "digits",
+    data_dir: Path | None = None,
+    lava_samples: int | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    say=print,
+) -> DemoResult:
+    """Every stage of the pipeline; artifacts and the report go to `run_dir`."""
+    from targets.loihi2.lava.runner import run_on_lava
+    from targets.loihi2.lava.workers import run_on_lava_workers
+    from targets.loihi2.simulator import simulate
+    from toolchain.data.datasets import load_dataset
+    from toolchain.report.compare import compare
+    from toolchain.report.plots import plot_comparison
+    from toolchain.train.loop import model_from_checkpoint
+
+    data = load_dataset(dataset, data_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if dataset == "digits":
+        checkpoint, graph = _digits_network(run_dir, data, progress, say)
+    else:
+        checkpoint, graph = _shipped_network(say)
+    test = data.test
+    say(f"float network and reference simulator on all {len(test)} test images")
+    comparison, raster = compare(model_from_checkpoint(checkpoint), graph, test, progress=progress)
+    write_text(run_dir / "compare.json", json.dumps(comparison.to_json(), indent=2))
+    plot_comparison(comparison, raster, run_dir)
+    count = min(lava_samples or LAVA_SAMPLES[dataset], len(test))
+    first = Split(test.images[:count], test.labels[:count])
+    say(f"streaming the first {count} test images through Lava (Loihi2SimCfg, fixed_pt)")
+    if workers == 1:
+        lava = run_on_lava(graph, first.images, progress=progress)
+    else:
+        lava = run_on_lava_workers(graph, first.images, workers=workers, progress=progress)
+    reference = simulate(graph, first.images)
     np.savez_compressed(
         run_dir / "lava_output.npz",
         output_spikes=lava.output_spikes,
         predictions=lava.predictions,
-        labels=labels,
+        labels=first.labels,
     )
-    say("5/5 float vs fixed-point report")
-    comparison, raster = compare(model_from_checkpoint(checkpoint), graph, dataset.test)
-    write_text(run_dir / "compare.json", json.dumps(comparison.to_json(), indent=2))
-    plot_comparison(comparison, raster, run_dir)
     result = DemoResult(
+        dataset=dataset,
         float_accuracy=comparison.float_accuracy,
-        reference_accuracy=float((reference.predictions == labels).mean()),
-        lava_accuracy=float((lava.predictions == labels).mean()),
-        lava_matches_reference=matches,
-        samples=len(images),
+        reference_accuracy=comparison.fixed_accuracy,
+        reference_samples=len(test),
+        lava_accuracy=float((lava.predictions == first.labels).mean()),
+        lava_samples=count,
+        lava_matches_reference=bool(
+            np.array_equal(lava.output_spikes, reference.output_window_spikes)
+        ),
         run_dir=run_dir,
     )
     write_text(run_dir / "demo.json", json.dumps(result.to_json(), indent=2))

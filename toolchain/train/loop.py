@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from toolchain.data.augment import random_shift
 from toolchain.data.datasets import Dataset, Split, hold_out, load_dataset
+from toolchain.report.training import write_metrics
 from toolchain.train.checkpoint import BEST_NAME, CHECKPOINT_NAME, Checkpoint, CheckpointError
 from toolchain.train.config import Config
 from toolchain.train.losses import Loss, build_loss
@@ -243,6 +244,7 @@ def train(
         if validation is not None and _is_best(metrics):
             saved.save(best_path)
         dataclasses.replace(saved, optimizer=optimizer.state_dict()).save(checkpoint_path)
+    write_metrics(metrics, out_dir)
     last = metrics[-1]
     return TrainResult(
         train_accuracy=last["train_accuracy"],
