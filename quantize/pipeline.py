@@ -10,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from quantize.finetune import FixedPointFinetuner
-from quantize.scales import QuantReport, quantize_graph
+from quantize.scales import QuantReport, quantize_graph, with_input_levels
 from targets.loihi2.formats import WEIGHT_EXP_MIN
 from targets.loihi2.simulator import simulate
 from toolchain.data.datasets import Dataset, Split
@@ -45,6 +45,8 @@ class QuantizationResult:
                 f"{f'[{r.weight_min}, {r.weight_max}]':>14}{r.weights_clipped:>9}"
                 f"{r.current_wraps:>7}{r.voltage_saturations:>10}  {r.limited_by}"
             )
+        report = self.report
+        lines.append(f"input levels: {report.input_levels} (the data's own: {report.data_levels})")
         lines.append(
             f"test accuracy: float {100 * self.float_accuracy:.2f} %, after PTQ "
             f"{100 * self.ptq_accuracy:.2f} %, fixed point {100 * self.fixed_accuracy:.2f} %"
@@ -103,7 +105,8 @@ def quantize_checkpoint(
     result = QuantizationResult(fixed, report, float_acc, ptq_acc)
     if finetune_epochs:
         torch.manual_seed(checkpoint.config.train.seed)
-        tuner = FixedPointFinetuner(graph, report.scales(), checkpoint.config)
+        sent = with_input_levels(graph, report.input_levels)
+        tuner = FixedPointFinetuner(sent, report.scales(), checkpoint.config)
         for epoch in range(finetune_epochs):
             loss, train_acc = tuner.epoch(dataset, progress)
             test_acc = fixed_accuracy(tuner.fixed_graph(), dataset.test)

@@ -9,10 +9,17 @@ Dense synapses reach a smaller scale by a negative `weight_exp` (the sum is shif
 the full weight range; Conv synapses have no exponent in Lava, so their weights shrink instead.
 With `min_weight_exp = 0` (for lava-dl's netx files, which store no dense exponent) dense
 weights shrink too.
+
+Input levels. The graded input payload round(x * levels) multiplies the first synapse's
+weights, so the more levels, the smaller those weights must be for the same states. A Conv2d
+first synapse has no exponent to make up for it: its input gets the largest power of two of
+levels (at most the data's own) that leaves its weights at least MIN_FIRST_WEIGHTS (MNIST: 16
+levels, weights up to about +-68, instead of 255 levels and +-4).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -68,6 +75,8 @@ class LayerReport:
 class QuantReport:
     calibration_samples: int
     headroom: float
+    input_levels: int  # of the graded input payload, chosen here
+    data_levels: int  # of the float graph's input (the data's own)
     layers: list[LayerReport] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
@@ -169,6 +178,32 @@ def apply_scales(graph: Graph, scales: list[LayerScale]) -> tuple[Graph, list[La
     return Graph(tuple(nodes), T=graph.T, name=graph.name), reports
 
 
+MIN_FIRST_WEIGHTS = 64  # largest |weight| a Conv2d first synapse should reach: 7 bits and sign
+
+
+def with_input_levels(graph: Graph, levels: int) -> Graph:
+    """The same graph, its input sent with `levels` levels."""
+    nodes = (dataclasses.replace(graph.input, levels=levels), *graph.nodes[1:])
+    return Graph(nodes, T=graph.T, name=graph.name, edges=graph.edges)
+
+
+def choose_input_levels(
+    graph: Graph, ranges: dict[str, tuple[float, float]], headroom: float
+) -> int:
+    """The data's levels, or fewer for a Conv2d first synapse (see the module docstring)."""
+    synapse, population = graph.layers()[0]
+    if not isinstance(synapse, Conv2d):
+        return graph.input.levels
+    largest = float(np.abs(synapse.weight).max()) or 1.0
+    candidates = [graph.input.levels]
+    candidates += [2**k for k in range(7, 2, -1) if 2**k < graph.input.levels]
+    for levels in candidates:
+        scale = choose_scales(with_input_levels(graph, levels), ranges, headroom)[0].scale
+        if largest * weight_factor(scale, population.tau_s, levels, 0) >= MIN_FIRST_WEIGHTS:
+            return levels
+    return candidates[-1]
+
+
 def quantize_graph(
     graph: Graph,
     calibration: np.ndarray,
@@ -176,13 +211,18 @@ def quantize_graph(
     headroom: float = 0.5,
     min_weight_exp: int = WEIGHT_EXP_MIN,
 ) -> tuple[Graph, QuantReport]:
-    """Post-training quantisation of a lowered float Graph on calibration images (N, C, H, W)."""
+    """Post-training quantisation of a lowered float Graph on calibration images (N, C, H, W).
+
+    The fixed graph's input may have fewer levels than `graph`'s (`choose_input_levels`)."""
     if not graph.is_lowered:
         raise GraphError("quantise a lowered graph: fold pooling and flatten first (lower())")
     ranges = calibration_ranges(graph, calibration)
-    fixed, layers = apply_scales(graph, choose_scales(graph, ranges, headroom, min_weight_exp))
+    levels = choose_input_levels(graph, ranges, headroom)
+    sent = with_input_levels(graph, levels)
+    fixed, layers = apply_scales(sent, choose_scales(sent, ranges, headroom, min_weight_exp))
     for report in layers:
         current, voltage = ranges[report.population]
         report.calibration_max_current = round(current * report.scale)
         report.calibration_max_voltage = round(voltage * report.scale)
-    return fixed, QuantReport(len(calibration), headroom, layers)
+    report = QuantReport(len(calibration), headroom, levels, graph.input.levels, layers)
+    return fixed, report

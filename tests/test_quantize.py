@@ -6,7 +6,7 @@ import torch
 
 from quantize.finetune import FixedPointFinetuner, operating_point
 from quantize.pipeline import calibration_images, quantize_checkpoint
-from quantize.scales import apply_scales, quantize_graph
+from quantize.scales import apply_scales, quantize_graph, with_input_levels
 from targets.loihi2.formats import (
     current_decay,
     quantize_weights,
@@ -15,7 +15,7 @@ from targets.loihi2.formats import (
 )
 from targets.loihi2.simulator import simulate
 from targets.loihi2.timing import output_window
-from toolchain.ir import CubaLIF, Dense, Graph, GraphError, Input
+from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError, Input
 from toolchain.ir.lowering import lower
 from toolchain.train.to_graph import graph_from_checkpoint
 
@@ -144,3 +144,34 @@ def test_quantize_refuses_an_unlowered_graph(digits, digits_checkpoint):
     graph = graph_from_checkpoint(digits_checkpoint)
     with pytest.raises(GraphError, match="lower"):
         quantize_graph(graph, digits.train.images[:10])
+
+
+def conv_first_graph(levels: int) -> Graph:
+    rng = np.random.default_rng(5)
+    nodes = (
+        Input("in", (1, 8, 8), levels=levels),
+        Conv2d("conv", (rng.normal(size=(4, 1, 3, 3)) * 0.4).astype(np.float32)),
+        CubaLIF("lif0", 5.0, 3.0, 1.0),
+        Dense("fc", (rng.normal(size=(3, 144)) * 0.3).astype(np.float32)),
+        CubaLIF("lif1", 5.0, 3.0, 1.0),
+    )
+    return Graph(nodes, T=5)
+
+
+def test_a_conv_first_synapse_gets_fewer_input_levels_to_keep_its_weight_bits():
+    images = np.random.default_rng(0).random((50, 1, 8, 8)).astype(np.float32)
+    fixed, report = quantize_graph(conv_first_graph(255), images)
+    assert (report.data_levels, report.input_levels) == (255, fixed.input.levels)
+    assert report.input_levels in (128, 64, 32, 16, 8) and report.input_levels < 255
+    first = report.layers[0]
+    assert max(-first.weight_min, first.weight_max) >= 64, "7 bits and a sign at least"
+    more, _ = quantize_graph(
+        with_input_levels(conv_first_graph(255), 2 * report.input_levels), images
+    )
+    assert more.input.levels == report.input_levels, "the choice does not depend on the start"
+
+
+def test_a_dense_first_synapse_keeps_the_data_levels(lowered):
+    images = np.random.default_rng(0).random((50, 1, 8, 8)).astype(np.float32)
+    fixed, report = quantize_graph(lowered, images)
+    assert fixed.input.levels == report.input_levels == report.data_levels == 16
