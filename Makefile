@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e '.[dev]'
 	$(PIP) install --no-deps --ignore-requires-python lava-nc==0.10.0
+	# The frameworks whose NIR files the tests import. Norse and SpikingJelly pin newer torch and
+	# torchvision they do not need for this: they go in without their dependencies.
+	$(PIP) install nirtorch==2.6 snntorch==1.0.0 "loguru>=0.7,<1"
+	$(PIP) install --no-deps norse==1.1.0 spikingjelly==2.0.0
 	touch $(STAMP)
 
 demo: install

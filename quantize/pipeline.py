@@ -1,4 +1,5 @@
-"""From a trained checkpoint to a fixed-point Graph: lower, calibrate, quantise, fine-tune."""
+"""From a trained checkpoint, or a float Graph from elsewhere, to a fixed-point Graph: lower,
+calibrate, quantise, and (for checkpoints, which carry their training config) fine-tune."""
 
 from __future__ import annotations
 
@@ -75,6 +76,17 @@ def calibration_images(split: Split, count: int, seed: int) -> np.ndarray:
     return split.images[np.sort(order)]
 
 
+def post_training(
+    graph: Graph, calibration: np.ndarray, test: Split, *, netx: bool = False
+) -> QuantizationResult:
+    """PTQ of a lowered float graph on calibration images; accuracies on `test`."""
+    float_acc = float((run_float(graph, test.images).predictions == test.labels).mean())
+    fixed, report = quantize_graph(graph, calibration, min_weight_exp=0 if netx else WEIGHT_EXP_MIN)
+    calib = simulate(fixed, calibration)
+    report.record_overflows(calib.current_wraps, calib.voltage_saturations)
+    return QuantizationResult(fixed, report, float_acc, fixed_accuracy(fixed, test))
+
+
 def fixed_accuracy(graph: Graph, split: Split) -> float:
     """Accuracy of the bit-accurate simulator."""
     return float((simulate(graph, split.images).predictions == split.labels).mean())
@@ -94,19 +106,12 @@ def quantize_checkpoint(
     `netx`: dense weight exponents of 0 only, so that lava-dl's netx file (which stores none)
     holds the graph exactly; the input synapse then uses fewer weight bits."""
     graph = lower(graph_from_checkpoint(checkpoint))
-    float_acc = float(
-        (run_float(graph, dataset.test.images).predictions == dataset.test.labels).mean()
-    )
     images = calibration_images(dataset.train, calibration, checkpoint.config.train.seed)
-    fixed, report = quantize_graph(graph, images, min_weight_exp=0 if netx else WEIGHT_EXP_MIN)
-    calib = simulate(fixed, images)
-    report.record_overflows(calib.current_wraps, calib.voltage_saturations)
-    ptq_acc = fixed_accuracy(fixed, dataset.test)
-    result = QuantizationResult(fixed, report, float_acc, ptq_acc)
+    result = post_training(graph, images, dataset.test, netx=netx)
     if finetune_epochs:
         torch.manual_seed(checkpoint.config.train.seed)
-        sent = with_input_levels(graph, report.input_levels)
-        tuner = FixedPointFinetuner(sent, report.scales(), checkpoint.config)
+        sent = with_input_levels(graph, result.report.input_levels)
+        tuner = FixedPointFinetuner(sent, result.report.scales(), checkpoint.config)
         for epoch in range(finetune_epochs):
             loss, train_acc = tuner.epoch(dataset, progress)
             test_acc = fixed_accuracy(tuner.fixed_graph(), dataset.test)

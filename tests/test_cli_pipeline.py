@@ -114,3 +114,14 @@ def test_bad_files_give_clear_errors(tmp_path, exported, digits_run, capsys):
     assert main(["quantize", str(text), "--out", str(tmp_path / "x.onnx")]) == 2
     assert "notes.onnx" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_a_float_graph_quantises_on_a_dataset(exported, tmp_path, capsys):
+    """A float graph (here the trained network's export) quantises like its checkpoint."""
+    out = tmp_path / "from-graph.onnx"
+    args = ["quantize", str(exported / "float.onnx"), "--out", str(out)]
+    assert main(args) == 2
+    assert "float.onnx: a float graph is quantised on --dataset NAME" in capsys.readouterr().err
+    report = run_json(capsys, *args, "--dataset", "digits")
+    assert report["fixed_accuracy"] >= report["float_accuracy"] - 0.01
+    assert load_onnx(out).is_fixed

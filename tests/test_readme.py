@@ -16,6 +16,7 @@ from toolchain.cli import build_parser, main
 from toolchain.data.datasets import mnist_dir
 
 ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
 
 
 def readme_commands() -> list[list[str]]:
@@ -36,6 +37,7 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     for argv in readme_commands():
         argv = [str(mnist_dir()) if part == "../shared/datasets/mnist" else part for part in argv]
+        argv = [part.replace("../shared/", f"{SHARED}/") for part in argv]
         if any("mnist" in part for part in argv):
             build_parser().parse_args(argv)
             continue

@@ -14,6 +14,7 @@ from targets.loihi2.lava.session import LavaTimeout
 from toolchain import commands
 from toolchain.data.datasets import DATASET_NAMES, DatasetError
 from toolchain.io import GraphFileError, OnnxFormatError
+from toolchain.io.nir_read import CONVENTIONS, NirImportError
 from toolchain.ir import GraphError
 from toolchain.paths import PathError
 from toolchain.train.checkpoint import CheckpointError
@@ -26,6 +27,7 @@ USER_ERRORS = (
     CheckpointError,
     GraphError,
     GraphFileError,
+    NirImportError,
     OnnxFormatError,
     PathError,
     RunDirError,
@@ -56,6 +58,17 @@ def count(low: int) -> Any:
 
     parse.__name__ = f"integer >= {low}"
     return parse
+
+
+def positive(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number > 0")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,12 +107,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lower", action="store_true", help="fold pooling and flatten first")
     p.set_defaults(run=commands.export)
 
+    p = sub.add_parser("import", help="a NIR file from another framework -> float graph (.onnx)")
+    p.add_argument("model", type=Path, help="the .nir file")
+    p.add_argument("--out", required=True, type=Path, help="the float graph file to write")
+    p.add_argument(
+        "--from",
+        dest="source",
+        choices=sorted(CONVENTIONS),
+        default="nir",
+        help="the exporting library, whose step and discretisation the file assumes",
+    )
+    p.add_argument("--dt", type=positive, help="time step in seconds (default: the exporter's)")
+    p.add_argument("--reset", choices=["zero", "subtract"], help="how the neurons reset")
+    p.add_argument("--steps", type=count(1), default=10, help="time steps per sample (T)")
+    p.add_argument("--levels", type=count(1), default=255, help="input levels for the chip")
+    p.set_defaults(run=commands.import_nir)
+
     p = sub.add_parser("inspect", help="print the nodes of a graph file")
     p.add_argument("file", type=Path)
     p.set_defaults(run=commands.inspect)
 
-    p = sub.add_parser("quantize", help="checkpoint -> fixed-point graph (.onnx)")
-    p.add_argument("checkpoint", type=Path)
+    p = sub.add_parser("quantize", help="checkpoint or float graph -> fixed-point graph (.onnx)")
+    p.add_argument("source", type=Path, help="a training checkpoint or a float graph file")
+    p.add_argument(
+        "--dataset", choices=DATASET_NAMES, help="calibration and test data of a float graph"
+    )
     p.add_argument(
         "--out", required=True, type=Path, help="graph file (.onnx); a .report.json goes beside it"
     )

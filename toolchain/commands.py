@@ -65,10 +65,7 @@ def demo(args: argparse.Namespace, say: Say) -> dict[str, object]:
 def export(args: argparse.Namespace, say: Say) -> dict[str, object]:
     graph = read_graph(args.source)
     out = output_file(args.out, args.source)
-    if args.lower and not graph.is_lowered:
-        from toolchain.ir.lowering import lower
-
-        graph = lower(graph)
+    graph = _lowered(graph) if args.lower else graph
     if args.format == "netx":
         from targets.loihi2.netx import save_netx
 
@@ -77,6 +74,23 @@ def export(args: argparse.Namespace, say: Say) -> dict[str, object]:
         save_onnx(graph, out)
     say(f"wrote {out}\n{describe(graph)}")
     return {"path": str(out), "fixed_point": graph.is_fixed, "lowered": graph.is_lowered}
+
+
+def import_nir(args: argparse.Namespace, say: Say) -> dict[str, object]:
+    from toolchain.io.nir_read import read_nir
+
+    out = output_file(args.out, args.model)
+    graph = read_nir(
+        args.model,
+        convention=args.source,
+        dt=args.dt,
+        reset=args.reset,
+        steps=args.steps,
+        levels=args.levels,
+    )
+    save_onnx(graph, out)
+    say(f"wrote {out}\n{describe(graph)}")
+    return {"path": str(out), "T": graph.T, "populations": len(graph.populations)}
 
 
 def inspect(args: argparse.Namespace, say: Say) -> dict[str, object]:
@@ -96,25 +110,54 @@ def inspect(args: argparse.Namespace, say: Say) -> dict[str, object]:
 
 
 def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
-    from quantize.pipeline import quantize_checkpoint
+    from quantize.pipeline import calibration_images, post_training, quantize_checkpoint
 
-    checkpoint = Checkpoint.load(args.checkpoint)
-    out = output_file(args.out, args.checkpoint)
-    report_path = output_file(out.with_suffix(".report.json"), args.checkpoint)
-    dataset = load_dataset(checkpoint.config.dataset, args.data_dir)
-    result = quantize_checkpoint(
-        checkpoint,
-        dataset,
-        calibration=args.calibration,
-        finetune_epochs=args.finetune,
-        progress=not args.quiet,
-        netx=args.netx,
-    )
+    source = args.source
+    out = output_file(args.out, source)
+    report_path = output_file(out.with_suffix(".report.json"), source)
+    if _is_checkpoint(source):
+        checkpoint = Checkpoint.load(source)
+        dataset = load_dataset(checkpoint.config.dataset, args.data_dir)
+        result = quantize_checkpoint(
+            checkpoint,
+            dataset,
+            calibration=args.calibration,
+            finetune_epochs=args.finetune,
+            progress=not args.quiet,
+            netx=args.netx,
+        )
+    else:
+        graph = read_graph(source)
+        if args.dataset is None or args.finetune:
+            raise ConfigError(
+                f"{source}: a float graph is quantised on --dataset NAME (calibration from its "
+                "training images, accuracy on its test images); --finetune needs a checkpoint"
+            )
+        graph = _fits(graph, source, args.dataset)
+        dataset = load_dataset(args.dataset, args.data_dir)
+        images = calibration_images(dataset.train, args.calibration, seed=0)
+        result = post_training(_lowered(graph), images, dataset.test, netx=args.netx)
     save_onnx(result.graph, out)
     report = {"graph": str(out), **result.to_json()}
     write_text(report_path, json.dumps(report, indent=2))
     say(f"{result.table()}\nwrote {out} and {report_path}")
     return report
+
+
+def _is_checkpoint(path: Path) -> bool:
+    """By content where the file exists, else by its suffix (so that the error names it)."""
+    from toolchain.io import FORMATS
+
+    if not path.is_file():
+        return path.suffix == ".pt"
+    with path.open("rb") as handle:
+        return FORMATS[0].recognise(handle.read(16)) or path.suffix == ".pt"
+
+
+def _lowered(graph: Graph) -> Graph:
+    from toolchain.ir.lowering import lower
+
+    return graph if graph.is_lowered else lower(graph)
 
 
 def _fixed_graph(path: Path, dataset: str) -> Graph:
@@ -124,6 +167,11 @@ def _fixed_graph(path: Path, dataset: str) -> Graph:
         raise GraphError(f"{path}: is a float graph; quantize it first (snn-deploy quantize)")
     if not graph.is_lowered:
         raise GraphError(f"{path}: is not lowered; quantize lowers it (snn-deploy quantize)")
+    return _fits(graph, path, dataset)
+
+
+def _fits(graph: Graph, path: Path, dataset: str) -> Graph:
+    """`graph` if its input takes the dataset's images, else an error naming the file."""
     if graph.input.shape != INPUT_SHAPES[dataset]:
         raise GraphError(
             f"{path}: takes images of shape {graph.input.shape}; dataset {dataset!r} has "

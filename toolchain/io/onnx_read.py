@@ -118,7 +118,8 @@ class _Reader:
             fixed["scale"] = _float(proto, "scale")
         if "weight_exp" in keys:  # domain version 1: the exponent of the Dense before it
             self.set_weight_exp(proto, _int(proto, "weight_exp"))
-        floats = [_float(proto, key) for key in ("tau_m", "tau_s", "threshold")]
+        floats = [_float(proto, "tau_m", infinite=True), _float(proto, "tau_s")]
+        floats.append(_float(proto, "threshold"))
         return CubaLIF(proto.name, *floats, **fixed)
 
     def set_weight_exp(self, proto: onnx.NodeProto, weight_exp: int) -> None:
@@ -174,12 +175,13 @@ def _ints(proto: onnx.NodeProto, key: str, default: list[int]) -> list[int]:
     return list(_attribute(proto, key, AttributeProto.INTS, default))
 
 
-def _float(proto: onnx.NodeProto, key: str) -> float:
-    """The exact `<key>_f64` where present (checked against `<key>`), else the float32 `<key>`."""
+def _float(proto: onnx.NodeProto, key: str, infinite: bool = False) -> float:
+    """The exact `<key>_f64` where present (checked against `<key>`), else the float32 `<key>`;
+    finite unless `infinite` allows +inf."""
     exact = _attribute(proto, f"{key}_f64", AttributeProto.TENSOR, None)
     rounded = _attribute(proto, key, AttributeProto.FLOAT, _MISSING if exact is None else None)
     value = float(rounded if exact is None else numpy_helper.to_array(exact))
-    if not np.isfinite(value):
+    if not (np.isfinite(value) or (infinite and value == np.inf)):
         raise OnnxFormatError(f"node {proto.name!r}: attribute {key}={value} is not finite")
     if exact is None:
         return value

@@ -224,10 +224,10 @@ class CubaLIF(Node):
     scale: float | None = None
 
     def __post_init__(self) -> None:
-        for key in ("tau_m", "tau_s"):
-            value = getattr(self, key)
-            if not (math.isfinite(value) and value >= 1):
-                _fail(self.name, f"{key}={value} must be >= 1 (steps)")
+        if not self.tau_m >= 1:  # infinite: no leak (an integrate-and-fire neuron)
+            _fail(self.name, f"tau_m={self.tau_m} must be >= 1 (steps), or inf")
+        if not (math.isfinite(self.tau_s) and self.tau_s >= 1):
+            _fail(self.name, f"tau_s={self.tau_s} must be >= 1 (steps)")
         if not (math.isfinite(self.threshold) and self.threshold > 0):
             _fail(self.name, f"threshold={self.threshold} must be positive")
         ints = (self.du, self.dv, self.vth, self.scale)

@@ -1,0 +1,273 @@
+"""NIR files written by the real libraries' exporters import as Graphs whose float simulation
+gives the library's own output spikes, and quantise and run on Lava spike for spike.
+
+Each network is built in snnTorch, Norse or SpikingJelly, run on a static input (the same
+vector every step, as our Input sends), exported with the library's `nir` exporter, imported
+with that library's conventions and run by our float runner in float64.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import nir
+import numpy as np
+import pytest
+import torch
+
+from quantize.scales import quantize_graph
+from targets.loihi2.simulator import simulate
+from toolchain.cli import main
+from toolchain.io import load_onnx
+from toolchain.io.nir_read import NirImportError, read_nir
+from toolchain.ir import SumPool2d
+from toolchain.ir.float_runner import run_float
+from toolchain.ir.lowering import lower
+
+T = 12
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "nir-paper"
+
+
+def full(value: float, *shape: int) -> torch.Tensor:
+    return torch.full(shape, float(value))
+
+
+def dense(n_in, n_out, seed: int, gain=1.0, shift=0.2, layer=torch.nn.Linear):
+    """Random weights (leaning positive by `shift`, so that layers fire); no bias, which does
+    not import yet."""
+    torch.manual_seed(seed)
+    synapse = layer(n_in, n_out)
+    with torch.no_grad():
+        synapse.weight.mul_(gain).add_(shift)
+        synapse.bias.zero_()
+    return synapse
+
+
+def conv(c_in: int, c_out: int, seed: int, gain: float = 1.0, layer=torch.nn.Conv2d):
+    torch.manual_seed(seed)
+    synapse = layer(c_in, c_out, 3, padding=1)
+    with torch.no_grad():
+        synapse.weight.mul_(gain).add_(0.05)
+        synapse.bias.zero_()
+    return synapse
+
+
+def static_input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((1, *shape)).astype(np.float32)
+
+
+def ours(path: Path, x: np.ndarray, **conventions) -> np.ndarray:
+    """Our float runner's output spikes (T, *out) for the static input x (1, *shape)."""
+    graph = read_nir(path, steps=T, **conventions)
+    images = x.reshape(1, *graph.input.shape).astype(np.float64)
+    spikes = run_float(graph, images, dtype=torch.float64).spikes[graph.populations[-1].name]
+    return np.moveaxis(spikes[0], -1, 0)
+
+
+# ----------------------------------------------------------------------------------- snnTorch
+
+
+def snntorch_leaky_net():
+    import snntorch as snn
+
+    def leaky(n, beta, threshold):
+        return snn.Leaky(
+            beta=full(beta, n),
+            threshold=full(threshold, n),
+            reset_mechanism="zero",
+            init_hidden=True,
+        )
+
+    return torch.nn.Sequential(
+        dense(6, 8, seed=1, gain=2.0),
+        leaky(8, 0.8, 0.5),
+        dense(8, 4, seed=2, gain=2.0),
+        leaky(4, 0.9, 0.2),
+    )
+
+
+def test_snntorch_leaky_with_reset_to_zero(tmp_path):
+    from snntorch import utils
+    from snntorch.export_nir import export_to_nir
+
+    net, x = snntorch_leaky_net(), static_input((6,))
+    utils.reset(net)
+    with torch.no_grad():
+        theirs = torch.stack([net(torch.from_numpy(x)) for _ in range(T)])[:, 0].numpy()
+    assert 0 < theirs.mean() < 1, "the output layer must fire, and not always"
+    utils.reset(net)
+    nir.write(tmp_path / "leaky.nir", export_to_nir(net, torch.from_numpy(x), ignore_dims=[0]))
+    mine = ours(tmp_path / "leaky.nir", x, convention="snntorch", reset="zero")
+    np.testing.assert_array_equal(mine, theirs)
+    with pytest.raises(NirImportError, match="snntorch neurons reset by subtraction"):
+        read_nir(tmp_path / "leaky.nir", convention="snntorch")
+
+
+# -------------------------------------------------------------------------------------- Norse
+
+
+def norse_run(net, x: np.ndarray) -> np.ndarray:
+    state, out = None, []
+    with torch.no_grad():
+        for _ in range(T):
+            y, state = net(torch.from_numpy(x), state)
+            out.append(y)
+    return torch.stack(out)[:, 0].numpy()
+
+
+def norse_export(net, x: np.ndarray, path: Path) -> None:
+    from norse.torch.utils.export_nir import to_nir
+
+    graph = to_nir(net, torch.from_numpy(x[0]), dt=1e-3)
+    graph.infer_types()
+    nir.write(path, graph)
+
+
+@pytest.mark.parametrize("cell", ["LIFBoxCell", "LIFCell", "IAFCell"])
+def test_norse_cells(tmp_path, cell):
+    import norse.torch as norse
+
+    n = 8
+
+    def make(size, threshold):
+        zero = torch.zeros(size)
+        if cell == "LIFBoxCell":
+            p = norse.LIFBoxParameters(
+                tau_mem_inv=full(250, size), v_th=full(threshold, size), v_leak=zero
+            )
+            return norse.LIFBoxCell(p, dt=1e-3)
+        if cell == "LIFCell":
+            p = norse.LIFParameters(
+                tau_mem_inv=full(200, size),
+                tau_syn_inv=full(300, size),
+                v_th=full(threshold, size),
+                v_leak=zero,
+            )
+            return norse.LIFCell(p, dt=1e-3)
+        return norse.IAFCell(norse.IAFParameters(v_th=full(threshold, size)))
+
+    gain, shift = (1.0, 0.0) if cell == "IAFCell" else (3.0, 0.2)
+    net = norse.SequentialState(
+        dense(6, n, 3, gain, shift), make(n, 0.4), dense(n, 4, 4, gain, shift), make(4, 0.3)
+    )
+    x = static_input((6,), seed=1)
+    theirs = norse_run(net, x)
+    assert 0 < theirs.mean() < 1
+    norse_export(net, x, tmp_path / "net.nir")
+    np.testing.assert_array_equal(ours(tmp_path / "net.nir", x, convention="norse"), theirs)
+
+
+# ------------------------------------------------------------------------------- SpikingJelly
+
+
+def spikingjelly_run_and_export(net, x: np.ndarray, path: Path) -> np.ndarray:
+    from spikingjelly.activation_based import functional
+    from spikingjelly.activation_based.nir_exchange import export_to_nir
+
+    functional.set_step_mode(net, "m")
+    functional.reset_net(net)
+    steps = torch.from_numpy(np.repeat(x[None], T, axis=0))  # (T, 1, *shape)
+    with torch.no_grad():
+        theirs = net(steps)[:, 0].numpy()
+    functional.reset_net(net)
+    nir.write(path, export_to_nir(net, steps, dt=1e-4))
+    return theirs
+
+
+@pytest.mark.parametrize("kind", ["LIFNode", "IFNode", "CUBALIFNode"])
+def test_spikingjelly_dense(tmp_path, kind):
+    from spikingjelly.activation_based import layer, neuron
+
+    def make(threshold):
+        if kind == "LIFNode":
+            return neuron.LIFNode(tau=2.5, v_threshold=threshold)
+        if kind == "IFNode":
+            return neuron.IFNode(v_threshold=threshold)
+        return neuron.CUBALIFNode(c_decay=0.5, v_decay=0.75, v_threshold=threshold)
+
+    gain, shift = (1.5, 0.2) if kind == "LIFNode" else (1.0, 0.0)
+    net = torch.nn.Sequential(
+        dense(6, 8, 5, gain, shift),
+        make(0.4),
+        layer.Flatten(),
+        dense(8, 4, 6, gain, shift),
+        make(0.3),
+    )
+    x = static_input((6,), seed=2)
+    theirs = spikingjelly_run_and_export(net, x, tmp_path / "net.nir")
+    assert 0 < theirs.mean() < 1
+    np.testing.assert_array_equal(ours(tmp_path / "net.nir", x, convention="spikingjelly"), theirs)
+
+
+def spikingjelly_cnn(pool: str):
+    from spikingjelly.activation_based import layer, neuron
+
+    pooling = layer.AvgPool2d(2) if pool == "avg" else torch.nn.LPPool2d(1, 2)
+    return torch.nn.Sequential(
+        conv(2, 4, seed=7, gain=1.0, layer=layer.Conv2d),
+        neuron.IFNode(v_threshold=0.3),
+        pooling,
+        layer.Flatten(),
+        dense(4 * 4 * 4, 5, seed=8, gain=1.0, shift=0.0, layer=layer.Linear),
+        neuron.IFNode(v_threshold=0.3),
+    )
+
+
+def test_spikingjelly_conv_with_average_pooling_on_lava(tmp_path):
+    import targets.loihi2.lava  # noqa: F401
+    from targets.loihi2.lava.runner import run_on_lava
+
+    net, x = spikingjelly_cnn("avg"), static_input((2, 8, 8), seed=3)
+    theirs = spikingjelly_run_and_export(net, x, tmp_path / "cnn.nir")
+    assert 0 < theirs.mean() < 1
+    mine = ours(tmp_path / "cnn.nir", x, convention="spikingjelly")
+    np.testing.assert_array_equal(mine, theirs)
+    graph = lower(read_nir(tmp_path / "cnn.nir", convention="spikingjelly", steps=T))
+    images = np.random.default_rng(4).random((6, 2, 8, 8)).astype(np.float32)
+    fixed, _ = quantize_graph(graph, images)
+    lava = run_on_lava(fixed, images)
+    assert lava.output_spikes.sum() > 0
+    np.testing.assert_array_equal(lava.output_spikes, simulate(fixed, images).output_window_spikes)
+
+
+# ------------------------------------------------------------------------ refusals and the CLI
+
+
+def test_what_does_not_import_yet_is_refused_by_name(tmp_path):
+    with pytest.raises(NirImportError, match="sinabs neurons reset by subtraction"):
+        read_nir(SHARED / "cnn_sinabs.nir", convention="sinabs")
+    biased = nir.NIRGraph.from_list(
+        nir.Input(np.array([3])),
+        nir.Affine(np.ones((2, 3)), np.array([0.0, 0.5])),
+        nir.LIF(*(np.full(2, v) for v in (1e-3, 1.0, 0.0, 1.0))),
+        nir.Output(np.array([2])),
+    )
+    nir.write(tmp_path / "biased.nir", biased)
+    with pytest.raises(NirImportError, match="biased.nir: node 'affine': a non-zero bias"):
+        read_nir(tmp_path / "biased.nir", dt=1e-4)
+    recurrent = SHARED / "braille_noDelay_bias_zero.nir"
+    with pytest.raises(
+        NirImportError, match="a cycle through 'lif1.w_rec' \\(recurrence\\).*feed-forward"
+    ):
+        read_nir(recurrent, convention="snntorch", reset="zero")
+    nobias = SHARED / "braille_noDelay_noBias_subtract.nir"
+    with pytest.raises(NirImportError, match="a cycle through 'lif1"):
+        read_nir(nobias, convention="nir", dt=1e-4)
+    with pytest.raises(NirImportError, match="NIR files do not record their time step; give --dt"):
+        read_nir(nobias)
+    junk = tmp_path / "junk.nir"
+    junk.write_text("not hdf5")
+    with pytest.raises(NirImportError, match="junk.nir: not a readable NIR file"):
+        read_nir(junk, dt=1.0)
+
+
+def test_the_paper_cnn_imports_with_the_spec_reading_and_reset_to_zero(tmp_path, capsys):
+    """cnn_sinabs.nir read as NIR states it (forward Euler, reset to v_reset = 0, dt 1)."""
+    out = tmp_path / "cnn.onnx"
+    args = ["import", str(SHARED / "cnn_sinabs.nir"), "--out", str(out), "--dt", "1"]
+    assert main([*args, "--steps", "8", "--json", "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["populations"] == 5 and result["T"] == 8
+    graph = load_onnx(out)
+    assert [p.tau_m for p in graph.populations] == [math.inf] * 5, "IF neurons do not leak"
+    assert [n.weight for n in graph.nodes if isinstance(n, SumPool2d)] == [1.0, 1.0]

@@ -1,0 +1,315 @@
+"""Reading NIR files (the Neuromorphic Intermediate Representation, package `nir`) as a float
+Graph whose float simulation gives the exporting library's own spikes.
+
+NIR states continuous-time neurons; each library discretises them its own way and writes its
+own reading of tau, r and w_in (see docs/nir.md for the table and the evidence). A
+`Convention` turns a node's parameters and the step dt into that library's per-step factors:
+
+    synaptic current  i_t = alpha i_{t-1} + g_syn x_t      (LIF and IF: no synapse, i_t = x_t)
+    membrane          v_t = beta v_{t-1} + g_mem i_t,  a spike where v_t > threshold, then reset
+
+Our CubaLIF is the same recurrence with a normalised filter, i_t = (1 - 1/tau_s) i_{t-1} +
+x_t / tau_s and gain 1 into v, so tau_s = 1 / (1 - alpha), tau_m = 1 / (1 - beta) (infinite for
+IF) and the neuron's input gain k = g_mem g_syn / (1 - alpha) is folded into the weights of the
+synapse that feeds it (row by row; a convolution's per output channel). Per-neuron thresholds
+that differ are folded the same way (v / threshold has threshold 1, exactly, with reset to 0).
+
+Supported: Input, Output, Affine and Linear (zero bias), Conv2d (groups 1, dilation 1, square
+stride and padding, zero bias), SumPool2d and AvgPool2d (kernel = stride, no padding), Flatten,
+LIF, CubaLIF and IF with v_leak = v_reset = 0 and reset to zero, in a feed-forward chain.
+Everything else is refused with the node's name and type. Reset by subtraction (snnTorch's
+default, Sinabs, Rockpool), biases and recurrent cycles are not supported yet.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Input, Node, SumPool2d
+
+
+class NirImportError(ValueError):
+    """A NIR file cannot be imported; the message names the file, the node and what is accepted."""
+
+
+Factors = tuple[np.ndarray, np.ndarray]  # (decay per step, input gain), per neuron
+
+
+def _membrane_euler(node: Any, dt: float) -> Factors:
+    """NIR's forward Euler: beta = 1 - dt/tau, gain dt r / tau; IF: beta = 1, gain dt r."""
+    if type(node).__name__ == "IF":
+        return np.ones_like(node.r, dtype=np.float64), dt * np.asarray(node.r, np.float64)
+    tau = np.asarray(getattr(node, "tau", getattr(node, "tau_mem", None)), np.float64)
+    return 1.0 - dt / tau, dt * np.asarray(node.r, np.float64) / tau
+
+
+def _synapse_euler(node: Any, dt: float) -> Factors:
+    tau_syn = np.asarray(node.tau_syn, np.float64)
+    return 1.0 - dt / tau_syn, dt * np.asarray(node.w_in, np.float64) / tau_syn
+
+
+def _membrane_norse(node: Any, dt: float) -> Factors:
+    """Norse writes tau = dt / tau_mem_inv, and integrates v += dt tau_mem_inv (r i - v)."""
+    if type(node).__name__ == "IF":
+        return np.ones_like(node.r, dtype=np.float64), np.asarray(node.r, np.float64)
+    tau = np.asarray(getattr(node, "tau", getattr(node, "tau_mem", None)), np.float64)
+    rate = dt * (dt / tau)
+    return 1.0 - rate, rate * np.asarray(node.r, np.float64)
+
+
+def _synapse_norse(node: Any, dt: float) -> Factors:
+    """Norse adds the input to the current unscaled, then decays it by dt tau_syn_inv."""
+    tau_syn = np.asarray(node.tau_syn, np.float64)
+    return 1.0 - dt * (dt / tau_syn), np.asarray(node.w_in, np.float64)
+
+
+@dataclass(frozen=True)
+class Convention:
+    """How one exporter's files are read: the step its exporter assumed, its neurons' reset,
+    and its discretisation."""
+
+    name: str
+    dt: float | None  # None: the file's own reading needs --dt
+    reset: str
+    membrane: Callable[[Any, float], Factors] = _membrane_euler
+    synapse: Callable[[Any, float], Factors] = _synapse_euler
+
+
+CONVENTIONS = {
+    c.name: c
+    for c in (
+        Convention("nir", None, "zero"),
+        Convention("snntorch", 1e-4, "subtract"),
+        Convention("norse", 1e-3, "zero", _membrane_norse, _synapse_norse),
+        Convention("spikingjelly", 1e-4, "zero"),
+        Convention("sinabs", 1.0, "subtract"),
+        Convention("rockpool", 1e-3, "subtract"),
+    )
+}
+SUPPORTED = "Input, Output, Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Flatten, LIF, CubaLIF, IF"
+
+
+def read_nir(
+    path: Path | str,
+    *,
+    convention: str = "nir",
+    dt: float | None = None,
+    reset: str | None = None,
+    steps: int = 10,
+    levels: int = 255,
+) -> Graph:
+    """The float Graph of a NIR file, read with an exporter's conventions (module docstring)."""
+    import nir
+
+    path = Path(path)
+    rules = CONVENTIONS[convention]
+    step = dt if dt is not None else rules.dt
+    if step is None or not step > 0:
+        raise NirImportError(f"{path}: NIR files do not record their time step; give --dt")
+    if (reset or rules.reset) != "zero":
+        raise NirImportError(
+            f"{path}: {convention} neurons reset by subtraction, which is not supported yet; "
+            "networks trained with reset to zero can be imported with --reset zero"
+        )
+    try:
+        try:
+            model = nir.read(path)
+        except Exception:  # noqa: BLE001  (many exporters need the lenient reading)
+            model = nir.read(path, type_check=False)
+    except Exception as error:  # noqa: BLE001  (h5py, KeyError, ...: a damaged or foreign file)
+        raise NirImportError(f"{path}: not a readable NIR file ({error})") from None
+    try:
+        return _Importer(model, rules, step, convention).graph(path.stem, steps, levels)
+    except (NirImportError, GraphError) as error:
+        raise NirImportError(f"{path}: {error}") from None
+
+
+class _Importer:
+    def __init__(self, model: Any, rules: Convention, dt: float, convention: str) -> None:
+        self.model, self.rules, self.dt, self.convention = model, rules, dt, convention
+        self.nodes: list[Node] = []
+
+    def graph(self, name: str, steps: int, levels: int) -> Graph:
+        for key in _chain(self.model):
+            node = self.model.nodes[key]
+            kind = type(node).__name__
+            reader = getattr(self, f"_{kind.lower()}", None)
+            if reader is None:
+                raise NirImportError(
+                    f"node {key!r} ({kind}) is not supported; accepted: {SUPPORTED}"
+                )
+            reader(key, node, levels)
+        return Graph(tuple(self.nodes), T=steps, name=name)
+
+    def _input(self, key: str, node: Any, levels: int) -> None:
+        shape = [int(n) for n in np.asarray(next(iter(node.input_type.values())))]
+        while len(shape) > 3 and shape[0] == 1:
+            shape = shape[1:]  # a batch (or time) dimension some exporters keep
+        if len(shape) == 1:
+            shape = [shape[0], 1, 1]
+        if len(shape) != 3:
+            raise NirImportError(f"node {key!r}: input shape {shape}; accepted: (n,) or (C, H, W)")
+        self.nodes.append(Input(key, tuple(shape), levels))
+
+    def _output(self, key: str, node: Any, levels: int) -> None:
+        pass
+
+    def _affine(self, key: str, node: Any, levels: int) -> None:
+        _zero_bias(key, node.bias)
+        self._linear(key, node, levels)
+
+    def _linear(self, key: str, node: Any, levels: int) -> None:
+        self.nodes.append(Dense(key, np.asarray(node.weight, np.float64)))
+
+    def _conv2d(self, key: str, node: Any, levels: int) -> None:
+        _zero_bias(key, node.bias)
+        stride, padding = _square(key, "stride", node.stride), _square(key, "padding", node.padding)
+        if _square(key, "dilation", node.dilation) != 1 or node.groups != 1:
+            raise NirImportError(f"node {key!r}: dilation and groups must be 1")
+        self.nodes.append(Conv2d(key, np.asarray(node.weight, np.float64), stride, padding))
+
+    def _sumpool2d(self, key: str, node: Any, levels: int, average: bool = False) -> None:
+        size = _square(key, "kernel_size", node.kernel_size)
+        if _square(key, "stride", node.stride) != size or _square(key, "padding", node.padding):
+            raise NirImportError(f"node {key!r}: pooling needs stride = kernel size, no padding")
+        self.nodes.append(SumPool2d(key, size, 1.0 / size**2 if average else 1.0))
+
+    def _avgpool2d(self, key: str, node: Any, levels: int) -> None:
+        self._sumpool2d(key, node, levels, average=True)
+
+    def _flatten(self, key: str, node: Any, levels: int) -> None:
+        self.nodes.append(Flatten(key))
+
+    def _lif(self, key: str, node: Any, levels: int) -> None:
+        self._population(key, node, (np.zeros(1), np.ones(1)))
+
+    def _if(self, key: str, node: Any, levels: int) -> None:
+        self._population(key, node, (np.zeros(1), np.ones(1)))
+
+    def _cubalif(self, key: str, node: Any, levels: int) -> None:
+        if self.convention == "snntorch":
+            raise NirImportError(
+                f"node {key!r}: snnTorch's Synaptic neuron drops the step's input when it resets "
+                "to zero, which our neurons do not; only its Leaky (LIF) imports with --reset zero"
+            )
+        self._population(key, node, self.rules.synapse(node, self.dt))
+
+    def _population(self, key: str, node: Any, synapse: Factors) -> None:
+        for field in ("v_leak", "v_reset"):
+            value = getattr(node, field, None)
+            if value is not None and np.any(np.asarray(value) != 0):
+                raise NirImportError(f"node {key!r}: {field} must be 0, found {np.unique(value)}")
+        alpha, g_syn = synapse
+        beta, g_mem = self.rules.membrane(node, self.dt)
+        alpha = _uniform(key, "synaptic decay", alpha)
+        beta = _uniform(key, "membrane decay", beta)
+        if not (0 <= alpha < 1 and 0 <= beta <= 1):
+            raise NirImportError(
+                f"node {key!r}: per-step decays alpha={alpha:.6g}, beta={beta:.6g} are outside "
+                f"[0, 1) and [0, 1]: is dt={self.dt} the exporter's step?"
+            )
+        threshold = np.asarray(node.v_threshold, np.float64)
+        gain = g_mem * g_syn / (1.0 - alpha) / threshold
+        self._fold_into_synapse(key, gain)
+        tau_m = math.inf if beta == 1 else 1.0 / (1.0 - beta)
+        self.nodes.append(CubaLIF(key, tau_m, 1.0 / (1.0 - alpha), 1.0))
+
+    def _fold_into_synapse(self, key: str, gain: np.ndarray) -> None:
+        """Multiplies the weights of the synapse before `key` by each neuron's input gain."""
+        synapse = self.nodes[-1] if self.nodes else None
+        if not isinstance(synapse, Dense | Conv2d):
+            raise NirImportError(f"node {key!r}: a neuron must follow a weighted synapse")
+        out = synapse.weight.shape[0]
+        gain = np.broadcast_to(gain, np.shape(gain) or (1,)).reshape(-1)
+        if isinstance(synapse, Conv2d):
+            per_channel = gain.reshape(out, -1) if gain.size > 1 else np.full((out, 1), gain[0])
+            if np.any(per_channel != per_channel[:, :1]):
+                raise NirImportError(
+                    f"node {key!r}: parameters vary within a channel, which a convolution "
+                    "cannot absorb"
+                )
+            rows = per_channel[:, 0]
+        else:
+            rows = gain if gain.size > 1 else np.full(out, gain[0])
+        scale = rows.reshape(-1, *([1] * (synapse.weight.ndim - 1)))
+        self.nodes[-1] = type(synapse)(**{**_fields(synapse), "weight": synapse.weight * scale})
+
+
+def _fields(node: Node) -> dict[str, Any]:
+    return {name: getattr(node, name) for name in node.__dataclass_fields__}
+
+
+def _uniform(key: str, what: str, values: np.ndarray) -> float:
+    flat = np.unique(np.asarray(values, np.float64))
+    if flat.size != 1:
+        raise NirImportError(
+            f"node {key!r}: the {what} differs between neurons ({flat.min():.6g} to "
+            f"{flat.max():.6g}); a population has one"
+        )
+    return float(flat[0])
+
+
+def _square(key: str, what: str, value: Any) -> int:
+    values = np.unique(np.asarray(value).reshape(-1))
+    if values.size != 1 or not float(values[0]).is_integer():
+        raise NirImportError(f"node {key!r}: {what}={np.asarray(value).tolist()} must be square")
+    return int(values[0])
+
+
+def _zero_bias(key: str, bias: Any) -> None:
+    if bias is not None and np.any(np.asarray(bias) != 0):
+        raise NirImportError(f"node {key!r}: a non-zero bias is not supported yet")
+
+
+def _chain(model: Any) -> list[str]:
+    """Node names from the input along the edges; refuses branches, cycles and subgraphs."""
+    successors: dict[str, list[str]] = {}
+    for source, target in model.edges:
+        successors.setdefault(source, []).append(target)
+    cycle = _cycle(successors)
+    if cycle:
+        raise NirImportError(
+            f"a cycle through {cycle!r} (recurrence): only feed-forward chains import so far"
+        )
+    starts = [k for k, n in model.nodes.items() if type(n).__name__ == "Input"]
+    if len(starts) != 1:
+        raise NirImportError(f"needs exactly one Input node, found {starts}")
+    order, seen = [starts[0]], {starts[0]}
+    while successors.get(order[-1]):
+        following = successors[order[-1]]
+        if len(following) != 1:
+            raise NirImportError(
+                f"node {order[-1]!r} starts a branch: only feed-forward chains import so far"
+            )
+        order.append(following[0])
+        seen.add(following[0])
+    missing = sorted(set(model.nodes) - seen)
+    if missing:
+        raise NirImportError(f"nodes {missing} are not on the chain from the input")
+    return order
+
+
+def _cycle(successors: dict[str, list[str]]) -> str | None:
+    """A node on a cycle of the edges, if there is one (depth-first search)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str) -> str | None:
+        state[node] = 1
+        for after in successors.get(node, []):
+            if state.get(after) == 1:
+                return after
+            if after not in state and (found := visit(after)):
+                return found
+        state[node] = 2
+        return None
+
+    for node in list(successors):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
