@@ -65,6 +65,8 @@ def test_ctrl_c_in_a_terminal_stops_deploy_quietly(fixed_graph, tmp_path):
         stdout=subprocess.DEVNULL,
         start_new_session=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},  # the progress bar has no newline
+        # a shell runs background jobs with SIGINT ignored, which Python then keeps
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     seen = b""
     while b"lava:" not in seen:  # the progress bar: the run has begun

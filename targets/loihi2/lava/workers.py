@@ -69,7 +69,8 @@ def _worker(graph: Graph, images: np.ndarray, target: str, todo, done, shard_dir
             try:
                 result = run_on_lava(graph, images[first:stop], target=target)
             except Exception as error:  # noqa: BLE001  (reported to the parent, which raises)
-                done.put(("error", (first, stop), f"{type(error).__name__}: {error}"))
+                reason = str(error).splitlines()[0] if str(error) else ""
+                done.put(("error", (first, stop), f"{type(error).__name__}: {reason}"))
                 return
             _save_shard(_shard_path(shard_dir, first, stop), graph, result.output_spikes)
             done.put(("done", (first, stop), result.steps))
