@@ -94,8 +94,8 @@ def test_bad_files_give_clear_errors(tmp_path, exported, digits_run, capsys):
     text.write_text("hello")
     assert main(["inspect", str(text)]) == 2
     assert "notes.onnx" in capsys.readouterr().err
-    assert main(["simulate", str(exported / "float.onnx"), "--dataset", "digits"]) == 2
-    assert "float.onnx: is a float graph; quantize it first" in capsys.readouterr().err
+    floating = run_json(capsys, "simulate", str(exported / "float.onnx"), "--dataset", "digits")
+    assert floating["kind"] == "float" and floating["accuracy"] == digits_run.test_accuracy
     fixed = load_onnx(exported / "fixed.onnx")
     one_layer = Graph(
         (

@@ -71,9 +71,44 @@ def test_best_epoch_is_chosen_on_held_out_training_data(digits, tmp_path):
 
 def test_cosine_schedule_anneals_to_zero():
     config = small_config_with_dropout(10, lr=1e-3, lr_schedule="cosine")
-    rates = [learning_rate(config, epoch) for epoch in (0, 2.5, 5, 10)]
+    rates = [learning_rate(config, epoch) for epoch in (0, 2.5, 5, 10 - 1e-9)]
     assert rates == pytest.approx([1e-3, 0.5e-3 * (1 + 2**-0.5), 0.5e-3, 0.0])
     assert learning_rate(small_config_with_dropout(10, lr=1e-3), 7.5) == 1e-3
+
+
+def test_averaged_epochs_yield_the_mean_of_their_weights(digits, tmp_path):
+    """Two epochs of schedule then two averaged, split by a resume: the live weights after epochs
+    3 and 4, read from the checkpoints, average to average.pt, which equals an uninterrupted
+    run's; the averaged epochs train at the scaled constant rate and report the mean's accuracy."""
+    config = small_config_with_dropout(2, lr_schedule="cosine", average_lr_scale=0.5)
+    three = dataclasses.replace(config, train=dataclasses.replace(config.train, average_epochs=1))
+    four = dataclasses.replace(config, train=dataclasses.replace(config.train, average_epochs=2))
+    train(three, tmp_path / "split", dataset=digits, progress=False)
+    after_3 = Checkpoint.load(tmp_path / "split/checkpoint.pt").model
+    split = train(four, tmp_path / "split", dataset=digits, resume=True, progress=False)
+    after_4 = Checkpoint.load(split.checkpoint).model
+    straight = train(four, tmp_path / "straight", dataset=digits, progress=False)
+    averaged = Checkpoint.load(split.average)
+    assert averaged.epoch == 4 and split.to_json()["average"] == str(split.average)
+    for name, value in averaged.model.items():
+        assert torch.allclose(value, (after_3[name] + after_4[name]) / 2, atol=1e-7), name
+        assert torch.equal(value, Checkpoint.load(straight.average).model[name]), name
+        assert not torch.equal(after_3[name], after_4[name]), name
+    _, held = hold_out(digits.train, 200)
+    last = split.metrics[-1]
+    assert evaluate(model_from_checkpoint(averaged), held) == last["validation_accuracy"]
+    assert evaluate(model_from_checkpoint(averaged), digits.test) == last["test_accuracy"]
+    assert learning_rate(four, 1.99) < learning_rate(four, 2) == learning_rate(four, 3.5) == 1e-3
+
+
+def test_averaging_refuses_a_changed_schedule(digits, tmp_path):
+    config = small_config_with_dropout(1)
+    averaging = dataclasses.replace(
+        config, train=dataclasses.replace(config.train, average_epochs=1)
+    )
+    train(averaging, tmp_path, dataset=digits, progress=False)
+    with pytest.raises(CheckpointError, match="keep epochs = 1"):
+        train(averaging.with_epochs(2), tmp_path, dataset=digits, resume=True, progress=False)
 
 
 def test_resume_refuses_a_different_config(digits, tmp_path):

@@ -13,6 +13,7 @@ from targets.loihi2.lava.network import LavaTargetUnavailable
 from targets.loihi2.lava.session import LavaTimeout
 from toolchain import commands
 from toolchain.data.datasets import DATASET_NAMES, DatasetError
+from toolchain.data.inputs import InputsError
 from toolchain.io import GraphFileError, OnnxFormatError
 from toolchain.io.nir_read import CONVENTIONS, NirImportError
 from toolchain.ir import GraphError
@@ -27,6 +28,7 @@ USER_ERRORS = (
     CheckpointError,
     GraphError,
     GraphFileError,
+    InputsError,
     NirImportError,
     OnnxFormatError,
     PathError,
@@ -146,8 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=commands.quantize)
 
-    p = sub.add_parser("simulate", help="run a fixed-point graph, bit-accurately")
-    p.add_argument("graph", type=Path, help="fixed-point graph file")
+    p = sub.add_parser("simulate", help="run a graph: fixed-point bit-accurately, float in PyTorch")
+    p.add_argument("graph", type=Path, help="graph file: ONNX, or a training checkpoint (float)")
+    p.add_argument("--inputs", type=Path, help="your inputs, .npy: (N, *input) or (N, T, *input)")
+    p.add_argument("--labels", type=Path, help="labels of --inputs, .npy (N,)")
+    p.add_argument("--save-spikes", type=Path, help="output spikes and predictions, .npz")
     p.set_defaults(run=commands.simulate)
 
     p = sub.add_parser("deploy", help="run a fixed-point graph on Lava (CPU sim or chip)")
@@ -163,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=commands.compare)
 
     for name in ("simulate", "compare", "deploy"):
-        sub.choices[name].add_argument("--dataset", required=True, choices=DATASET_NAMES)
+        sub.choices[name].add_argument(
+            "--dataset", required=name != "simulate", choices=DATASET_NAMES
+        )
         sub.choices[name].add_argument(
             "--limit", type=count(1), help="only the first N test samples"
         )

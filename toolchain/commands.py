@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from toolchain.atomic import atomic_path, write_text
 from toolchain.data.datasets import INPUT_SHAPES, Split, load_dataset
 from toolchain.io import read_graph, save_onnx
@@ -188,26 +190,75 @@ def _split(args: argparse.Namespace) -> Split:
 
 
 def simulate(args: argparse.Namespace, say: Say) -> dict[str, object]:
+    graph = read_graph(args.graph)
+    if graph.is_fixed and not graph.is_lowered:
+        raise GraphError(f"{args.graph}: is not lowered; quantize lowers it (snn-deploy quantize)")
+    out = None if args.save_spikes is None else output_file(args.save_spikes, args.graph)
+    inputs, labels = _samples(args, graph)
+    began = time.perf_counter()
+    spikes, predictions, extra = _simulated(graph, inputs, args)
+    seconds = time.perf_counter() - began
+    kind = "fixed-point" if graph.is_fixed else "float"
+    result: dict[str, object] = {"kind": kind, "samples": len(predictions), "seconds": seconds}
+    if labels is not None:
+        result["accuracy"] = float((predictions == labels).mean())
+    if out is not None:
+        with atomic_path(out) as tmp, tmp.open("wb") as handle:
+            np.savez_compressed(handle, output_spikes=spikes, predictions=predictions)
+        result["saved"] = str(out)
+    result.update(extra)
+    accuracy = f"accuracy {100 * result['accuracy']:.2f} %, " if "accuracy" in result else ""
+    say(
+        f"{graph.name}, {kind} ({len(predictions)} samples): {accuracy}"
+        f"{len(predictions) / seconds:.0f} samples/s"
+        + "".join(f"; {key.replace('_', ' ')} {sum(n.values())}" for key, n in extra.items())
+        + (f"; saved {out}" if out else "")
+    )
+    return result
+
+
+def _samples(args: argparse.Namespace, graph: Graph) -> tuple[np.ndarray, np.ndarray | None]:
+    """(inputs, labels): the test split of --dataset, or --inputs with --labels (or None)."""
+    from toolchain.data.inputs import load_inputs, load_labels
+
+    if (args.dataset is None) == (args.inputs is None):
+        raise GraphError(f"{args.graph}: give either --dataset NAME or --inputs X.npy")
+    if args.dataset is not None:
+        _fits(graph, args.graph, args.dataset)
+        split = _split(args)
+        return split.images, split.labels
+    inputs = load_inputs(args.inputs, graph.input.shape, graph.T)
+    labels = None
+    if args.labels is not None:
+        labels = load_labels(args.labels, len(inputs), graph.shapes()[-1][0])[: args.limit]
+    return inputs[: args.limit], labels
+
+
+def _simulated(
+    graph: Graph, inputs: np.ndarray, args: argparse.Namespace
+) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+    """(output spikes (N, T, *shape) on the float time axis, predictions, fixed-point counts)."""
+    from toolchain.data.inputs import InputsError, is_per_step
+
+    if not graph.is_fixed:
+        from toolchain.ir.float_runner import run_float
+
+        result = run_float(graph, inputs)
+        output = result.spikes[graph.populations[-1].name]
+        return np.moveaxis(output, -1, 1), result.predictions, {}
     from targets.loihi2.simulator import simulate
 
-    graph = _fixed_graph(args.graph, args.dataset)
-    split = _split(args)
-    began = time.perf_counter()
-    result = simulate(graph, split.images, progress=not args.quiet)
-    seconds = time.perf_counter() - began
-    accuracy = float((result.predictions == split.labels).mean())
-    say(
-        f"{graph.name} on {args.dataset} ({len(split)} samples): fixed-point accuracy "
-        f"{100 * accuracy:.2f} %, {len(split) / seconds:.0f} samples/s; current wraps "
-        f"{result.current_wraps}, voltage saturations {result.voltage_saturations}"
-    )
-    return {
-        "accuracy": accuracy,
-        "samples": len(split),
-        "seconds": seconds,
+    if is_per_step(inputs, graph.input.shape) or inputs.min() < 0 or inputs.max() > 1:
+        raise InputsError(
+            f"{args.inputs}: a fixed-point graph takes static inputs in [0, 1] "
+            f"(N, *{graph.input.shape}), sent as graded spikes; per-step inputs run on float graphs"
+        )
+    result = simulate(graph, inputs, progress=not args.quiet)
+    counts = {
         "current_wraps": result.current_wraps,
         "voltage_saturations": result.voltage_saturations,
     }
+    return np.moveaxis(result.output_window_spikes, -1, 1), result.predictions, counts
 
 
 def deploy(args: argparse.Namespace, say: Say) -> dict[str, object]:

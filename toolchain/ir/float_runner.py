@@ -50,15 +50,14 @@ def apply_node(node: Node, x: torch.Tensor, weight: torch.Tensor | None = None) 
 def run_float(
     graph: Graph, images: np.ndarray, *, dtype: torch.dtype = torch.float32, batch_size: int = 500
 ) -> FloatResult:
-    """Spikes of every population and the predictions, for images (N, C, H, W) in [0, 1]."""
+    """Spikes of every population and the predictions, for images (N, C, H, W), repeated over
+    the graph's T steps, or per-step inputs (N, T, C, H, W)."""
     if not graph.is_chain:
         raise GraphError(f"graph {graph.name!r}: the float runner runs feed-forward chains only")
     chunks: dict[str, list[np.ndarray]] = {p.name: [] for p in graph.populations}
     predictions = []
     for start in range(0, len(images), batch_size):
-        x = repeat_over_time(
-            torch.from_numpy(images[start : start + batch_size]).to(dtype), graph.T
-        )
+        x = _over_time(torch.from_numpy(images[start : start + batch_size]).to(dtype), graph.T)
         for node in graph.nodes[1:]:
             x = apply_node(node, x)
             if isinstance(node, CubaLIF):
@@ -66,3 +65,8 @@ def run_float(
         predictions.append(predict_from_spikes(x, graph.populations[-1].tau_s))
     spikes = {name: np.concatenate(parts) for name, parts in chunks.items()}
     return FloatResult(spikes, np.concatenate(predictions))
+
+
+def _over_time(inputs: torch.Tensor, steps: int) -> torch.Tensor:
+    """(N, C, H, W, T): static inputs repeated, per-step inputs (N, T, C, H, W) time last."""
+    return inputs.movedim(1, -1) if inputs.ndim == 5 else repeat_over_time(inputs, steps)

@@ -17,6 +17,7 @@ VERSION = 1
 KEYS = ("config", "input_shape", "epoch", "model", "optimizer", "metrics", "rng_state")
 CHECKPOINT_NAME = "checkpoint.pt"
 BEST_NAME = "best.pt"  # the epoch chosen on held-out training data
+AVERAGE_NAME = "average.pt"  # the mean weights of the averaged epochs
 
 
 class CheckpointError(ValueError):
@@ -32,6 +33,7 @@ class Checkpoint:
     optimizer: dict[str, Any]
     metrics: list[dict[str, float]]
     rng_state: torch.Tensor
+    average: dict[str, Any] | None = None  # the running weight average, while one is kept
 
     def save(self, path: Path | str) -> None:
         payload = {
@@ -44,6 +46,7 @@ class Checkpoint:
             "optimizer": self.optimizer,
             "metrics": self.metrics,
             "rng_state": self.rng_state,
+            "average": self.average,
         }
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
@@ -69,6 +72,7 @@ class Checkpoint:
             optimizer=payload["optimizer"],
             metrics=payload["metrics"],
             rng_state=payload["rng_state"],
+            average=payload.get("average"),
         )
         checkpoint._check(path)
         return checkpoint

@@ -197,6 +197,8 @@ class TrainConfig:
     lr_schedule: str = "constant"  # the paper's; "cosine" anneals to 0 over all epochs
     augment_shift: int = 0  # random translation of training images by up to this many pixels
     validation: int = 0  # training samples held out to choose the best epoch (best.pt)
+    average_epochs: int = 0  # epochs after the schedule whose weights are averaged (average.pt)
+    average_lr_scale: float = 0.1  # their constant learning rate, as a fraction of lr
 
     def __post_init__(self) -> None:
         _real("lr", self.lr, 0, above=True)
@@ -211,6 +213,13 @@ class TrainConfig:
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _integer("augment_shift", self.augment_shift, 0)
         _integer("validation", self.validation, 0)
+        _integer("average_epochs", self.average_epochs, 0)
+        _real("average_lr_scale", self.average_lr_scale, 0, above=True)
+
+    @property
+    def total_epochs(self) -> int:
+        """The schedule's epochs and the averaged ones after it."""
+        return self.epochs + self.average_epochs
 
 
 @dataclass(frozen=True)
@@ -242,8 +251,9 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def with_epochs(self, epochs: int) -> Config:
-        train = TrainConfig(**{**asdict(self.train), "epochs": epochs})
+    def with_epochs(self, epochs: int, average_epochs: int | None = None) -> Config:
+        average = self.train.average_epochs if average_epochs is None else average_epochs
+        train = TrainConfig(**{**asdict(self.train), "epochs": epochs, "average_epochs": average})
         return Config(self.name, self.dataset, self.neuron, self.layers, train, self.loss)
 
     @classmethod

@@ -20,7 +20,14 @@ from tqdm import tqdm
 from toolchain.data.augment import random_shift
 from toolchain.data.datasets import Dataset, Split, hold_out, load_dataset
 from toolchain.report.training import write_metrics
-from toolchain.train.checkpoint import BEST_NAME, CHECKPOINT_NAME, Checkpoint, CheckpointError
+from toolchain.train.averaging import WeightAverage
+from toolchain.train.checkpoint import (
+    AVERAGE_NAME,
+    BEST_NAME,
+    CHECKPOINT_NAME,
+    Checkpoint,
+    CheckpointError,
+)
 from toolchain.train.config import Config
 from toolchain.train.losses import Loss, build_loss
 from toolchain.train.network import SpikingNetwork
@@ -64,6 +71,7 @@ class TrainResult:
     checkpoint: Path
     metrics: list[dict[str, float]]
     best: Path | None = None  # the epoch with the best validation accuracy, if any was held out
+    average: Path | None = None  # the averaged weights, if any epochs were averaged
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -72,6 +80,7 @@ class TrainResult:
             "epochs": self.epochs,
             "checkpoint": str(self.checkpoint),
             "best": None if self.best is None else str(self.best),
+            "average": None if self.average is None else str(self.average),
         }
 
 
@@ -93,8 +102,11 @@ def build_optimizer(model: SpikingNetwork, config: Config) -> torch.optim.Optimi
 
 
 def learning_rate(config: Config, epoch: float) -> float:
-    """The learning rate at a (fractional) epoch: constant, or cosine-annealed to 0."""
+    """The learning rate at a (fractional) epoch: constant, or cosine-annealed to 0; then
+    constant at `average_lr_scale` of it during the averaged epochs."""
     t = config.train
+    if epoch >= t.epochs:
+        return t.lr * t.average_lr_scale
     if t.lr_schedule == "constant":
         return t.lr
     return 0.5 * t.lr * (1.0 + math.cos(math.pi * epoch / t.epochs))
@@ -165,22 +177,28 @@ def train_epoch(
 
 def _resume_state(
     checkpoint_path: Path, config: Config, model: SpikingNetwork, optimizer: torch.optim.Optimizer
-) -> tuple[int, list[dict[str, float]]]:
+) -> tuple[int, list[dict[str, float]], WeightAverage]:
     saved = Checkpoint.load(checkpoint_path)
-    if config.with_epochs(saved.config.train.epochs) != saved.config:
+    t = saved.config.train
+    if config.with_epochs(t.epochs, t.average_epochs) != saved.config:
         raise CheckpointError(
-            f"{checkpoint_path}: was trained with a different config (only epochs may change); "
-            "use another --out or drop --resume"
+            f"{checkpoint_path}: was trained with a different config (only epochs and "
+            "average_epochs may change); use another --out or drop --resume"
         )
-    if saved.epoch > config.train.epochs:
+    if saved.epoch > t.epochs and config.train.epochs != t.epochs:
+        raise CheckpointError(
+            f"{checkpoint_path}: its weights are being averaged after its schedule of {t.epochs} "
+            f"epochs; keep epochs = {t.epochs}"
+        )
+    if saved.epoch > config.train.total_epochs:
         raise CheckpointError(
             f"{checkpoint_path}: already trained {saved.epoch} epochs, past the requested total "
-            f"of {config.train.epochs}; ask for --epochs {saved.epoch} or more"
+            f"of {config.train.total_epochs}; ask for more epochs"
         )
     model.load_state_dict(saved.model)
     optimizer.load_state_dict(saved.optimizer)
     torch.set_rng_state(saved.rng_state)
-    return saved.epoch, saved.metrics
+    return saved.epoch, saved.metrics, WeightAverage.from_dict(saved.average)
 
 
 def train(
@@ -194,13 +212,16 @@ def train(
     device: str = "cpu",
     overwrite: bool = False,
 ) -> TrainResult:
-    """Trains `config.train.epochs` epochs (in total, counting resumed ones) into `out_dir`.
+    """Trains `config.train.total_epochs` epochs (in total, counting resumed ones) into `out_dir`.
 
     With `config.train.validation` samples held out of the training set, the epoch with the best
     validation accuracy (the first of equals) is also saved as `out_dir/best.pt`, without the
-    optimiser state: the test set is reported, never used to choose. A folder that holds a
-    checkpoint is continued (`resume`) or started again (`overwrite`), never silently replaced;
-    a non-finite loss or weight stops the run (TrainingError) before anything is saved.
+    optimiser state: the test set is reported, never used to choose. With
+    `config.train.average_epochs`, the epochs after the schedule train at a constant learning
+    rate and the mean of their weights is what they report and save (`out_dir/average.pt`).
+    A folder that holds a checkpoint is continued (`resume`) or started again (`overwrite`),
+    never silently replaced; a non-finite loss or weight stops the run (TrainingError) before
+    anything is saved.
     """
     out_dir = Path(out_dir)
     prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
@@ -210,18 +231,20 @@ def train(
         train_split, validation = hold_out(dataset.train, config.train.validation)
     checkpoint_path, best_path = out_dir / CHECKPOINT_NAME, out_dir / BEST_NAME
     if overwrite:
-        best_path.unlink(missing_ok=True)  # from the run being replaced
+        for stale in (best_path, out_dir / AVERAGE_NAME):  # from the run being replaced
+            stale.unlink(missing_ok=True)
     model = build_model(config, dataset.input_shape).to(device)
     optimizer = build_optimizer(model, config)
     loss_fn = build_loss(config.loss, config.neuron)
-    first_epoch, metrics = 0, []
+    first_epoch, metrics, average = 0, [], WeightAverage()
     if resume:
-        first_epoch, metrics = _resume_state(checkpoint_path, config, model, optimizer)
-    for epoch in range(first_epoch, config.train.epochs):
+        first_epoch, metrics, average = _resume_state(checkpoint_path, config, model, optimizer)
+    total = config.train.total_epochs
+    for epoch in range(first_epoch, total):
         began = time.perf_counter()
         with tqdm(
             total=len(train_split),
-            desc=f"epoch {epoch + 1}/{config.train.epochs}",
+            desc=f"epoch {epoch + 1}/{total}",
             unit="sample",
             disable=not progress,
             leave=False,
@@ -229,21 +252,38 @@ def train(
             loss, train_acc = train_epoch(
                 model, optimizer, loss_fn, train_split, config, epoch, bar
             )
+        result = model
+        if epoch >= config.train.epochs:
+            average.add(model)
+            result = average.model_like(model)
         entry = {"epoch": epoch + 1, "loss": loss, "train_accuracy": train_acc}
         if validation is not None:
-            entry["validation_accuracy"] = evaluate(model, validation)
-        entry["test_accuracy"] = evaluate(model, dataset.test)
+            entry["validation_accuracy"] = evaluate(result, validation)
+        entry["test_accuracy"] = evaluate(result, dataset.test)
         entry["seconds"] = time.perf_counter() - began
         metrics.append(entry)
         if progress:
-            tqdm.write(_epoch_line(entry, config.train.epochs), file=sys.stderr)
-        state = {name: value.cpu() for name, value in model.state_dict().items()}
+            tqdm.write(_epoch_line(entry, total), file=sys.stderr)
         saved = Checkpoint(
-            config, dataset.input_shape, epoch + 1, state, {}, metrics, torch.get_rng_state()
+            config,
+            dataset.input_shape,
+            epoch + 1,
+            _cpu_state(result),
+            {},
+            metrics,
+            torch.get_rng_state(),
         )
         if validation is not None and _is_best(metrics):
             saved.save(best_path)
-        dataclasses.replace(saved, optimizer=optimizer.state_dict()).save(checkpoint_path)
+        if result is not model:
+            saved.save(out_dir / AVERAGE_NAME)
+        resumable = dataclasses.replace(
+            saved,
+            model=_cpu_state(model),
+            optimizer=optimizer.state_dict(),
+            average=average.to_dict() if average.count else None,
+        )
+        resumable.save(checkpoint_path)
     write_metrics(metrics, out_dir)
     last = metrics[-1]
     return TrainResult(
@@ -253,7 +293,12 @@ def train(
         checkpoint=checkpoint_path,
         metrics=metrics,
         best=best_path if validation is not None else None,
+        average=out_dir / AVERAGE_NAME if config.train.average_epochs else None,
     )
+
+
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: value.cpu() for name, value in model.state_dict().items()}
 
 
 def _epoch_line(entry: dict[str, float], epochs: int) -> str:

@@ -1,0 +1,135 @@
+"""`simulate --inputs X.npy`: a user's own inputs through float and fixed-point graphs."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from quantize.pipeline import quantize_checkpoint
+from targets.loihi2.simulator import simulate
+from toolchain.cli import main
+from toolchain.io import save_onnx
+from toolchain.train.loop import model_from_checkpoint
+
+SAMPLES = 40
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, digits, digits_run, digits_checkpoint):
+    """The trained digits checkpoint, its fixed-point graph, and the first test images."""
+    folder = tmp_path_factory.mktemp("inputs")
+    fixed = quantize_checkpoint(digits_checkpoint, digits, calibration=300, progress=False).graph
+    save_onnx(fixed, folder / "fixed.onnx")
+    np.save(folder / "x.npy", digits.test.images[:SAMPLES])
+    np.save(folder / "y.npy", digits.test.labels[:SAMPLES])
+    return {
+        "checkpoint": digits_run.checkpoint,
+        "fixed": folder / "fixed.onnx",
+        "graph": fixed,
+        "folder": folder,
+    }
+
+
+def run(capsys, *args) -> tuple[int, dict]:
+    code = main(["simulate", *map(str, args), "--json", "--quiet"])
+    out = capsys.readouterr().out
+    return code, json.loads(out) if code == 0 else {}
+
+
+def test_fixed_graph_spikes_are_the_simulators_on_the_float_time_axis(files, digits, capsys):
+    f = files["folder"]
+    code, result = run(
+        capsys,
+        files["fixed"],
+        "--inputs",
+        f / "x.npy",
+        "--labels",
+        f / "y.npy",
+        "--save-spikes",
+        f / "fixed.npz",
+    )
+    assert code == 0 and result["kind"] == "fixed-point" and result["samples"] == SAMPLES
+    expected = simulate(files["graph"], digits.test.images[:SAMPLES])
+    saved = np.load(f / "fixed.npz")
+    window = expected.output_window_spikes  # (N, 10, T)
+    assert saved["output_spikes"].shape == (SAMPLES, files["graph"].T, 10)
+    assert np.array_equal(saved["output_spikes"], window.transpose(0, 2, 1))
+    assert np.array_equal(saved["predictions"], expected.predictions)
+    labels = digits.test.labels[:SAMPLES]
+    assert result["accuracy"] == np.mean(expected.predictions == labels)
+
+
+def test_float_checkpoint_gives_the_trained_models_spikes(files, digits, digits_checkpoint, capsys):
+    f = files["folder"]
+    code, result = run(
+        capsys, files["checkpoint"], "--inputs", f / "x.npy", "--save-spikes", f / "float.npz"
+    )
+    assert code == 0 and result["kind"] == "float" and "accuracy" not in result
+    model = model_from_checkpoint(digits_checkpoint)
+    with torch.no_grad():
+        psp, spikes = model(torch.from_numpy(digits.test.images[:SAMPLES]), return_spikes=True)
+    saved = np.load(f / "float.npz")
+    assert np.array_equal(saved["output_spikes"], spikes[-1].permute(0, 2, 1).numpy())
+    assert np.array_equal(saved["predictions"], model.predict(psp).numpy())
+
+
+def test_per_step_inputs_are_read_along_time(files, digits, capsys):
+    """Repeating the image in every frame is the static input; a frame changed at step 2 leaves
+    the output of steps 0 and 1 as it was (the float model is causal) and changes a later one."""
+    f, images = files["folder"], digits.test.images[:SAMPLES]
+    T = files["graph"].T
+    frames = np.repeat(images[:, None], T, axis=1)
+    np.save(f / "frames.npy", frames)
+    changed = frames.copy()
+    changed[:, 2] = 1.0 - changed[:, 2]
+    np.save(f / "changed.npy", changed)
+    outputs = {}
+    for name in ("x", "frames", "changed"):
+        assert (
+            run(
+                capsys,
+                files["checkpoint"],
+                "--inputs",
+                f / f"{name}.npy",
+                "--save-spikes",
+                f / f"{name}.npz",
+            )[0]
+            == 0
+        )
+        outputs[name] = np.load(f / f"{name}.npz")["output_spikes"]
+    assert np.array_equal(outputs["x"], outputs["frames"])
+    assert np.array_equal(outputs["changed"][:, :2], outputs["x"][:, :2])
+    assert not np.array_equal(outputs["changed"][:, 2:], outputs["x"][:, 2:])
+
+
+@pytest.mark.parametrize(
+    "make, args, message",
+    [
+        (lambda d: np.zeros((3, 7)), ("--inputs", "bad.npy"), r"shape \(3, 7\); this graph takes"),
+        (lambda d: np.full((2, 1, 8, 8), np.nan), ("--inputs", "bad.npy"), "NaN"),
+        (lambda d: np.array(["a"]), ("--inputs", "bad.npy"), "need numbers"),
+        (lambda d: d.test.images[:3] * 2, ("--inputs", "bad.npy"), r"static inputs in \[0, 1\]"),
+        (
+            lambda d: np.array([0, 1, 10]),
+            ("--inputs", "x3.npy", "--labels", "bad.npy"),
+            r"labels must lie in 0 .. 9",
+        ),
+        (
+            lambda d: np.array([0, 1]),
+            ("--inputs", "x3.npy", "--labels", "bad.npy"),
+            r"need \(3,\), one label per input",
+        ),
+        (lambda d: np.zeros(1), ("--inputs", "missing.npy"), "missing.npy: not found"),
+        (lambda d: np.zeros(1), ("--inputs", "x3.npy", "--dataset", "digits"), "either"),
+        (lambda d: np.zeros(1), (), "either --dataset NAME or --inputs"),
+    ],
+)
+def test_bad_inputs_are_refused_in_one_line(files, digits, tmp_path, capsys, make, args, message):
+    np.save(tmp_path / "bad.npy", make(digits))
+    np.save(tmp_path / "x3.npy", digits.test.images[:3])
+    args = [str(tmp_path / a) if a.endswith(".npy") else a for a in args]
+    assert main(["simulate", str(files["fixed"]), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("snn-deploy simulate: error:"), err
+    assert __import__("re").search(message, err), err
