@@ -20,6 +20,7 @@ from toolchain.ir import GraphError
 from toolchain.paths import PathError
 from toolchain.train.checkpoint import CheckpointError
 from toolchain.train.config import ConfigError
+from toolchain.train.distributed import ProcessFailed
 from toolchain.train.loop import RunDirError, TrainingError
 
 USER_ERRORS = (
@@ -32,6 +33,7 @@ USER_ERRORS = (
     NirImportError,
     OnnxFormatError,
     PathError,
+    ProcessFailed,
     RunDirError,
     TrainingError,
     LavaTargetUnavailable,
@@ -87,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     again.add_argument("--overwrite", action="store_true", help="replace OUT/checkpoint.pt")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train")
+    p.add_argument(
+        "--nproc", type=count(1), default=1, help="training processes (torch.distributed)"
+    )
     p.set_defaults(run=commands.train)
 
     p = sub.add_parser("demo", help="the whole pipeline: digits (trained here) or the MNIST CNN")

@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,26 +24,42 @@ from toolchain.paths import output_file, output_folder
 from toolchain.train.checkpoint import Checkpoint
 from toolchain.train.config import ConfigError, load_config
 
+if TYPE_CHECKING:
+    from toolchain.train.config import Config
+    from toolchain.train.distributed import Group
+
 Say = Callable[[str], None]
 
 
 def train(args: argparse.Namespace, say: Say) -> dict[str, object]:
-    from toolchain.train.loop import train
+    from toolchain.train.distributed import join_from_environment, run_local
+    from toolchain.train.loop import TrainResult, prepare_run_dir, train
 
     config = load_config(args.config)
     if args.epochs is not None:
         config = config.with_epochs(args.epochs)
-    result = train(
-        config,
-        args.out,
-        data_dir=args.data_dir,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-        device=args.device,
-    )
+    options = {
+        "data_dir": args.data_dir,
+        "resume": args.resume,
+        "overwrite": args.overwrite,
+        "progress": not args.quiet,
+        "device": args.device,
+    }
+    if args.nproc > 1:
+        prepare_run_dir(args.out, resume=args.resume, overwrite=args.overwrite)
+        run_local(args.nproc, args.device, train_in_group, config, args.out, options)
+        result = TrainResult.of_run(args.out)
+    else:
+        result = train(config, args.out, group=join_from_environment(args.device), **options)
     say(f"trained {result.epochs} epochs: test accuracy {100 * result.test_accuracy:.2f} %")
     return result.to_json()
+
+
+def train_in_group(group: Group, config: Config, out: Path, options: dict[str, Any]) -> None:
+    """One process of `train --nproc N` (module level, so that it can be spawned)."""
+    from toolchain.train.loop import train
+
+    train(config, out, group=group, **options)
 
 
 def demo(args: argparse.Namespace, say: Say) -> dict[str, object]:

@@ -28,7 +28,8 @@ from toolchain.train.checkpoint import (
     Checkpoint,
     CheckpointError,
 )
-from toolchain.train.config import Config
+from toolchain.train.config import Config, DropoutSpec
+from toolchain.train.distributed import SINGLE, Group, device_of_rank
 from toolchain.train.losses import Loss, build_loss
 from toolchain.train.network import SpikingNetwork
 
@@ -72,6 +73,21 @@ class TrainResult:
     metrics: list[dict[str, float]]
     best: Path | None = None  # the epoch with the best validation accuracy, if any was held out
     average: Path | None = None  # the averaged weights, if any epochs were averaged
+
+    @classmethod
+    def of_run(cls, out_dir: Path) -> TrainResult:
+        """The result of the run whose checkpoint `out_dir` holds."""
+        saved = Checkpoint.load(out_dir / CHECKPOINT_NAME)
+        last, train = saved.metrics[-1], saved.config.train
+        return cls(
+            train_accuracy=last["train_accuracy"],
+            test_accuracy=last["test_accuracy"],
+            epochs=last["epoch"],
+            checkpoint=out_dir / CHECKPOINT_NAME,
+            metrics=saved.metrics,
+            best=out_dir / BEST_NAME if train.validation else None,
+            average=out_dir / AVERAGE_NAME if train.average_epochs else None,
+        )
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -137,26 +153,33 @@ def train_epoch(
     config: Config,
     epoch: int,
     progress: tqdm | None = None,
+    group: Group = SINGLE,
 ) -> tuple[float, float]:
-    """One pass over shuffled training data; returns (mean loss per sample, train accuracy)."""
+    """One pass over shuffled training data; returns (mean loss per sample, train accuracy).
+    Each process of `group` draws the same global batches and trains on its part of each."""
     model.train()
     device = _device_of(model)
     t = config.train
     order = torch.randperm(len(split))
     total_loss, correct = 0.0, 0
     for start in range(0, len(split), t.batch_size):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, epoch + start / len(split))
+        for params in optimizer.param_groups:
+            params["lr"] = learning_rate(config, epoch + start / len(split))
         index = order[start : start + t.batch_size].numpy()
         images = random_shift(torch.from_numpy(split.images[index]), t.augment_shift)
-        images, labels = images.to(device), torch.from_numpy(split.labels[index]).to(device)
+        mine = group.part(len(index))
+        images = images[mine].to(device)
+        labels = torch.from_numpy(split.labels[index[mine]]).to(device)
         output = model(images)
         loss = loss_fn(output, labels)
+        right = (model.predict(output) == labels).sum()
+        batch_loss, batch_right = group.total(torch.stack([loss.detach(), right.to(loss.dtype)]))
         step = start // t.batch_size + 1
-        if not torch.isfinite(loss):
-            raise TrainingError(f"epoch {epoch + 1}, step {step}: the loss is {loss.item()}")
+        if not torch.isfinite(batch_loss):
+            raise TrainingError(f"epoch {epoch + 1}, step {step}: the loss is {batch_loss.item()}")
         optimizer.zero_grad()
         loss.backward()
+        group.sum_gradients(model)
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         optimizer.step()
         with torch.no_grad():
@@ -166,8 +189,8 @@ def train_epoch(
                     raise TrainingError(
                         f"epoch {epoch + 1}, step {step}: {name} has non-finite values"
                     )
-        total_loss += loss.item()
-        correct += int((model.predict(output) == labels).sum())
+        total_loss += batch_loss.item()
+        correct += int(batch_right)
         if progress is not None:
             progress.update(len(index))
             seen = min(start + t.batch_size, len(split))
@@ -211,6 +234,7 @@ def train(
     progress: bool = True,
     device: str = "cpu",
     overwrite: bool = False,
+    group: Group = SINGLE,
 ) -> TrainResult:
     """Trains `config.train.total_epochs` epochs (in total, counting resumed ones) into `out_dir`.
 
@@ -221,80 +245,126 @@ def train(
     rate and the mean of their weights is what they report and save (`out_dir/average.pt`).
     A folder that holds a checkpoint is continued (`resume`) or started again (`overwrite`),
     never silently replaced; a non-finite loss or weight stops the run (TrainingError) before
-    anything is saved.
+    anything is saved. Under a distributed `group`, each process trains on its part of every
+    batch and rank 0 evaluates and writes.
     """
     out_dir = Path(out_dir)
     prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
+    _check_distributable(config, group)
     dataset = dataset or load_dataset(config.dataset, data_dir)
     train_split, validation = dataset.train, None
     if config.train.validation:
         train_split, validation = hold_out(dataset.train, config.train.validation)
-    checkpoint_path, best_path = out_dir / CHECKPOINT_NAME, out_dir / BEST_NAME
-    if overwrite:
-        for stale in (best_path, out_dir / AVERAGE_NAME):  # from the run being replaced
+    run = _Run(out_dir, config, dataset, validation, progress and group.is_main)
+    if overwrite and group.is_main:
+        for stale in (run.best_path, out_dir / AVERAGE_NAME):  # from the run being replaced
             stale.unlink(missing_ok=True)
+    device = device_of_rank(device, group)
     model = build_model(config, dataset.input_shape).to(device)
     optimizer = build_optimizer(model, config)
     loss_fn = build_loss(config.loss, config.neuron)
     first_epoch, metrics, average = 0, [], WeightAverage()
     if resume:
-        first_epoch, metrics, average = _resume_state(checkpoint_path, config, model, optimizer)
-    total = config.train.total_epochs
-    for epoch in range(first_epoch, total):
+        first_epoch, metrics, average = _resume_state(run.checkpoint, config, model, optimizer)
+    for epoch in range(first_epoch, config.train.total_epochs):
         began = time.perf_counter()
-        with tqdm(
-            total=len(train_split),
-            desc=f"epoch {epoch + 1}/{total}",
-            unit="sample",
-            disable=not progress,
-            leave=False,
-        ) as bar:
+        with run.bar(epoch, len(train_split)) as bar:
             loss, train_acc = train_epoch(
-                model, optimizer, loss_fn, train_split, config, epoch, bar
+                model, optimizer, loss_fn, train_split, config, epoch, bar, group
             )
         result = model
         if epoch >= config.train.epochs:
             average.add(model)
             result = average.model_like(model)
-        entry = {"epoch": epoch + 1, "loss": loss, "train_accuracy": train_acc}
-        if validation is not None:
-            entry["validation_accuracy"] = evaluate(result, validation)
-        entry["test_accuracy"] = evaluate(result, dataset.test)
+        if group.is_main:
+            entry = {"epoch": epoch + 1, "loss": loss, "train_accuracy": train_acc}
+            metrics.append(run.evaluated(entry, result, began))
+            run.save(epoch, metrics, model, result, optimizer, average)
+        group.wait()
+    if group.is_main:
+        write_metrics(metrics, out_dir)
+    group.wait()
+    return TrainResult.of_run(out_dir)
+
+
+def _check_distributable(config: Config, group: Group) -> None:
+    if group.world > 1 and any(isinstance(layer, DropoutSpec) for layer in config.layers):
+        raise TrainingError(
+            f"{config.name}: dropout layers draw their masks per process, so a run over "
+            f"{group.world} processes would not be the one-process run; train it with one"
+        )
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Where one training run reports and writes (rank 0 of a distributed run)."""
+
+    out_dir: Path
+    config: Config
+    dataset: Dataset
+    validation: Split | None
+    progress: bool
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out_dir / CHECKPOINT_NAME
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / BEST_NAME
+
+    def bar(self, epoch: int, samples: int) -> tqdm:
+        total = self.config.train.total_epochs
+        return tqdm(
+            total=samples,
+            desc=f"epoch {epoch + 1}/{total}",
+            unit="sample",
+            disable=not self.progress,
+            leave=False,
+        )
+
+    def evaluated(
+        self, entry: dict[str, float], model: SpikingNetwork, began: float
+    ) -> dict[str, float]:
+        """The epoch's entry with the accuracies of the model it yields, and its time."""
+        if self.validation is not None:
+            entry["validation_accuracy"] = evaluate(model, self.validation)
+        entry["test_accuracy"] = evaluate(model, self.dataset.test)
         entry["seconds"] = time.perf_counter() - began
-        metrics.append(entry)
-        if progress:
-            tqdm.write(_epoch_line(entry, total), file=sys.stderr)
+        if self.progress:
+            tqdm.write(_epoch_line(entry, self.config.train.total_epochs), file=sys.stderr)
+        return entry
+
+    def save(
+        self,
+        epoch: int,
+        metrics: list[dict[str, float]],
+        model: SpikingNetwork,
+        result: SpikingNetwork,
+        optimizer: torch.optim.Optimizer,
+        average: WeightAverage,
+    ) -> None:
+        """best.pt and average.pt as due, then the resumable checkpoint.pt."""
         saved = Checkpoint(
-            config,
-            dataset.input_shape,
+            self.config,
+            self.dataset.input_shape,
             epoch + 1,
             _cpu_state(result),
             {},
             metrics,
             torch.get_rng_state(),
         )
-        if validation is not None and _is_best(metrics):
-            saved.save(best_path)
+        if self.validation is not None and _is_best(metrics):
+            saved.save(self.best_path)
         if result is not model:
-            saved.save(out_dir / AVERAGE_NAME)
+            saved.save(self.out_dir / AVERAGE_NAME)
         resumable = dataclasses.replace(
             saved,
             model=_cpu_state(model),
             optimizer=optimizer.state_dict(),
             average=average.to_dict() if average.count else None,
         )
-        resumable.save(checkpoint_path)
-    write_metrics(metrics, out_dir)
-    last = metrics[-1]
-    return TrainResult(
-        train_accuracy=last["train_accuracy"],
-        test_accuracy=last["test_accuracy"],
-        epochs=last["epoch"],
-        checkpoint=checkpoint_path,
-        metrics=metrics,
-        best=best_path if validation is not None else None,
-        average=out_dir / AVERAGE_NAME if config.train.average_epochs else None,
-    )
+        resumable.save(self.checkpoint)
 
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
