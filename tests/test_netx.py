@@ -154,7 +154,19 @@ def check_conv(layer: dict, synapse: Conv2d, population: CubaLIF, out_shape) -> 
 
 
 def check_root(data: dict, graph: Graph) -> None:
-    assert data["attrs"] == {
+    """The numeric attributes exactly; the words a netx user needs name the loading call's
+    arguments (netx's defaults give wrong spikes), the payload layout and the output window."""
+    attrs = dict(data["attrs"])
+    T, L, bits = graph.T, len(graph.populations), graph.input.levels.bit_length()
+    load = attrs.pop("load_with")
+    assert load.startswith("netx.hdf5.Network(net_config='") and load.endswith(
+        f"', input_message_bits={bits}, reset_interval={T}, reset_offset=1)"
+    )
+    c, h, w = graph.input.shape
+    assert f"round(x * {graph.input.levels})" in attrs["input_payload"]
+    assert f"(W, H, C) = ({w}, {h}, {c})" in attrs.pop("input_payload")
+    assert f"steps {T}s+{L + 1} .. {T}s+{L + T}" in attrs.pop("output_window")
+    assert attrs == {
         "format": "lava-dl netx hdf5",
         "producer": "snn-deploy",
         "version": importlib.metadata.version("snn-deploy"),

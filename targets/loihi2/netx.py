@@ -7,7 +7,8 @@ describes; `read_netx` reads a file back for the tests.
 Layout (the file written by `save_netx`):
 
     /                      attrs: format, producer, version, graph_name, time_steps,
-                                  input_levels, input_message_bits (all ignored by netx)
+                                  input_levels, input_message_bits, and in words load_with,
+                                  input_payload, output_window (`how_to_run`; netx ignores all)
     /layer                 one numbered group per layer, nothing else (netx counts its members)
     /layer/0               type b"input"; shape (C, H, W); no `neuron` group
     /layer/k  (k >= 1)     one per (synapse, population) pair, or a flatten, in graph order:
@@ -227,6 +228,29 @@ def _write_layer(group: h5py.Group, layer: dict[str, Any]) -> None:
             _integer(group, key, value)
 
 
+def how_to_run(graph: Graph, name: str) -> dict[str, str]:
+    """What a netx user must pass and feed to get this graph's spikes; stored as root
+    attributes, since netx's defaults (no reset, 0 message bits) give wrong spikes silently."""
+    T, L = graph.T, len(graph.populations)
+    bits = int(graph.input.levels).bit_length()
+    c, h, w = graph.input.shape
+    return {
+        "load_with": (
+            f"netx.hdf5.Network(net_config='{name}', input_message_bits={bits}, "
+            f"reset_interval={T}, reset_offset=1)"
+        ),
+        "input_payload": (
+            f"graded spikes round(x * {graph.input.levels}) of each input x in [0, 1], laid out "
+            f"(W, H, C) = ({w}, {h}, {c}) (the image's (C, H, W) transposed), the same payload "
+            f"at each of the {T} steps of a sample: sample s at steps {T}s+1 .. {T}s+{T}"
+        ),
+        "output_window": (
+            f"sample s's output spikes at steps {T}s+{L + 1} .. {T}s+{L + T} "
+            f"({L} layers, one step of delay each)"
+        ),
+    }
+
+
 def save_netx(graph: Graph, path: Path | str, *, input_layer: bool = True) -> Path:
     """Write the lowered fixed-point `graph` as a netx hdf5 file at `path`, atomically."""
     _check_graph(graph)
@@ -241,6 +265,8 @@ def save_netx(graph: Graph, path: Path | str, *, input_layer: bool = True) -> Pa
             f.attrs["time_steps"] = graph.T
             f.attrs["input_levels"] = graph.input.levels
             f.attrs["input_message_bits"] = int(graph.input.levels).bit_length()
+            for key, text in how_to_run(graph, path.name).items():
+                f.attrs[key] = text
             root = f.create_group("layer")
             for index, layer in enumerate(layers):
                 _write_layer(root.create_group(str(index)), layer)
