@@ -26,12 +26,13 @@ from toolchain.train.to_graph import graph_from_checkpoint
 class QuantizationResult:
     graph: Graph
     report: QuantReport
-    float_accuracy: float
-    ptq_accuracy: float
+    float_accuracy: float | None  # None: inputs without labels
+    ptq_accuracy: float | None
     finetune: list[dict[str, float]] = field(default_factory=list)
+    agreement: float | None = None  # samples whose float and fixed predictions agree
 
     @property
-    def fixed_accuracy(self) -> float:
+    def fixed_accuracy(self) -> float | None:
         return self.finetune[-1]["test_accuracy"] if self.finetune else self.ptq_accuracy
 
     def table(self) -> str:
@@ -48,10 +49,13 @@ class QuantizationResult:
             )
         report = self.report
         lines.append(f"input levels: {report.input_levels} (the data's own: {report.data_levels})")
-        lines.append(
-            f"test accuracy: float {100 * self.float_accuracy:.2f} %, after PTQ "
-            f"{100 * self.ptq_accuracy:.2f} %, fixed point {100 * self.fixed_accuracy:.2f} %"
-        )
+        if self.float_accuracy is not None:
+            lines.append(
+                f"test accuracy: float {100 * self.float_accuracy:.2f} %, after PTQ "
+                f"{100 * self.ptq_accuracy:.2f} %, fixed point {100 * self.fixed_accuracy:.2f} %"
+            )
+        if self.agreement is not None:
+            lines.append(f"float and fixed point predict alike on {100 * self.agreement:.2f} %")
         if self.report.overflowing_layers:
             lines.append(
                 "warning: states left 24 bits on the calibration set in "
@@ -64,6 +68,7 @@ class QuantizationResult:
             "float_accuracy": self.float_accuracy,
             "ptq_accuracy": self.ptq_accuracy,
             "fixed_accuracy": self.fixed_accuracy,
+            "prediction_agreement": self.agreement,
             "finetune": self.finetune,
             "overflowing_layers": self.report.overflowing_layers,
             "quantization": self.report.to_json(),
@@ -77,14 +82,25 @@ def calibration_images(split: Split, count: int, seed: int) -> np.ndarray:
 
 
 def post_training(
-    graph: Graph, calibration: np.ndarray, test: Split, *, netx: bool = False
+    graph: Graph,
+    calibration: np.ndarray,
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    *,
+    netx: bool = False,
 ) -> QuantizationResult:
-    """PTQ of a lowered float graph on calibration images; accuracies on `test`."""
-    float_acc = float((run_float(graph, test.images).predictions == test.labels).mean())
+    """PTQ of a lowered float graph on calibration images; on `images`, how often float and
+    fixed point predict alike, and with `labels` their accuracies."""
+    float_pred = run_float(graph, images).predictions
     fixed, report = quantize_graph(graph, calibration, min_weight_exp=0 if netx else WEIGHT_EXP_MIN)
     calib = simulate(fixed, calibration)
     report.record_overflows(calib.current_wraps, calib.voltage_saturations)
-    return QuantizationResult(fixed, report, float_acc, fixed_accuracy(fixed, test))
+    fixed_pred = simulate(fixed, images).predictions
+    accuracies = (None, None)
+    if labels is not None:
+        accuracies = (float(np.mean(float_pred == labels)), float(np.mean(fixed_pred == labels)))
+    agreement = float(np.mean(float_pred == fixed_pred))
+    return QuantizationResult(fixed, report, *accuracies, agreement=agreement)
 
 
 def fixed_accuracy(graph: Graph, split: Split) -> float:
@@ -107,7 +123,7 @@ def quantize_checkpoint(
     holds the graph exactly; the input synapse then uses fewer weight bits."""
     graph = lower(graph_from_checkpoint(checkpoint))
     images = calibration_images(dataset.train, calibration, checkpoint.config.train.seed)
-    result = post_training(graph, images, dataset.test, netx=netx)
+    result = post_training(graph, images, dataset.test.images, dataset.test.labels, netx=netx)
     if finetune_epochs:
         torch.manual_seed(checkpoint.config.train.seed)
         sent = with_input_levels(graph, result.report.input_levels)

@@ -1,4 +1,4 @@
-"""`simulate --inputs X.npy`: a user's own inputs through float and fixed-point graphs."""
+"""`simulate` and `quantize` on a user's own inputs (`--inputs X.npy --labels Y.npy`)."""
 
 import json
 
@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from quantize.pipeline import quantize_checkpoint
+from quantize.scales import quantize_graph
 from targets.loihi2.simulator import simulate
 from toolchain.cli import main
-from toolchain.io import save_onnx
+from toolchain.io import read_graph, save_onnx
+from toolchain.ir.lowering import lower
 from toolchain.train.loop import model_from_checkpoint
 
 SAMPLES = 40
@@ -133,3 +135,30 @@ def test_bad_inputs_are_refused_in_one_line(files, digits, tmp_path, capsys, mak
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("snn-deploy simulate: error:"), err
     assert __import__("re").search(message, err), err
+
+
+def test_quantize_a_float_graph_on_your_own_inputs(files, digits, capsys):
+    """Calibration on the first --calibration inputs; accuracies (with --labels) and the
+    float-vs-fixed agreement are those `simulate` measures on the same inputs."""
+    f = files["folder"]
+    assert main(["export", str(files["checkpoint"]), "--out", str(f / "float.onnx")]) == 0
+    capsys.readouterr()
+    args = ["quantize", str(f / "float.onnx"), "--inputs", str(f / "x.npy"), "--calibration", "30"]
+    assert main([*args, "--labels", str(f / "y.npy"), "--out", str(f / "q.onnx"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    runs = {}
+    for name in ("float.onnx", "q.onnx"):
+        code, runs[name] = run(capsys, f / name, "--inputs", f / "x.npy", "--labels", f / "y.npy",
+                               "--save-spikes", f / f"{name}.npz")  # fmt: skip
+        assert code == 0
+    assert report["float_accuracy"] == runs["float.onnx"]["accuracy"]
+    assert report["fixed_accuracy"] == runs["q.onnx"]["accuracy"]
+    preds = [np.load(f / f"{name}.npz")["predictions"] for name in ("float.onnx", "q.onnx")]
+    assert report["prediction_agreement"] == np.mean(preds[0] == preds[1])
+    fixed = read_graph(f / "q.onnx")
+    calibrated = quantize_graph(lower(read_graph(f / "float.onnx")), digits.test.images[:30])[0]
+    assert [p.vth for p in fixed.populations] == [p.vth for p in calibrated.populations]
+    assert main([*args, "--out", str(f / "u.onnx"), "--json"]) == 0
+    unlabelled = json.loads(capsys.readouterr().out)
+    assert unlabelled["float_accuracy"] is None and unlabelled["fixed_accuracy"] is None
+    assert unlabelled["prediction_agreement"] == report["prediction_agreement"]

@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", required=True, type=Path, help="graph file (.onnx); a .report.json goes beside it"
     )
+    p.add_argument("--inputs", type=Path, help="a float graph's calibration inputs, .npy")
+    p.add_argument("--labels", type=Path, help="labels of --inputs, .npy (N,)")
     p.add_argument(
         "--calibration", type=count(1), default=1000, help="calibration images (train set)"
     )

@@ -130,6 +130,7 @@ def inspect(args: argparse.Namespace, say: Say) -> dict[str, object]:
 
 def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
     from quantize.pipeline import calibration_images, post_training, quantize_checkpoint
+    from toolchain.data.inputs import require_graded
 
     source = args.source
     out = output_file(args.out, source)
@@ -146,16 +147,24 @@ def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
             netx=args.netx,
         )
     else:
-        graph = read_graph(source)
-        if args.dataset is None or args.finetune:
+        graph = _lowered(read_graph(source))
+        if (args.dataset is None) == (args.inputs is None) or args.finetune:
             raise ConfigError(
                 f"{source}: a float graph is quantised on --dataset NAME (calibration from its "
-                "training images, accuracy on its test images); --finetune needs a checkpoint"
+                "training images, accuracy on its test images) or on --inputs X.npy (the first "
+                "--calibration of them; --labels Y.npy for accuracies); --finetune needs a "
+                "checkpoint"
             )
-        graph = _fits(graph, source, args.dataset)
-        dataset = load_dataset(args.dataset, args.data_dir)
-        images = calibration_images(dataset.train, args.calibration, seed=0)
-        result = post_training(_lowered(graph), images, dataset.test, netx=args.netx)
+        if args.inputs is None:
+            _fits(graph, source, args.dataset)
+            dataset = load_dataset(args.dataset, args.data_dir)
+            images = calibration_images(dataset.train, args.calibration, seed=0)
+            test_images, labels = dataset.test.images, dataset.test.labels
+        else:
+            test_images, labels = _user_samples(graph, args.inputs, args.labels)
+            require_graded(test_images, graph.input.shape, args.inputs)
+            images = test_images[: args.calibration]
+        result = post_training(graph, images, test_images, labels, netx=args.netx)
     save_onnx(result.graph, out)
     report = {"graph": str(out), **result.to_json()}
     write_text(report_path, json.dumps(report, indent=2))
@@ -236,26 +245,33 @@ def simulate(args: argparse.Namespace, say: Say) -> dict[str, object]:
 
 def _samples(args: argparse.Namespace, graph: Graph) -> tuple[np.ndarray, np.ndarray | None]:
     """(inputs, labels): the test split of --dataset, or --inputs with --labels (or None)."""
-    from toolchain.data.inputs import load_inputs, load_labels
-
     if (args.dataset is None) == (args.inputs is None):
         raise GraphError(f"{args.graph}: give either --dataset NAME or --inputs X.npy")
     if args.dataset is not None:
         _fits(graph, args.graph, args.dataset)
         split = _split(args)
         return split.images, split.labels
-    inputs = load_inputs(args.inputs, graph.input.shape, graph.T)
-    labels = None
-    if args.labels is not None:
-        labels = load_labels(args.labels, len(inputs), graph.shapes()[-1][0])[: args.limit]
-    return inputs[: args.limit], labels
+    inputs, labels = _user_samples(graph, args.inputs, args.labels)
+    return inputs[: args.limit], None if labels is None else labels[: args.limit]
+
+
+def _user_samples(
+    graph: Graph, inputs_path: Path, labels_path: Path | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A user's inputs for `graph`, and their labels if a file is given (else None)."""
+    from toolchain.data.inputs import load_inputs, load_labels
+
+    inputs = load_inputs(inputs_path, graph.input.shape, graph.T)
+    if labels_path is None:
+        return inputs, None
+    return inputs, load_labels(labels_path, len(inputs), graph.shapes()[-1][0])
 
 
 def _simulated(
     graph: Graph, inputs: np.ndarray, args: argparse.Namespace
 ) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
     """(output spikes (N, T, *shape) on the float time axis, predictions, fixed-point counts)."""
-    from toolchain.data.inputs import InputsError, is_per_step
+    from toolchain.data.inputs import require_graded
 
     if not graph.is_fixed:
         from toolchain.ir.float_runner import run_float
@@ -265,11 +281,7 @@ def _simulated(
         return np.moveaxis(output, -1, 1), result.predictions, {}
     from targets.loihi2.simulator import simulate
 
-    if is_per_step(inputs, graph.input.shape) or inputs.min() < 0 or inputs.max() > 1:
-        raise InputsError(
-            f"{args.inputs}: a fixed-point graph takes static inputs in [0, 1] "
-            f"(N, *{graph.input.shape}), sent as graded spikes; per-step inputs run on float graphs"
-        )
+    require_graded(inputs, graph.input.shape, args.inputs)
     result = simulate(graph, inputs, progress=not args.quiet)
     counts = {
         "current_wraps": result.current_wraps,

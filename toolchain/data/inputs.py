@@ -42,8 +42,15 @@ def load_inputs(path: Path, input_shape: tuple[int, ...], steps: int) -> np.ndar
     return array
 
 
-def is_per_step(inputs: np.ndarray, input_shape: tuple[int, ...]) -> bool:
-    return inputs.ndim == len(input_shape) + 2
+def require_graded(inputs: np.ndarray, input_shape: tuple[int, ...], path: Path) -> np.ndarray:
+    """`inputs` if a fixed-point graph can take them: static, in [0, 1] (graded spikes)."""
+    if inputs.ndim != len(input_shape) + 1 or inputs.min() < 0 or inputs.max() > 1:
+        shape = ", ".join(map(str, input_shape))
+        raise InputsError(
+            f"{path}: a fixed-point graph takes static inputs in [0, 1], (N, {shape}), sent as "
+            "graded spikes; per-step inputs run on float graphs"
+        )
+    return inputs
 
 
 def load_labels(path: Path, count: int, classes: int) -> np.ndarray:

@@ -25,7 +25,7 @@ class FloatResult:
 def apply_node(node: Node, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """One node over all steps; a CubaLIF returns its spikes. `weight` overrides a synapse's."""
     if isinstance(node, Dense | Conv2d) and weight is None:
-        weight = torch.from_numpy(node.weight).to(x.dtype)
+        weight = torch.tensor(node.weight, dtype=x.dtype)  # a copy: graph arrays are read-only
     if isinstance(node, Dense):
         return torch.einsum("oi,nit->not", weight, x.flatten(1, -2))
     if isinstance(node, Conv2d):
