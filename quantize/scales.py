@@ -34,6 +34,7 @@ from targets.loihi2.formats import (
     input_unit,
     max_scale_for_threshold,
     quantize_weights,
+    reset_amount,
     threshold_mantissa,
     voltage_decay,
     weight_factor,
@@ -156,6 +157,12 @@ def apply_scales(graph: Graph, scales: list[LayerScale]) -> tuple[Graph, list[La
             dv=voltage_decay(population.tau_m),
             vth=threshold_mantissa(population.threshold, choice.scale),
             scale=choice.scale,
+            reset_subtract=population.reset_subtract,
+            reset_sub=(
+                None
+                if population.reset_subtract is None
+                else reset_amount(population.reset_subtract, choice.scale)
+            ),
         )
         nodes[nodes.index(population)] = fixed
         reports.append(

@@ -91,6 +91,15 @@ def with_extreme_weights(graph: Graph) -> Graph:
             6,
         ),
         (12, [Layer(6, 0, du=0, dv=500, vth=10), Layer(4, -3, du=2000, dv=1, vth=1)], 9),
+        (  # reset by subtraction (LIFSubtractReset), beside a population that resets to 0
+            13,
+            [
+                Layer(6, -6, du=300, dv=100, vth=2000, reset_sub=256000),
+                Layer(5, 0, du=100, dv=4096, vth=20),
+                Layer(4, 1, du=1000, dv=50, vth=5, reset_sub=700),
+            ],
+            7,
+        ),
     ],
 )
 def test_dense_networks_stream_bit_exact(seed, layers, T):

@@ -67,14 +67,14 @@ def ours(path: Path, x: np.ndarray, **conventions) -> np.ndarray:
 # ----------------------------------------------------------------------------------- snnTorch
 
 
-def snntorch_leaky_net():
+def snntorch_leaky_net(reset: str = "zero"):
     import snntorch as snn
 
     def leaky(n, beta, threshold):
         return snn.Leaky(
             beta=full(beta, n),
             threshold=full(threshold, n),
-            reset_mechanism="zero",
+            reset_mechanism=reset,
             init_hidden=True,
         )
 
@@ -82,7 +82,7 @@ def snntorch_leaky_net():
         dense(6, 8, seed=1, gain=2.0),
         leaky(8, 0.8, 0.5),
         dense(8, 4, seed=2, gain=2.0),
-        leaky(4, 0.9, 0.2),
+        leaky(4, 0.9, 0.5),
     )
 
 
@@ -99,8 +99,69 @@ def test_snntorch_leaky_with_reset_to_zero(tmp_path):
     nir.write(tmp_path / "leaky.nir", export_to_nir(net, torch.from_numpy(x), ignore_dims=[0]))
     mine = ours(tmp_path / "leaky.nir", x, convention="snntorch", reset="zero")
     np.testing.assert_array_equal(mine, theirs)
-    with pytest.raises(NirImportError, match="snntorch neurons reset by subtraction"):
-        read_nir(tmp_path / "leaky.nir", convention="snntorch")
+
+
+def snntorch_run_and_export(net, x: np.ndarray, path: Path) -> np.ndarray:
+    """snnTorch's own output spikes (T, *out) for the static input x, and the net exported."""
+    from snntorch import utils
+    from snntorch.export_nir import export_to_nir
+
+    utils.reset(net)
+    with torch.no_grad():
+        out = [net(torch.from_numpy(x)) for _ in range(T)]
+    theirs = torch.stack([o[0] if isinstance(o, tuple) else o for o in out])[:, 0].numpy()
+    utils.reset(net)
+    nir.write(path, export_to_nir(net, torch.from_numpy(x), ignore_dims=[0]))
+    return theirs
+
+
+def snntorch_synaptic_net():
+    import snntorch as snn
+
+    def synaptic(n, alpha, beta, threshold):
+        return snn.Synaptic(
+            alpha=full(alpha, n), beta=full(beta, n), threshold=full(threshold, n), init_hidden=True
+        )
+
+    return torch.nn.Sequential(
+        dense(6, 8, seed=3, gain=2.0), synaptic(8, 0.6, 0.8, 2.0),
+        dense(8, 4, seed=4, gain=2.0), synaptic(4, 0.5, 0.9, 2.0),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("make", [lambda: snntorch_leaky_net("subtract"), snntorch_synaptic_net])
+def test_snntorch_default_subtractive_reset(tmp_path, make):
+    """snnTorch subtracts the threshold one step after a spike: our neuron subtracts
+    threshold / beta at once, the same voltage a step later. Read as a reset to zero, the
+    same file gives other spikes (the reset matters here)."""
+    x = static_input((6,), seed=2)
+    theirs = snntorch_run_and_export(make(), x, tmp_path / "net.nir")
+    assert 0.05 < theirs.mean() < 0.95, "the output layer must fire, and not always"
+    np.testing.assert_array_equal(ours(tmp_path / "net.nir", x, convention="snntorch"), theirs)
+    graph = read_nir(tmp_path / "net.nir", convention="snntorch", reset="subtract")
+    assert [p.reset_subtract for p in graph.populations] == pytest.approx([1 / 0.8, 1 / 0.9])
+    zero = ours(tmp_path / "net.nir", x, convention="nir", dt=1e-4, reset="zero")
+    assert not np.array_equal(zero, theirs)
+
+
+def test_subtractive_reset_quantises_and_runs_on_lava(tmp_path):
+    import targets.loihi2.lava  # noqa: F401
+    from targets.loihi2.lava.runner import run_on_lava
+
+    theirs = snntorch_run_and_export(
+        snntorch_leaky_net("subtract"), static_input((6,)), tmp_path / "s.nir"
+    )
+    assert theirs.any()
+    graph = lower(read_nir(tmp_path / "s.nir", convention="snntorch", steps=T))
+    images = np.random.default_rng(5).random((8, 6, 1, 1)).astype(np.float32)
+    fixed, _ = quantize_graph(graph, images)
+    assert all(p.reset_sub > p.vth * 64 for p in fixed.populations)  # 1 / beta > 1 threshold
+    lava = run_on_lava(fixed, images)
+    reference = simulate(fixed, images)
+    assert lava.output_spikes.sum() > 0
+    np.testing.assert_array_equal(lava.output_spikes, reference.output_window_spikes)
+    floating = run_float(graph, images).spikes[graph.populations[-1].name]
+    assert (floating == reference.output_window_spikes).mean() > 0.9
 
 
 # -------------------------------------------------------------------------------------- Norse
@@ -234,7 +295,7 @@ def test_spikingjelly_conv_with_average_pooling_on_lava(tmp_path):
 
 
 def test_what_does_not_import_yet_is_refused_by_name(tmp_path):
-    with pytest.raises(NirImportError, match="sinabs neurons reset by subtraction"):
+    with pytest.raises(NirImportError, match="sinabs neurons emit spike counts"):
         read_nir(SHARED / "cnn_sinabs.nir", convention="sinabs")
     biased = nir.NIRGraph.from_list(
         nir.Input(np.array([3])),

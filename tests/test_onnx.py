@@ -9,7 +9,7 @@ import pytest
 from onnx import numpy_helper
 
 from toolchain.io import OnnxFormatError, graph_to_onnx, load_onnx, save_onnx
-from toolchain.io.onnx_format import DOMAIN
+from toolchain.io.onnx_format import DOMAIN, DOMAIN_VERSION
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, Input, SumPool2d
 from toolchain.ir.describe import describe
 
@@ -84,8 +84,20 @@ def fixed_cnn() -> Graph:
     return Graph(nodes, T=6, name="cnn-fixed")
 
 
+def subtracting_mlp() -> Graph:
+    """fixed_mlp whose first population resets by subtraction (an exact-real amount)."""
+    nodes = list(fixed_mlp().nodes)
+    lif1 = nodes[2]
+    nodes[2] = CubaLIF(
+        "lif1", 5.0, 3.0, 0.3, du=1365, dv=819, vth=700, scale=lif1.scale,
+        reset_subtract=1 / 0.9, reset_sub=round(lif1.scale / 0.9),
+    )  # fmt: skip
+    return Graph(tuple(nodes), T=8, name="mlp-subtract")
+
+
 GRAPHS = {"float_mlp": float_mlp, "float_cnn": float_cnn, "fixed_mlp": fixed_mlp}
 GRAPHS["fixed_cnn"] = fixed_cnn
+GRAPHS["subtracting_mlp"] = subtracting_mlp
 FIXED = ("fixed_mlp", "fixed_cnn")
 
 
@@ -117,7 +129,7 @@ def test_fixture_graphs_are_what_they_claim():
 def test_model_passes_the_full_onnx_check(graph: Graph):
     model = graph_to_onnx(graph)
     onnx.checker.check_model(model, full_check=True)
-    assert {(o.domain, o.version) for o in model.opset_import} >= {(DOMAIN, 2)}
+    assert {(o.domain, o.version) for o in model.opset_import} >= {(DOMAIN, DOMAIN_VERSION)}
 
 
 def test_round_trip_gives_an_equal_graph(graph: Graph, tmp_path: Path):

@@ -28,6 +28,8 @@ def run_lava(graph: Graph, image: np.ndarray, probe: str) -> dict[str, np.ndarra
     from lava.proc.lif.process import LIF
     from lava.proc.monitor.process import Monitor
 
+    from targets.loihi2.lava.processes.subtract_reset import NEVER, LIFSubtractReset
+
     steps = graph.T + len(graph.populations)
     payload = input_payload(graph, image[None])[0]
     payload = payload.transpose(2, 1, 0) if isinstance(graph.nodes[1], Conv2d) else payload.ravel()
@@ -38,7 +40,7 @@ def run_lava(graph: Graph, image: np.ndarray, probe: str) -> dict[str, np.ndarra
     for index in range(1, len(graph.nodes), 2):
         synapse, population = graph.nodes[index], graph.nodes[index + 1]
         connection = lava_synapse(synapse, port.shape, message_bits=16 if index == 1 else 0)
-        lif = LIF(
+        params = dict(
             shape=connection.a_out.shape,
             du=population.du,
             dv=population.dv,
@@ -46,6 +48,10 @@ def run_lava(graph: Graph, image: np.ndarray, probe: str) -> dict[str, np.ndarra
             bias_mant=0,
             bias_exp=0,
         )
+        if population.reset_sub is None:
+            lif = LIF(**params)
+        else:
+            lif = LIFSubtractReset(**params, reset_sub=population.reset_sub, reset_interval=NEVER)
         port.connect(connection.s_in)
         connection.a_out.connect(lif.a_in)
         port, lifs[population.name] = lif.s_out, lif
@@ -106,6 +112,7 @@ class Layer:
     dv: int
     vth: int
     low: int = -256
+    reset_sub: int | None = None  # None: v = 0 on a spike
 
 
 def random_graph(
@@ -116,7 +123,11 @@ def random_graph(
     for k, layer in enumerate(layers):
         w = rng.integers(layer.low, 255, size=(layer.size, fan_in)).astype(np.int32)
         nodes.append(Dense(f"fc{k}", w.astype(np.float64), w, layer.weight_exp))
-        lif = CubaLIF(f"lif{k}", 2.0, 2.0, 1.0, layer.du, layer.dv, layer.vth, scale=1.0)
+        subtract = None if layer.reset_sub is None else float(layer.reset_sub)
+        lif = CubaLIF(
+            f"lif{k}", 2.0, 2.0, 1.0, layer.du, layer.dv, layer.vth, scale=1.0,
+            reset_subtract=subtract, reset_sub=layer.reset_sub,
+        )  # fmt: skip
         nodes.append(lif)
         fan_in = layer.size
     return Graph(tuple(nodes), T=T)
@@ -145,6 +156,24 @@ def test_two_populations_match_lava():
     graph = random_graph(rng, (1, 3, 3), 255, layers, T=8)
     result = compare(graph, rng.uniform(0, 1, (1, 3, 3)), probe="lif0")
     assert result.spikes["lif0"].any() and result.output_spikes.any()
+
+
+def test_subtractive_reset_matches_lava():
+    """Spikes subtract reset_sub from v (LIFSubtractReset): in the first population twice the
+    threshold, so v ends above 0 (and spikes follow each other) or below it; in the second
+    less than the threshold."""
+    rng = np.random.default_rng(5)
+    layers = [
+        Layer(6, -6, du=300, dv=100, vth=2000, reset_sub=256000),
+        Layer(3, 1, du=1000, dv=50, vth=5, reset_sub=700),
+    ]
+    graph = random_graph(rng, (1, 3, 3), 255, layers, T=12)
+    result = compare(graph, rng.uniform(0.3, 1, (1, 3, 3)), probe="lif0")
+    v, spikes = result.voltages["lif0"][0], result.spikes["lif0"][0].astype(bool)
+    before = result.voltages_before_reset["lif0"][0]
+    assert spikes.any() and (v[spikes] == before[spikes] - 256000).all()
+    assert (v[spikes] > 0).any() and (v[spikes] < 0).any()
+    assert (spikes[:, 1:] & spikes[:, :-1]).any(), "no neuron spiked on consecutive steps"
 
 
 @pytest.mark.parametrize("weight_exp", [-7, 2])

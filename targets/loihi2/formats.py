@@ -87,6 +87,11 @@ def threshold_mantissa(threshold: float, scale: float) -> int:
     return int(np.clip(round(scale * threshold / 2**ACT_SHIFT), 1, VTH_MAX))
 
 
+def reset_amount(reset_subtract: float, scale: float) -> int:
+    """`reset_sub`: what a spike subtracts from v (a microcoded reset; Lava's LIF zeroes v)."""
+    return int(np.clip(round(scale * reset_subtract), 1, STATE_LIMIT))
+
+
 def max_scale_for_threshold(threshold: float) -> float:
     """The largest scale whose threshold mantissa still fits its 17 bits."""
     return (VTH_MAX + 0.49) * 2**ACT_SHIFT / threshold

@@ -120,6 +120,13 @@ def _check_graph(graph: Graph) -> None:
                 "graphs only (Input, then Dense or Conv2d synapses each followed by a CubaLIF): "
                 "lower the float graph, then quantise",
             )
+    for node in graph.populations:
+        if node.reset_subtract is not None:
+            _refuse(
+                node.name,
+                "resets by subtraction; netx's CUBA neuron resets to 0 (deploy it on Lava, "
+                "where it runs as LIFSubtractReset)",
+            )
     for node in graph.nodes:
         if not node.is_fixed:
             what = "weight_int" if isinstance(node, Dense | Conv2d) else "du, dv, vth and scale"

@@ -21,7 +21,9 @@ Integers per population and step (int64 here; tz(x) = x / 4096 truncated toward 
   leave u outside 24 bits, as Lava's u then is; `current_wraps` counts updates where u differs
   from the exact sum.
 - v = clip(tz(v * (4096 - dv)) + u, -(2^23 - 1), 2^23 - 1); `voltage_saturations` counts clips.
-- s = v > (vth << 6); v = 0 where s (u is not reset). States start at 0 for every sample.
+- s = v > (vth << 6); v = 0 where s (u is not reset), or v = v - reset_sub where s for a
+  population that resets by subtraction (`LIFSubtractReset`, a microcoded neuron on the chip).
+  States start at 0 for every sample.
 
 Speed: the synaptic sums use float BLAS / torch products, exact because every partial sum is an
 integer below 2^24 (float32, chosen when the bound allows) or 2^53 (float64), whatever the
@@ -121,6 +123,7 @@ class _Population:
     current_factor: int  # the 12-bit fraction kept per step
     voltage_factor: int
     threshold: int  # the voltage to exceed
+    reset_sub: int | None  # subtracted from v on a spike; None: v = 0
 
 
 @dataclass
@@ -268,6 +271,7 @@ def _population(node: CubaLIF, shape: tuple[int, ...]) -> _Population:
         current_factor=formats.current_kept(node.du),
         voltage_factor=formats.voltage_kept(node.dv),
         threshold=formats.threshold_value(node.vth),
+        reset_sub=node.reset_sub,
     )
 
 
@@ -318,7 +322,10 @@ def _update(
     np.greater(v, population.threshold, out=state.spikes)
     if record_crossing:
         np.copyto(state.v_crossing, v, where=state.spikes)
-    np.copyto(v, 0, where=state.spikes)
+    if population.reset_sub is None:
+        np.copyto(v, 0, where=state.spikes)
+    else:
+        np.subtract(v, population.reset_sub, out=v, where=state.spikes)
 
 
 def _decay(x: np.ndarray, factor: int) -> None:

@@ -12,13 +12,14 @@ Our CubaLIF is the same recurrence with a normalised filter, i_t = (1 - 1/tau_s)
 x_t / tau_s and gain 1 into v, so tau_s = 1 / (1 - alpha), tau_m = 1 / (1 - beta) (infinite for
 IF) and the neuron's input gain k = g_mem g_syn / (1 - alpha) is folded into the weights of the
 synapse that feeds it (row by row; a convolution's per output channel). Per-neuron thresholds
-that differ are folded the same way (v / threshold has threshold 1, exactly, with reset to 0).
+that differ are folded the same way (v / threshold has threshold 1, exactly, whichever reset).
 
 Supported: Input, Output, Affine and Linear (zero bias), Conv2d (groups 1, dilation 1, square
 stride and padding, zero bias), SumPool2d and AvgPool2d (kernel = stride, no padding), Flatten,
-LIF, CubaLIF and IF with v_leak = v_reset = 0 and reset to zero, in a feed-forward chain.
-Everything else is refused with the node's name and type. Reset by subtraction (snnTorch's
-default, Sinabs, Rockpool), biases and recurrent cycles are not supported yet.
+LIF, CubaLIF and IF with v_leak = v_reset = 0, reset to zero or by subtracting the threshold
+(at once, or one step late as snnTorch does), in a feed-forward chain. Everything else is
+refused with the node's name and type. Spike counts (Sinabs, Rockpool), biases and recurrent
+cycles are not supported yet.
 """
 
 from __future__ import annotations
@@ -76,20 +77,22 @@ class Convention:
 
     name: str
     dt: float | None  # None: the file's own reading needs --dt
-    reset: str
+    reset: str  # "zero" or "subtract" (the threshold, from v, on a spike)
     membrane: Callable[[Any, float], Factors] = _membrane_euler
     synapse: Callable[[Any, float], Factors] = _synapse_euler
+    late: bool = False  # the subtraction lands one step after the spike (snnTorch)
+    counts: bool = False  # several spikes per step, n thresholds subtracted (not supported)
 
 
 CONVENTIONS = {
     c.name: c
     for c in (
         Convention("nir", None, "zero"),
-        Convention("snntorch", 1e-4, "subtract"),
+        Convention("snntorch", 1e-4, "subtract", late=True),
         Convention("norse", 1e-3, "zero", _membrane_norse, _synapse_norse),
         Convention("spikingjelly", 1e-4, "zero"),
-        Convention("sinabs", 1.0, "subtract"),
-        Convention("rockpool", 1e-3, "subtract"),
+        Convention("sinabs", 1.0, "subtract", counts=True),
+        Convention("rockpool", 1e-3, "subtract", counts=True),
     )
 }
 SUPPORTED = "Input, Output, Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Flatten, LIF, CubaLIF, IF"
@@ -112,10 +115,12 @@ def read_nir(
     step = dt if dt is not None else rules.dt
     if step is None or not step > 0:
         raise NirImportError(f"{path}: NIR files do not record their time step; give --dt")
-    if (reset or rules.reset) != "zero":
+    reset = reset or rules.reset
+    if reset == "subtract" and rules.counts:
         raise NirImportError(
-            f"{path}: {convention} neurons reset by subtraction, which is not supported yet; "
-            "networks trained with reset to zero can be imported with --reset zero"
+            f"{path}: {convention} neurons emit spike counts (several spikes per step, as many "
+            "thresholds subtracted), which are not supported yet; networks trained with reset "
+            "to zero can be imported with --reset zero"
         )
     try:
         try:
@@ -125,14 +130,18 @@ def read_nir(
     except Exception as error:  # noqa: BLE001  (h5py, KeyError, ...: a damaged or foreign file)
         raise NirImportError(f"{path}: not a readable NIR file ({error})") from None
     try:
-        return _Importer(model, rules, step, convention).graph(path.stem, steps, levels)
+        importer = _Importer(model, rules, step, convention, reset)
+        return importer.graph(path.stem, steps, levels)
     except (NirImportError, GraphError) as error:
         raise NirImportError(f"{path}: {error}") from None
 
 
 class _Importer:
-    def __init__(self, model: Any, rules: Convention, dt: float, convention: str) -> None:
+    def __init__(
+        self, model: Any, rules: Convention, dt: float, convention: str, reset: str
+    ) -> None:
         self.model, self.rules, self.dt, self.convention = model, rules, dt, convention
+        self.reset = reset
         self.nodes: list[Node] = []
 
     def graph(self, name: str, steps: int, levels: int) -> Graph:
@@ -193,7 +202,7 @@ class _Importer:
         self._population(key, node, (np.zeros(1), np.ones(1)))
 
     def _cubalif(self, key: str, node: Any, levels: int) -> None:
-        if self.convention == "snntorch":
+        if self.convention == "snntorch" and self.reset == "zero":
             raise NirImportError(
                 f"node {key!r}: snnTorch's Synaptic neuron drops the step's input when it resets "
                 "to zero, which our neurons do not; only its Leaky (LIF) imports with --reset zero"
@@ -218,7 +227,22 @@ class _Importer:
         gain = g_mem * g_syn / (1.0 - alpha) / threshold
         self._fold_into_synapse(key, gain)
         tau_m = math.inf if beta == 1 else 1.0 / (1.0 - beta)
-        self.nodes.append(CubaLIF(key, tau_m, 1.0 / (1.0 - alpha), 1.0))
+        subtract = self._reset_subtract(key, beta)
+        self.nodes.append(CubaLIF(key, tau_m, 1.0 / (1.0 - alpha), 1.0, reset_subtract=subtract))
+
+    def _reset_subtract(self, key: str, beta: float) -> float | None:
+        """What a spike subtracts from v / threshold at once: 1, or 1 / beta for a subtraction
+        that lands a step late (beta (v - 1/beta) = beta v - 1); None: reset to 0."""
+        if self.reset == "zero":
+            return None
+        if not self.rules.late:
+            return 1.0
+        if beta == 0:
+            raise NirImportError(
+                f"node {key!r}: a late subtraction with no memory (beta = 0) cannot be moved to "
+                "the step of the spike"
+            )
+        return 1.0 / beta
 
     def _fold_into_synapse(self, key: str, gain: np.ndarray) -> None:
         """Multiplies the weights of the synapse before `key` by each neuron's input gain."""

@@ -12,7 +12,7 @@ shapes. Standard operators (opset 17, IR version 8, for tools and runtimes of th
   layout; a `Reshape(x, [0, -1])` first flattens an input of more than one dimension.
 - `Conv2d` -> `Conv(x, <node>.weight)` with `kernel_shape`, `strides` [s, s], `pads` [p, p, p, p].
 - `Flatten` -> `Flatten(axis=1)`.
-Custom operators, domain `snn_deploy` version 1 (real values are FLOAT attributes, rounded to
+Custom operators, domain `snn_deploy` version 3 (real values are FLOAT attributes, rounded to
 float32 for tools, each with a `<key>_f64` attribute, a double scalar TENSOR holding the exact
 value that reading back uses; a file without `<key>_f64` is read from `<key>`):
 - `snn_deploy.Input(image) -> spikes`, INT `levels`: the direct encoding; `spikes = image` in a
@@ -24,7 +24,9 @@ value that reading back uses; a file without `<key>_f64` is read from `<key>`):
   model also INT `du`, `dv`, `vth` and real `scale` (Loihi 2's CUBA LIF, see `toolchain.ir.graph`),
   and, when a Dense feeds it, INT `weight_exp`: that Dense's weight exponent, kept here as
   standard Gemm has no room for it (the integer sum is shifted, << e or arithmetic >> -e, as it
-  enters the neurons; absent means 0).
+  enters the neurons; absent means 0). A population that resets by subtraction has real
+  `reset_subtract` (and, fixed, INT `reset_sub`); absent, a spike resets the voltage to 0
+  (version 3; an older reader would miss them, hence the version).
 The custom nodes have no schema that ONNX knows, so the model declares the type and shape of every
 intermediate tensor in `value_info` (checked against the standard nodes by strict inference).
 
@@ -49,8 +51,8 @@ Metadata (`metadata_props`): `time_steps`, `encoding`, `producer`, `version`, `g
 from __future__ import annotations
 
 DOMAIN = "snn_deploy"
-DOMAIN_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+DOMAIN_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 OPSET = 17
 IR_VERSION = 8
 IMAGE = "image"

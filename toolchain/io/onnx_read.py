@@ -120,6 +120,10 @@ class _Reader:
             self.set_weight_exp(proto, _int(proto, "weight_exp"))
         floats = [_float(proto, "tau_m", infinite=True), _float(proto, "tau_s")]
         floats.append(_float(proto, "threshold"))
+        if "reset_subtract" in keys:
+            fixed["reset_subtract"] = _float(proto, "reset_subtract")
+        if "reset_sub" in keys:
+            fixed["reset_sub"] = _int(proto, "reset_sub")
         return CubaLIF(proto.name, *floats, **fixed)
 
     def set_weight_exp(self, proto: onnx.NodeProto, weight_exp: int) -> None:

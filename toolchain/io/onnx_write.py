@@ -111,6 +111,10 @@ def _write_lif(b: _Builder, node: CubaLIF, xs: list[str], shapes: Shapes) -> str
         attrs.update(
             du=int(node.du), dv=int(node.dv), vth=int(node.vth), **_real("scale", node.scale)
         )
+    if node.reset_subtract is not None:
+        attrs.update(_real("reset_subtract", node.reset_subtract))
+    if node.reset_sub is not None:
+        attrs["reset_sub"] = int(node.reset_sub)
     return b.add("CubaLIF", xs, node.name, _batch(shapes[1]), b.act, domain=DOMAIN, **attrs)
 
 

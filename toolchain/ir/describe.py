@@ -49,6 +49,8 @@ def _parameters(node: Node) -> str:
             return f"size {node.size}, weight {node.weight:.4g}"
         case CubaLIF() if node.is_fixed:
             fixed = f"du {node.du}, dv {node.dv}, vth {node.vth}, scale {node.scale:.6g}"
+            if node.reset_sub is not None:
+                fixed += f", reset_sub {node.reset_sub}"
             return f"{_neuron(node)}, {fixed}"
         case CubaLIF():
             return _neuron(node)
@@ -57,7 +59,10 @@ def _parameters(node: Node) -> str:
 
 
 def _neuron(node: CubaLIF) -> str:
-    return f"tau_m {node.tau_m:.4g}, tau_s {node.tau_s:.4g}, threshold {node.threshold:.4g}"
+    text = f"tau_m {node.tau_m:.4g}, tau_s {node.tau_s:.4g}, threshold {node.threshold:.4g}"
+    if node.reset_subtract is not None:
+        text += f", reset by subtracting {node.reset_subtract:.4g}"
+    return text
 
 
 def _table(rows: list[tuple[str, ...]]) -> list[str]:

@@ -40,7 +40,11 @@ def apply_node(node: Node, x: torch.Tensor, weight: torch.Tensor | None = None) 
     if isinstance(node, CubaLIF):
         current = psp_filter(x, node.tau_s)
         _, spikes, _ = lif_forward(
-            current, tau_m=node.tau_m, tau_s=node.tau_s, threshold=node.threshold
+            current,
+            tau_m=node.tau_m,
+            tau_s=node.tau_s,
+            threshold=node.threshold,
+            reset_subtract=node.reset_subtract,
         )
         return spikes
     raise TypeError(f"node {node.name!r}: no float semantics for {type(node).__name__}")

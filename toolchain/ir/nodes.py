@@ -9,9 +9,11 @@ Semantics (float), for T steps:
       i_t = (1 - 1/tau_s) i_{t-1} + x_t / tau_s;  u_t = (1 - 1/tau_m) u^r_{t-1} + i_t
       s_t = [u_t > threshold];  u^r_t = u_t (1 - s_t);  output s_t (spikes)
   which is TSSL-BP's layer (the PSP a = filtered spikes; W a = filter of W s by linearity).
+  With `reset_subtract` set, a spike subtracts it instead: u^r_t = u_t - reset_subtract s_t.
 A fixed-point node also carries Loihi 2's integers (`targets/loihi2/formats.py` owns their
 ranges and meaning): `weight_int` (and, for Dense, `weight_exp`) on synapses; `du`, `dv`, `vth`
-and `scale` (integer voltage per float unit) on populations.
+and `scale` (integer voltage per float unit) on populations, and `reset_sub` (the integer
+subtracted from v on a spike) on those that reset by subtraction.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 from targets.loihi2.formats import (
     DU_MAX,
     DV_MAX,
+    STATE_LIMIT,
     VTH_MAX,
     WEIGHT_EXP_MAX,
     WEIGHT_EXP_MIN,
@@ -222,8 +225,11 @@ class CubaLIF(Node):
     dv: int | None = None
     vth: int | None = None
     scale: float | None = None
+    reset_subtract: float | None = None  # None: reset to 0
+    reset_sub: int | None = None
 
     def __post_init__(self) -> None:
+        self._check_reset()
         if not self.tau_m >= 1:  # infinite: no leak (an integrate-and-fire neuron)
             _fail(self.name, f"tau_m={self.tau_m} must be >= 1 (steps), or inf")
         if not (math.isfinite(self.tau_s) and self.tau_s >= 1):
@@ -240,6 +246,15 @@ class CubaLIF(Node):
         _check_int(self.name, "vth", self.vth, 1, VTH_MAX)
         if not (math.isfinite(self.scale) and self.scale > 0):
             _fail(self.name, f"scale={self.scale} must be positive")
+
+    def _check_reset(self) -> None:
+        subtract = self.reset_subtract
+        if subtract is not None and not (math.isfinite(subtract) and subtract > 0):
+            _fail(self.name, f"reset_subtract={subtract} must be positive (or None: reset to 0)")
+        if (self.reset_sub is not None) != (subtract is not None and self.vth is not None):
+            _fail(self.name, "reset_sub is set exactly when a fixed population has reset_subtract")
+        if self.reset_sub is not None:
+            _check_int(self.name, "reset_sub", self.reset_sub, 1, STATE_LIMIT)
 
     @property
     def is_fixed(self) -> bool:

@@ -4,7 +4,8 @@ tensor handed in or out; loops run time-first so that every step is one contiguo
 
 Per neuron, from u^r = 0 and a = 0 (TSSL-BP's layer, ../shared/reference/tsslbp.md 1.2):
     u_t = (1 - 1/tau_m) u^r_{t-1} + I_t
-    s_t = [u_t > V_th],  u^r_t = u_t (1 - s_t)  (hard reset to 0)
+    s_t = [u_t > V_th],  u^r_t = u_t (1 - s_t)  (hard reset to 0; or, for imported networks,
+                                             u^r_t = u_t - r s_t, reset by subtraction)
     a_t = a_{t-1} + (s_t - a_{t-1}) / tau_s    (the layer's output, its PSP)
 The prediction is the class whose PSP summed over time is largest (the first of equals).
 """
@@ -53,10 +54,13 @@ def lif_step(
     tau_m: float,
     threshold: float,
     spike: SpikeFn = heaviside,
+    reset_subtract: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step of the membrane: (u before reset, spikes, u after reset)."""
     u = torch.add(current, u_reset, alpha=1.0 - 1.0 / tau_m)
     s = spike(u, threshold)
+    if reset_subtract is not None:
+        return u, s, u - reset_subtract * s
     return u, s, u * (1.0 - s)
 
 
@@ -72,6 +76,7 @@ def lif_sequence(
     tau_s: float,
     threshold: float,
     spike: SpikeFn = heaviside,
+    reset_subtract: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The neuron over all steps of a time-first current: time-first (psp, spikes, u before
     reset). Differentiable wherever `spike` is (BPTT); TSSL-BP runs it without a graph."""
@@ -79,7 +84,14 @@ def lif_sequence(
     a = torch.zeros_like(current[0])
     psps, spikes, potentials = [], [], []
     for t in range(len(current)):
-        u, s, u_reset = lif_step(current[t], u_reset, tau_m=tau_m, threshold=threshold, spike=spike)
+        u, s, u_reset = lif_step(
+            current[t],
+            u_reset,
+            tau_m=tau_m,
+            threshold=threshold,
+            spike=spike,
+            reset_subtract=reset_subtract,
+        )
         a = psp_step(a, s, tau_s)
         psps.append(a)
         spikes.append(s)
@@ -88,10 +100,21 @@ def lif_sequence(
 
 
 def lif_forward(
-    current: torch.Tensor, *, tau_m: float, tau_s: float, threshold: float
+    current: torch.Tensor,
+    *,
+    tau_m: float,
+    tau_s: float,
+    threshold: float,
+    reset_subtract: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`lif_sequence` on a time-last current: (psp, spikes, u before reset), each (..., T)."""
-    out = lif_sequence(time_first(current), tau_m=tau_m, tau_s=tau_s, threshold=threshold)
+    out = lif_sequence(
+        time_first(current),
+        tau_m=tau_m,
+        tau_s=tau_s,
+        threshold=threshold,
+        reset_subtract=reset_subtract,
+    )
     return tuple(time_last(x) for x in out)  # type: ignore[return-value]
 
 

@@ -12,7 +12,9 @@ The network is the one the reference simulator (`targets.loihi2.simulator`) mode
   (out, in, kh, kw) kernel becomes `W[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)`; its populations
   have Lava's (W, H, C) shape. A Dense after a Conv population reads that population's spikes
   flattened in (W, H, C) order, so its weight columns (graph order (C, H, W)) are permuted.
-- LIF: the graph's du, dv, vth, bias 0. For streaming many samples through one compiled network,
+- LIF: the graph's du, dv, vth, bias 0; a population that resets by subtraction is a
+  `LIFSubtractReset` (`processes/subtract_reset.py`), the same model with `v -= reset_sub` on a
+  spike. For streaming many samples through one compiled network,
   `LIFReset(reset_interval=T, reset_offset=(k + 1) % T)` zeroes u and v of population k (1-based)
   before its update at the steps t with t % T == (k + 1) % T: population k processes sample w at
   steps w*T + k + 1 .. w*T + k + T (one step of delay per synapse), so each sample starts from
@@ -209,7 +211,16 @@ def build_network(
             bias_exp=0,
             name=layer.population.name,
         )
-        if reset_interval is None:
+        if layer.population.reset_sub is not None:
+            from targets.loihi2.lava.processes.subtract_reset import NEVER, LIFSubtractReset
+
+            lif = LIFSubtractReset(
+                **params,
+                reset_sub=int(layer.population.reset_sub),
+                reset_interval=reset_interval or NEVER,
+                reset_offset=0 if reset_interval is None else reset_offset(k, reset_interval),
+            )
+        elif reset_interval is None:
             lif = LIF(**params)
         else:
             lif = LIFReset(

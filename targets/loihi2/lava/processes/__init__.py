@@ -1,0 +1,1 @@
+"""Project-owned Lava processes and their models (Lava scans this folder for models)."""
