@@ -30,8 +30,10 @@ from targets.loihi2.formats import (
     STATE_LIMIT,
     WEIGHT_EXP_MIN,
     WEIGHT_MAX,
+    bias_integers,
     current_decay,
     input_unit,
+    max_scale_for_bias,
     max_scale_for_threshold,
     quantize_weights,
     reset_amount,
@@ -39,7 +41,7 @@ from targets.loihi2.formats import (
     voltage_decay,
     weight_factor,
 )
-from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError, Node
+from toolchain.ir import Conv2d, Dense, Graph, GraphError, Node
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class LayerReport:
     calibration_max_voltage: int  # largest |v| expected, in integer units
     current_wraps: int = 0  # filled by the bit-accurate simulator on the calibration set
     voltage_saturations: int = 0
+    biases_clipped: int = 0  # beyond bias_mant's 13 bits even at exponent 7
 
 
 @dataclass
@@ -118,6 +121,8 @@ def choose_scales(
             "threshold": max_scale_for_threshold(population.threshold),
             "states": headroom * STATE_LIMIT / state,
         }
+        if population.bias is not None and np.any(population.bias):
+            limits["bias"] = max_scale_for_bias(population.bias)
         cap_reason = min(limits, key=limits.get)
         cap = limits[cap_reason]
         exp = 0
@@ -148,21 +153,22 @@ def apply_scales(graph: Graph, scales: list[LayerScale]) -> tuple[Graph, list[La
             nodes[position] = Conv2d(
                 synapse.name, synapse.weight, synapse.stride, synapse.padding, weight_int
             )
-        fixed = CubaLIF(
-            population.name,
-            population.tau_m,
-            population.tau_s,
-            population.threshold,
+        bias_mant, bias_exp, biases_clipped = None, 0, 0
+        if population.bias is not None:
+            bias_mant, bias_exp, biases_clipped = bias_integers(population.bias, choice.scale)
+        fixed = dataclasses.replace(
+            population,
             du=current_decay(population.tau_s),
             dv=voltage_decay(population.tau_m),
             vth=threshold_mantissa(population.threshold, choice.scale),
             scale=choice.scale,
-            reset_subtract=population.reset_subtract,
             reset_sub=(
                 None
                 if population.reset_subtract is None
                 else reset_amount(population.reset_subtract, choice.scale)
             ),
+            bias_mant=bias_mant,
+            bias_exp=bias_exp,
         )
         nodes[nodes.index(population)] = fixed
         reports.append(
@@ -180,6 +186,7 @@ def apply_scales(graph: Graph, scales: list[LayerScale]) -> tuple[Graph, list[La
                 clipped,
                 0,
                 0,
+                biases_clipped=biases_clipped,
             )
         )
     return Graph(tuple(nodes), T=graph.T, name=graph.name), reports

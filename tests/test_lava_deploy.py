@@ -91,6 +91,14 @@ def with_extreme_weights(graph: Graph) -> Graph:
             6,
         ),
         (12, [Layer(6, 0, du=0, dv=500, vth=10), Layer(4, -3, du=2000, dv=1, vth=1)], 9),
+        (  # biases, one population subtracting
+            14,
+            [
+                Layer(6, -2, du=300, dv=100, vth=40, bias=(4000, 3)),
+                Layer(4, 0, du=100, dv=4096, vth=20, bias=(500, 0), reset_sub=900),
+            ],
+            5,
+        ),
         (  # reset by subtraction (LIFSubtractReset), beside a population that resets to 0
             13,
             [
@@ -159,9 +167,12 @@ def test_conv_network_streams_bit_exact():
     assert_matches_reference(graph, images, result)
 
 
-def test_per_sample_mode_and_refilled_buffers_equal_streaming():
+@pytest.mark.parametrize("bias", [None, (3000, 2)])
+def test_per_sample_mode_and_refilled_buffers_equal_streaming(bias):
+    """Also with biases, which charge v before a sample arrives: every mode resets each
+    population when the sample reaches it, as the reference does."""
     rng = np.random.default_rng(5)
-    layers = [Layer(6, 0, du=100, dv=500, vth=20), Layer(3, 1, du=2000, dv=0, vth=3)]
+    layers = [Layer(6, 0, du=100, dv=500, vth=20, bias=bias), Layer(3, 1, du=2000, dv=0, vth=3)]
     graph = random_graph(rng, (1, 3, 3), 255, layers, T=8)
     images = rng.uniform(0, 1, (5, 1, 3, 3))
     streamed = run_on_lava(graph, images)

@@ -32,23 +32,25 @@ def full(value: float, *shape: int) -> torch.Tensor:
     return torch.full(shape, float(value))
 
 
-def dense(n_in, n_out, seed: int, gain=1.0, shift=0.2, layer=torch.nn.Linear):
-    """Random weights (leaning positive by `shift`, so that layers fire); no bias, which does
-    not import yet."""
+def dense(n_in, n_out, seed: int, gain=1.0, shift=0.2, layer=torch.nn.Linear, bias=False):
+    """Random weights (leaning positive by `shift`, so that layers fire); the bias zeroed
+    unless asked for."""
     torch.manual_seed(seed)
     synapse = layer(n_in, n_out)
     with torch.no_grad():
         synapse.weight.mul_(gain).add_(shift)
-        synapse.bias.zero_()
+        if not bias:
+            synapse.bias.zero_()
     return synapse
 
 
-def conv(c_in: int, c_out: int, seed: int, gain: float = 1.0, layer=torch.nn.Conv2d):
+def conv(c_in: int, c_out: int, seed: int, gain: float = 1.0, layer=torch.nn.Conv2d, bias=False):
     torch.manual_seed(seed)
     synapse = layer(c_in, c_out, 3, padding=1)
     with torch.no_grad():
         synapse.weight.mul_(gain).add_(0.05)
-        synapse.bias.zero_()
+        if not bias:
+            synapse.bias.zero_()
     return synapse
 
 
@@ -142,6 +144,36 @@ def test_snntorch_default_subtractive_reset(tmp_path, make):
     assert [p.reset_subtract for p in graph.populations] == pytest.approx([1 / 0.8, 1 / 0.9])
     zero = ours(tmp_path / "net.nir", x, convention="nir", dt=1e-4, reset="zero")
     assert not np.array_equal(zero, theirs)
+
+
+def test_snntorch_biases_into_leaky_neurons(tmp_path):
+    """A Linear's bias is a constant input to the membrane of the Leaky after it: folded like
+    the weights, it gives snnTorch's own spikes; into a Synaptic (a filtered current) it is
+    refused."""
+    import snntorch as snn
+
+    def leaky(n, beta):
+        return snn.Leaky(beta=full(beta, n), threshold=full(0.5, n), init_hidden=True)
+
+    net = torch.nn.Sequential(
+        dense(6, 8, seed=1, gain=1.5, shift=0.0, bias=True), leaky(8, 0.8),
+        dense(8, 4, seed=2, gain=1.5, shift=0.0, bias=True), leaky(4, 0.9),
+    )  # fmt: skip
+    x = static_input((6,), seed=4)
+    theirs = snntorch_run_and_export(net, x, tmp_path / "biased.nir")
+    assert 0.05 < theirs.mean() < 0.95
+    np.testing.assert_array_equal(ours(tmp_path / "biased.nir", x, convention="snntorch"), theirs)
+    graph = read_nir(tmp_path / "biased.nir", convention="snntorch")
+    assert all(p.bias is not None and np.any(p.bias) for p in graph.populations)
+    synaptic = torch.nn.Sequential(
+        dense(6, 4, seed=1, bias=True),
+        snn.Synaptic(
+            alpha=full(0.5, 4), beta=full(0.8, 4), threshold=full(1.0, 4), init_hidden=True
+        ),
+    )
+    snntorch_run_and_export(synaptic, x, tmp_path / "syn.nir")
+    with pytest.raises(NirImportError, match="a bias that enters through a synaptic filter"):
+        read_nir(tmp_path / "syn.nir", convention="snntorch")
 
 
 def test_subtractive_reset_quantises_and_runs_on_lava(tmp_path):
@@ -260,30 +292,33 @@ def test_spikingjelly_dense(tmp_path, kind):
     np.testing.assert_array_equal(ours(tmp_path / "net.nir", x, convention="spikingjelly"), theirs)
 
 
-def spikingjelly_cnn(pool: str):
+def spikingjelly_cnn(pool: str, bias: bool = False):
     from spikingjelly.activation_based import layer, neuron
 
     pooling = layer.AvgPool2d(2) if pool == "avg" else torch.nn.LPPool2d(1, 2)
     return torch.nn.Sequential(
-        conv(2, 4, seed=7, gain=1.0, layer=layer.Conv2d),
+        conv(2, 4, seed=7, gain=1.0, layer=layer.Conv2d, bias=bias),
         neuron.IFNode(v_threshold=0.3),
         pooling,
         layer.Flatten(),
-        dense(4 * 4 * 4, 5, seed=8, gain=1.0, shift=0.0, layer=layer.Linear),
+        dense(4 * 4 * 4, 5, seed=8, gain=1.0, shift=0.0, layer=layer.Linear, bias=bias),
         neuron.IFNode(v_threshold=0.3),
     )
 
 
-def test_spikingjelly_conv_with_average_pooling_on_lava(tmp_path):
+@pytest.mark.parametrize("bias", [False, True])
+def test_spikingjelly_conv_with_average_pooling_on_lava(tmp_path, bias):
+    """With biases too: per channel of the convolution, per neuron of the dense layer."""
     import targets.loihi2.lava  # noqa: F401
     from targets.loihi2.lava.runner import run_on_lava
 
-    net, x = spikingjelly_cnn("avg"), static_input((2, 8, 8), seed=3)
+    net, x = spikingjelly_cnn("avg", bias), static_input((2, 8, 8), seed=3)
     theirs = spikingjelly_run_and_export(net, x, tmp_path / "cnn.nir")
     assert 0 < theirs.mean() < 1
     mine = ours(tmp_path / "cnn.nir", x, convention="spikingjelly")
     np.testing.assert_array_equal(mine, theirs)
     graph = lower(read_nir(tmp_path / "cnn.nir", convention="spikingjelly", steps=T))
+    assert all((p.bias is not None) == bias for p in graph.populations)
     images = np.random.default_rng(4).random((6, 2, 8, 8)).astype(np.float32)
     fixed, _ = quantize_graph(graph, images)
     lava = run_on_lava(fixed, images)
@@ -297,15 +332,6 @@ def test_spikingjelly_conv_with_average_pooling_on_lava(tmp_path):
 def test_what_does_not_import_yet_is_refused_by_name(tmp_path):
     with pytest.raises(NirImportError, match="sinabs neurons emit spike counts"):
         read_nir(SHARED / "cnn_sinabs.nir", convention="sinabs")
-    biased = nir.NIRGraph.from_list(
-        nir.Input(np.array([3])),
-        nir.Affine(np.ones((2, 3)), np.array([0.0, 0.5])),
-        nir.LIF(*(np.full(2, v) for v in (1e-3, 1.0, 0.0, 1.0))),
-        nir.Output(np.array([2])),
-    )
-    nir.write(tmp_path / "biased.nir", biased)
-    with pytest.raises(NirImportError, match="biased.nir: node 'affine': a non-zero bias"):
-        read_nir(tmp_path / "biased.nir", dt=1e-4)
     recurrent = SHARED / "braille_noDelay_bias_zero.nir"
     with pytest.raises(
         NirImportError, match="a cycle through 'lif1.w_rec' \\(recurrence\\).*feed-forward"

@@ -1,6 +1,7 @@
 """ONNX export and import of Graphs: checked models, lossless round trips, clear errors."""
 
 import importlib.metadata
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +96,25 @@ def subtracting_mlp() -> Graph:
     return Graph(tuple(nodes), T=8, name="mlp-subtract")
 
 
+def biased_cnn() -> Graph:
+    """fixed_cnn with a bias per channel on lif1 and per neuron on lif3 (float and integers)."""
+    nodes = list(fixed_cnn().nodes)
+    mant1, mant3 = integers(4) * 8, integers(10) * 16
+    for index, mant, exp in ((2, mant1, 3), (6, mant3, 0)):
+        bias = mant * 2.0**exp / nodes[index].scale
+        nodes[index] = replace(nodes[index], bias=bias, bias_mant=mant, bias_exp=exp)
+    return Graph(tuple(nodes), T=6, name="cnn-biased")
+
+
+def float_biased_mlp() -> Graph:
+    nodes = list(float_mlp().nodes)
+    nodes[3] = replace(nodes[3], bias=weights(32).astype(np.float64))
+    return Graph(tuple(nodes), T=8, name="mlp-biased")
+
+
 GRAPHS = {"float_mlp": float_mlp, "float_cnn": float_cnn, "fixed_mlp": fixed_mlp}
+GRAPHS["biased_cnn"] = biased_cnn
+GRAPHS["float_biased_mlp"] = float_biased_mlp
 GRAPHS["fixed_cnn"] = fixed_cnn
 GRAPHS["subtracting_mlp"] = subtracting_mlp
 FIXED = ("fixed_mlp", "fixed_cnn")

@@ -8,6 +8,7 @@ with `simulate`: the output spikes of every step, and u and v of one population 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,7 @@ def run_lava(graph: Graph, image: np.ndarray, probe: str) -> dict[str, np.ndarra
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
-    from lava.proc.lif.process import LIF
+    from lava.proc.lif.process import LIF, LIFReset
     from lava.proc.monitor.process import Monitor
 
     from targets.loihi2.lava.processes.subtract_reset import NEVER, LIFSubtractReset
@@ -37,6 +38,7 @@ def run_lava(graph: Graph, image: np.ndarray, probe: str) -> dict[str, np.ndarra
     data[..., : graph.T] = payload[..., None]  # sent at steps 1..T, then 0
     port = Source(data=data).s_out
     lifs = {}
+    biased = any(p.bias_mant is not None for p in graph.populations)
     for index in range(1, len(graph.nodes), 2):
         synapse, population = graph.nodes[index], graph.nodes[index + 1]
         connection = lava_synapse(synapse, port.shape, message_bits=16 if index == 1 else 0)
@@ -45,13 +47,24 @@ def run_lava(graph: Graph, image: np.ndarray, probe: str) -> dict[str, np.ndarra
             du=population.du,
             dv=population.dv,
             vth=population.vth,
-            bias_mant=0,
-            bias_exp=0,
+            bias_mant=0 if population.bias_mant is None else population.bias_mant,
+            bias_exp=population.bias_exp,
         )
-        if population.reset_sub is None:
-            lif = LIF(**params)
+        if isinstance(synapse, Conv2d) and population.bias_mant is not None:
+            w, h, c = connection.a_out.shape  # one bias per channel, over Lava's (W, H, C)
+            params["bias_mant"] = np.broadcast_to(population.bias_mant, (w, h, c)).copy()
+        # Biases charge v before the sample arrives: with any bias, population k is reset when
+        # the sample reaches it (before its update at step k + 1), as the reference does.
+        k = (index + 1) // 2
+        resets = {"reset_interval": NEVER}
+        if biased:
+            resets = {"reset_interval": graph.T, "reset_offset": (k + 1) % graph.T}
+        if population.reset_sub is not None:
+            lif = LIFSubtractReset(**params, reset_sub=population.reset_sub, **resets)
+        elif biased:
+            lif = LIFReset(**params, **resets)
         else:
-            lif = LIFSubtractReset(**params, reset_sub=population.reset_sub, reset_interval=NEVER)
+            lif = LIF(**params)
         port.connect(connection.s_in)
         connection.a_out.connect(lif.a_in)
         port, lifs[population.name] = lif.s_out, lif
@@ -113,6 +126,7 @@ class Layer:
     vth: int
     low: int = -256
     reset_sub: int | None = None  # None: v = 0 on a spike
+    bias: tuple[int, int] | None = None  # (largest |bias_mant|, bias_exp), drawn per neuron
 
 
 def random_graph(
@@ -124,9 +138,14 @@ def random_graph(
         w = rng.integers(layer.low, 255, size=(layer.size, fan_in)).astype(np.int32)
         nodes.append(Dense(f"fc{k}", w.astype(np.float64), w, layer.weight_exp))
         subtract = None if layer.reset_sub is None else float(layer.reset_sub)
+        biases = {}
+        if layer.bias is not None:
+            largest, exp = layer.bias
+            mant = rng.integers(-largest, largest + 1, size=layer.size).astype(np.int32)
+            biases = {"bias": (mant * 2.0**exp), "bias_mant": mant, "bias_exp": exp}
         lif = CubaLIF(
             f"lif{k}", 2.0, 2.0, 1.0, layer.du, layer.dv, layer.vth, scale=1.0,
-            reset_subtract=subtract, reset_sub=layer.reset_sub,
+            reset_subtract=subtract, reset_sub=layer.reset_sub, **biases,
         )  # fmt: skip
         nodes.append(lif)
         fan_in = layer.size
@@ -174,6 +193,51 @@ def test_subtractive_reset_matches_lava():
     assert spikes.any() and (v[spikes] == before[spikes] - 256000).all()
     assert (v[spikes] > 0).any() and (v[spikes] < 0).any()
     assert (spikes[:, 1:] & spikes[:, :-1]).any(), "no neuron spiked on consecutive steps"
+
+
+def test_biases_match_lava():
+    """bias_mant << bias_exp enters v every step, including mantissas at both ends of 13 bits:
+    a silent input still drives the positive-bias neurons to spike."""
+    rng = np.random.default_rng(6)
+    layers = [
+        Layer(6, -3, du=300, dv=100, vth=40, bias=(4096 - 1, 3)),
+        Layer(4, 0, du=1000, dv=50, vth=5, bias=(900, 0), reset_sub=500),
+    ]
+    graph = random_graph(rng, (1, 3, 3), 255, layers, T=10)
+    nodes = list(graph.nodes)
+    nodes[2] = dataclasses.replace(nodes[2], bias_mant=np.array([-4096, 4095, 7, -7, 0, 100]))
+    nodes[2] = dataclasses.replace(nodes[2], bias=nodes[2].bias_mant * 8.0)
+    graph = Graph(tuple(nodes), T=10)
+    for image in (rng.uniform(0, 1, (1, 3, 3)), np.zeros((1, 3, 3))):
+        result = compare(graph, image, probe="lif0")
+    assert result.spikes["lif0"][0][1].any() and not result.spikes["lif0"][0][0].any()
+
+
+def test_conv_biases_match_lava():
+    """Per-channel biases spread over a convolutional population in Lava's (W, H, C) order."""
+    rng = np.random.default_rng(7)
+    w1 = rng.integers(-100, 120, size=(3, 1, 3, 3)).astype(np.int32)
+    mant = np.array([-2000, 1500, 300], np.int32)
+    nodes = (
+        Input("in", (1, 5, 4), 255),
+        Conv2d("c1", w1.astype(np.float64), 1, 1, w1),
+        CubaLIF(
+            "lif0",
+            2.0,
+            2.0,
+            1.0,
+            du=500,
+            dv=300,
+            vth=30,
+            scale=1.0,
+            bias=mant * 4.0,
+            bias_mant=mant,
+            bias_exp=2,
+        ),  # fmt: skip
+    )
+    result = compare(Graph(nodes, T=6), rng.uniform(0, 1, (1, 5, 4)), probe="lif0")
+    per_channel = result.spikes["lif0"][0].sum(axis=(1, 2, 3))
+    assert per_channel[0] < per_channel[1] and per_channel[1] > 0
 
 
 @pytest.mark.parametrize("weight_exp", [-7, 2])

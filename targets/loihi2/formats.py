@@ -22,6 +22,8 @@ DU_OFFSET = 1  # Lava's fixed-point LIF decays the current by du + 1
 DU_MAX, DV_MAX = DECAY_UNITY - 1, DECAY_UNITY
 ACT_SHIFT = 6  # Lava shifts synaptic input and the threshold mantissa left by 6
 VTH_MAX = 2**17 - 1  # 17-bit mantissa: vth << 6 stays below 2**23
+BIAS_MANT_MIN, BIAS_MANT_MAX = -(2**12), 2**12 - 1  # 13-bit signed mantissa
+BIAS_EXP_MAX = 7  # 3-bit exponent: the bias added to v each step is bias_mant << bias_exp
 STATE_LIMIT = 2**23 - 1  # u and v live in 24 signed bits; v saturates at +-STATE_LIMIT
 U_WRAP = 2**23  # the current wraps once into (-2^23, 2^23]
 INT32_LIMIT = 2**31  # Lava sums in int32
@@ -85,6 +87,23 @@ def quantize_weights(weight: np.ndarray, factor: float) -> tuple[np.ndarray, int
 def threshold_mantissa(threshold: float, scale: float) -> int:
     """`vth`: Lava spikes when v > vth << 6."""
     return int(np.clip(round(scale * threshold / 2**ACT_SHIFT), 1, VTH_MAX))
+
+
+def bias_integers(bias: np.ndarray, scale: float) -> tuple[np.ndarray, int, int]:
+    """(bias_mant, bias_exp, clipped): the smallest exponent that fits round(bias * scale) in
+    the 13-bit mantissa, the mantissas, and how many had to be clipped even at exponent 7."""
+    target = np.asarray(bias, np.float64) * scale
+    exp = 0
+    while exp < BIAS_EXP_MAX and np.abs(np.rint(target / 2**exp)).max(initial=0) > BIAS_MANT_MAX:
+        exp += 1
+    mant = np.rint(target / 2**exp)
+    clipped = int(np.count_nonzero((mant < BIAS_MANT_MIN) | (mant > BIAS_MANT_MAX)))
+    return np.clip(mant, BIAS_MANT_MIN, BIAS_MANT_MAX).astype(np.int32), exp, clipped
+
+
+def max_scale_for_bias(bias: np.ndarray) -> float:
+    """The largest scale whose biases still fit bias_mant << 7."""
+    return (BIAS_MANT_MAX + 0.49) * 2**BIAS_EXP_MAX / float(np.abs(bias).max())
 
 
 def reset_amount(reset_subtract: float, scale: float) -> int:

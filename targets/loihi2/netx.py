@@ -127,6 +127,8 @@ def _check_graph(graph: Graph) -> None:
                 "resets by subtraction; netx's CUBA neuron resets to 0 (deploy it on Lava, "
                 "where it runs as LIFSubtractReset)",
             )
+        if node.bias is not None:
+            _refuse(node.name, "has a bias, which netx export does not write yet")
     for node in graph.nodes:
         if not node.is_fixed:
             what = "weight_int" if isinstance(node, Dense | Conv2d) else "du, dv, vth and scale"

@@ -20,10 +20,12 @@ Integers per population and step (int64 here; tz(x) = x / 4096 truncated toward 
   wraps once: x > 2^23 -> x - 2^24, x <= -2^23 -> x + 2^24. One step's drive beyond 2^24 can
   leave u outside 24 bits, as Lava's u then is; `current_wraps` counts updates where u differs
   from the exact sum.
-- v = clip(tz(v * (4096 - dv)) + u, -(2^23 - 1), 2^23 - 1); `voltage_saturations` counts clips.
+- v = clip(tz(v * (4096 - dv)) + u + b, -(2^23 - 1), 2^23 - 1), b = bias_mant << bias_exp of
+  a population with a bias (else 0); `voltage_saturations` counts clips.
 - s = v > (vth << 6); v = 0 where s (u is not reset), or v = v - reset_sub where s for a
   population that resets by subtraction (`LIFSubtractReset`, a microcoded neuron on the chip).
-  States start at 0 for every sample.
+  States are 0 when the sample reaches the population (with biases, which charge v before,
+  every population is reset then, as Lava's LIFReset does).
 
 Speed: the synaptic sums use float BLAS / torch products, exact because every partial sum is an
 integer below 2^24 (float32, chosen when the bound allows) or 2^53 (float64), whatever the
@@ -124,6 +126,7 @@ class _Population:
     voltage_factor: int
     threshold: int  # the voltage to exceed
     reset_sub: int | None  # subtracted from v on a spike; None: v = 0
+    bias: np.ndarray | None  # added to v every step, shaped to broadcast over the population
 
 
 @dataclass
@@ -272,7 +275,16 @@ def _population(node: CubaLIF, shape: tuple[int, ...]) -> _Population:
         voltage_factor=formats.voltage_kept(node.dv),
         threshold=formats.threshold_value(node.vth),
         reset_sub=node.reset_sub,
+        bias=_bias_of(node, shape),
     )
+
+
+def _bias_of(node: CubaLIF, shape: tuple[int, ...]) -> np.ndarray | None:
+    """bias_mant << bias_exp per channel (or neuron), shaped (C, 1, 1) or (n,)."""
+    if node.bias_mant is None:
+        return None
+    bias = node.bias_mant.astype(np.int64) << node.bias_exp
+    return bias.reshape(-1, *[1] * (len(shape) - 1)).astype(np.float64)
 
 
 def _run_batch(
@@ -283,18 +295,25 @@ def _run_batch(
     recorder: _Recorder,
 ) -> None:
     """All S steps of one batch. Populations update last to first within a step, so each
-    synapse still sees its source's spikes of the previous step."""
+    synapse still sees its source's spikes of the previous step. Population k + 1 (1-based)
+    first receives the sample at step k + 2. Without biases it is silent before, so those steps
+    are skipped; with biases it charges before (as on Lava) and is reset to 0 at the steps
+    t = k + 2 (mod T), as Lava's LIFReset does for every population of a graph with biases."""
     states = [_State.zeros((len(payload), *population.shape)) for _, population in layers]
     input_drive = layers[0][0].drive(payload).astype(np.float64)
+    biased = any(population.bias is not None for _, population in layers)
     for step in range(1, T + len(layers) + 1):
         for k in reversed(range(len(layers))):
-            if step <= k + 1:
+            if step <= k + 1 and not biased:
                 continue  # nothing has reached population k + 1 yet: its state is still 0
             synapse, population = layers[k]
             if k == 0:
-                drive = input_drive if step <= T + 1 else None
+                drive = input_drive if 2 <= step <= T + 1 else None
             else:
                 drive = _spike_drive(synapse, states[k - 1].spikes)
+            if biased and step % T == (k + 2) % T:  # LIFReset(T, offset (k + 2) % T)
+                states[k].u.fill(0)
+                states[k].v.fill(0)
             _update(population, states[k], drive, recorder.voltages is not None)
             recorder.store(population.name, rows, step - 1, states[k])
         recorder.store_output(rows, step - 1, states[-1])
@@ -318,6 +337,8 @@ def _update(
     state.current_wraps += _wrap_current(u)
     _decay(v, population.voltage_factor)
     v += u
+    if population.bias is not None:
+        v += population.bias
     state.voltage_saturations += _saturate_voltage(v)
     np.greater(v, population.threshold, out=state.spikes)
     if record_crossing:

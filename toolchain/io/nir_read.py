@@ -14,12 +14,13 @@ IF) and the neuron's input gain k = g_mem g_syn / (1 - alpha) is folded into the
 synapse that feeds it (row by row; a convolution's per output channel). Per-neuron thresholds
 that differ are folded the same way (v / threshold has threshold 1, exactly, whichever reset).
 
-Supported: Input, Output, Affine and Linear (zero bias), Conv2d (groups 1, dilation 1, square
-stride and padding, zero bias), SumPool2d and AvgPool2d (kernel = stride, no padding), Flatten,
+Supported: Input, Output, Affine and Linear, Conv2d (groups 1, dilation 1, square stride and
+padding), with their biases into LIF and IF neurons (a constant input to the membrane, folded
+like the weights), SumPool2d and AvgPool2d (kernel = stride, no padding), Flatten,
 LIF, CubaLIF and IF with v_leak = v_reset = 0, reset to zero or by subtracting the threshold
 (at once, or one step late as snnTorch does), in a feed-forward chain. Everything else is
-refused with the node's name and type. Spike counts (Sinabs, Rockpool), biases and recurrent
-cycles are not supported yet.
+refused with the node's name and type. Spike counts (Sinabs, Rockpool), biases into a synaptic
+filter (CubaLIF) and recurrent cycles are not supported yet.
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ class _Importer:
         self.model, self.rules, self.dt, self.convention = model, rules, dt, convention
         self.reset = reset
         self.nodes: list[Node] = []
+        self.bias: np.ndarray | None = None  # of the synapse just read, for its neurons
 
     def graph(self, name: str, steps: int, levels: int) -> Graph:
         for key in _chain(self.model):
@@ -170,14 +172,15 @@ class _Importer:
         pass
 
     def _affine(self, key: str, node: Any, levels: int) -> None:
-        _zero_bias(key, node.bias)
         self._linear(key, node, levels)
+        self.bias = _bias(node.bias)
 
     def _linear(self, key: str, node: Any, levels: int) -> None:
         self.nodes.append(Dense(key, np.asarray(node.weight, np.float64)))
+        self.bias = None
 
     def _conv2d(self, key: str, node: Any, levels: int) -> None:
-        _zero_bias(key, node.bias)
+        self.bias = _bias(node.bias)
         stride, padding = _square(key, "stride", node.stride), _square(key, "padding", node.padding)
         if _square(key, "dilation", node.dilation) != 1 or node.groups != 1:
             raise NirImportError(f"node {key!r}: dilation and groups must be 1")
@@ -225,10 +228,20 @@ class _Importer:
             )
         threshold = np.asarray(node.v_threshold, np.float64)
         gain = g_mem * g_syn / (1.0 - alpha) / threshold
-        self._fold_into_synapse(key, gain)
+        rows = self._fold_into_synapse(key, gain)
         tau_m = math.inf if beta == 1 else 1.0 / (1.0 - beta)
         subtract = self._reset_subtract(key, beta)
-        self.nodes.append(CubaLIF(key, tau_m, 1.0 / (1.0 - alpha), 1.0, reset_subtract=subtract))
+        bias = None
+        if self.bias is not None:
+            if alpha != 0:
+                raise NirImportError(
+                    f"node {key!r}: a bias that enters through a synaptic filter (alpha="
+                    f"{alpha:.6g}) is not supported; biases into LIF and IF neurons are"
+                )
+            bias = np.broadcast_to(self.bias * rows, rows.shape).astype(np.float64)
+        self.nodes.append(
+            CubaLIF(key, tau_m, 1.0 / (1.0 - alpha), 1.0, reset_subtract=subtract, bias=bias)
+        )
 
     def _reset_subtract(self, key: str, beta: float) -> float | None:
         """What a spike subtracts from v / threshold at once: 1, or 1 / beta for a subtraction
@@ -244,8 +257,9 @@ class _Importer:
             )
         return 1.0 / beta
 
-    def _fold_into_synapse(self, key: str, gain: np.ndarray) -> None:
-        """Multiplies the weights of the synapse before `key` by each neuron's input gain."""
+    def _fold_into_synapse(self, key: str, gain: np.ndarray) -> np.ndarray:
+        """Multiplies the weights of the synapse before `key` by each neuron's input gain (per
+        output row, or channel); returns those factors, which its bias takes too."""
         synapse = self.nodes[-1] if self.nodes else None
         if not isinstance(synapse, Dense | Conv2d):
             raise NirImportError(f"node {key!r}: a neuron must follow a weighted synapse")
@@ -263,6 +277,7 @@ class _Importer:
             rows = gain if gain.size > 1 else np.full(out, gain[0])
         scale = rows.reshape(-1, *([1] * (synapse.weight.ndim - 1)))
         self.nodes[-1] = type(synapse)(**{**_fields(synapse), "weight": synapse.weight * scale})
+        return rows
 
 
 def _fields(node: Node) -> dict[str, Any]:
@@ -286,9 +301,11 @@ def _square(key: str, what: str, value: Any) -> int:
     return int(values[0])
 
 
-def _zero_bias(key: str, bias: Any) -> None:
-    if bias is not None and np.any(np.asarray(bias) != 0):
-        raise NirImportError(f"node {key!r}: a non-zero bias is not supported yet")
+def _bias(bias: Any) -> np.ndarray | None:
+    """A synapse's bias as a float array, or None where it is absent or zero."""
+    if bias is None or not np.any(np.asarray(bias) != 0):
+        return None
+    return np.asarray(bias, np.float64).reshape(-1)
 
 
 def _chain(model: Any) -> list[str]:

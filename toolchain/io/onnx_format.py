@@ -25,8 +25,10 @@ value that reading back uses; a file without `<key>_f64` is read from `<key>`):
   and, when a Dense feeds it, INT `weight_exp`: that Dense's weight exponent, kept here as
   standard Gemm has no room for it (the integer sum is shifted, << e or arithmetic >> -e, as it
   enters the neurons; absent means 0). A population that resets by subtraction has real
-  `reset_subtract` (and, fixed, INT `reset_sub`); absent, a spike resets the voltage to 0
-  (version 3; an older reader would miss them, hence the version).
+  `reset_subtract` (and, fixed, INT `reset_sub`); absent, a spike resets the voltage to 0. A
+  population with a bias has the initialiser `<node>.bias` (per channel or neuron) and, fixed,
+  `<node>.bias_mant` (int32) with INT `bias_exp` (version 3; an older reader would miss
+  these, hence the version).
 The custom nodes have no schema that ONNX knows, so the model declares the type and shape of every
 intermediate tensor in `value_info` (checked against the standard nodes by strict inference).
 

@@ -124,6 +124,11 @@ class _Reader:
             fixed["reset_subtract"] = _float(proto, "reset_subtract")
         if "reset_sub" in keys:
             fixed["reset_sub"] = _int(proto, "reset_sub")
+        for key in ("bias", "bias_mant"):
+            if f"{proto.name}.{key}" in self.inits:
+                fixed[key] = numpy_helper.to_array(self.inits[f"{proto.name}.{key}"])
+        if "bias_exp" in keys:
+            fixed["bias_exp"] = _int(proto, "bias_exp")
         return CubaLIF(proto.name, *floats, **fixed)
 
     def set_weight_exp(self, proto: onnx.NodeProto, weight_exp: int) -> None:

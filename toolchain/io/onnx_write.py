@@ -115,6 +115,11 @@ def _write_lif(b: _Builder, node: CubaLIF, xs: list[str], shapes: Shapes) -> str
         attrs.update(_real("reset_subtract", node.reset_subtract))
     if node.reset_sub is not None:
         attrs["reset_sub"] = int(node.reset_sub)
+    if node.bias is not None:
+        b.init(f"{node.name}.bias", node.bias)
+    if node.bias_mant is not None:
+        b.init(f"{node.name}.bias_mant", node.bias_mant.astype(np.int32))
+        attrs["bias_exp"] = int(node.bias_exp)
     return b.add("CubaLIF", xs, node.name, _batch(shapes[1]), b.act, domain=DOMAIN, **attrs)
 
 

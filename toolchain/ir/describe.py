@@ -51,6 +51,9 @@ def _parameters(node: Node) -> str:
             fixed = f"du {node.du}, dv {node.dv}, vth {node.vth}, scale {node.scale:.6g}"
             if node.reset_sub is not None:
                 fixed += f", reset_sub {node.reset_sub}"
+            if node.bias_mant is not None:
+                fixed += f", bias_mant in [{node.bias_mant.min()}, {node.bias_mant.max()}]"
+                fixed += f" << {node.bias_exp}"
             return f"{_neuron(node)}, {fixed}"
         case CubaLIF():
             return _neuron(node)
@@ -62,6 +65,8 @@ def _neuron(node: CubaLIF) -> str:
     text = f"tau_m {node.tau_m:.4g}, tau_s {node.tau_s:.4g}, threshold {node.threshold:.4g}"
     if node.reset_subtract is not None:
         text += f", reset by subtracting {node.reset_subtract:.4g}"
+    if node.bias is not None:
+        text += f", bias in [{node.bias.min():.4g}, {node.bias.max():.4g}]"
     return text
 
 

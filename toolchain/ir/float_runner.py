@@ -39,6 +39,9 @@ def apply_node(node: Node, x: torch.Tensor, weight: torch.Tensor | None = None) 
         return x.flatten(1, -2)
     if isinstance(node, CubaLIF):
         current = psp_filter(x, node.tau_s)
+        if node.bias is not None:  # (C,) over (N, C, ..., T)
+            bias = torch.tensor(node.bias, dtype=x.dtype)
+            current = current + bias.reshape(-1, *[1] * (x.ndim - 2))
         _, spikes, _ = lif_forward(
             current,
             tau_m=node.tau_m,

@@ -10,10 +10,13 @@ Semantics (float), for T steps:
       s_t = [u_t > threshold];  u^r_t = u_t (1 - s_t);  output s_t (spikes)
   which is TSSL-BP's layer (the PSP a = filtered spikes; W a = filter of W s by linearity).
   With `reset_subtract` set, a spike subtracts it instead: u^r_t = u_t - reset_subtract s_t.
+  A `bias` (per neuron of a dense population, per channel of a convolutional one) is added to
+  u every step: u_t = (1 - 1/tau_m) u^r_{t-1} + i_t + bias.
 A fixed-point node also carries Loihi 2's integers (`targets/loihi2/formats.py` owns their
 ranges and meaning): `weight_int` (and, for Dense, `weight_exp`) on synapses; `du`, `dv`, `vth`
-and `scale` (integer voltage per float unit) on populations, and `reset_sub` (the integer
-subtracted from v on a spike) on those that reset by subtraction.
+and `scale` (integer voltage per float unit) on populations, `reset_sub` (the integer
+subtracted from v on a spike) on those that reset by subtraction, and `bias_mant`, `bias_exp`
+(bias_mant << bias_exp added to v every step) on those with a bias.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from typing import Any
 import numpy as np
 
 from targets.loihi2.formats import (
+    BIAS_EXP_MAX,
+    BIAS_MANT_MAX,
+    BIAS_MANT_MIN,
     DU_MAX,
     DV_MAX,
     STATE_LIMIT,
@@ -51,16 +57,20 @@ def _check_float_array(node: str, key: str, value: Any, ndim: int) -> None:
         _fail(node, f"{key} has non-finite values")
 
 
-def _check_int_array(node: str, key: str, value: Any, shape: tuple[int, ...]) -> None:
+def _check_int_array(
+    node: str,
+    key: str,
+    value: Any,
+    shape: tuple[int, ...],
+    bounds: tuple[int, int] = (WEIGHT_MIN, WEIGHT_MAX),
+) -> None:
     if not isinstance(value, np.ndarray) or value.dtype.kind not in "iu":
         _fail(node, f"{key} must be an integer array, got {_describe(value)}")
     if value.shape != shape:
-        _fail(node, f"{key} has shape {value.shape}, the float weight has {shape}")
+        _fail(node, f"{key} has shape {value.shape}, its float counterpart has {shape}")
     low, high = (int(value.min()), int(value.max())) if value.size else (0, 0)
-    if low < WEIGHT_MIN or high > WEIGHT_MAX:
-        _fail(
-            node, f"{key} spans [{low}, {high}]; Loihi weights lie in [{WEIGHT_MIN}, {WEIGHT_MAX}]"
-        )
+    if low < bounds[0] or high > bounds[1]:
+        _fail(node, f"{key} spans [{low}, {high}]; Loihi allows [{bounds[0]}, {bounds[1]}]")
 
 
 def _check_int(node: str, key: str, value: Any, low: int, high: int) -> None:
@@ -227,9 +237,13 @@ class CubaLIF(Node):
     scale: float | None = None
     reset_subtract: float | None = None  # None: reset to 0
     reset_sub: int | None = None
+    bias: np.ndarray | None = None  # (C,) or (n,): per channel or per neuron
+    bias_mant: np.ndarray | None = None
+    bias_exp: int = 0
 
     def __post_init__(self) -> None:
         self._check_reset()
+        self._check_bias()
         if not self.tau_m >= 1:  # infinite: no leak (an integrate-and-fire neuron)
             _fail(self.name, f"tau_m={self.tau_m} must be >= 1 (steps), or inf")
         if not (math.isfinite(self.tau_s) and self.tau_s >= 1):
@@ -255,6 +269,22 @@ class CubaLIF(Node):
             _fail(self.name, "reset_sub is set exactly when a fixed population has reset_subtract")
         if self.reset_sub is not None:
             _check_int(self.name, "reset_sub", self.reset_sub, 1, STATE_LIMIT)
+
+    def _check_bias(self) -> None:
+        if self.bias is not None:
+            _check_float_array(self.name, "bias", self.bias, 1)
+        if (self.bias_mant is not None) != (self.bias is not None and self.vth is not None):
+            _fail(self.name, "bias_mant is set exactly when a fixed population has a bias")
+        if self.bias_mant is not None:
+            bounds = (BIAS_MANT_MIN, BIAS_MANT_MAX)
+            _check_int_array(self.name, "bias_mant", self.bias_mant, self.bias.shape, bounds)
+        _check_int(self.name, "bias_exp", self.bias_exp, 0, BIAS_EXP_MAX)
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if self.bias is not None and self.bias.shape != shape[:1]:
+            wanted = shape[:1]
+            _fail(self.name, f"bias has shape {self.bias.shape}; inputs {shape} need {wanted}")
+        return shape
 
     @property
     def is_fixed(self) -> bool:

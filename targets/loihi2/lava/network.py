@@ -12,9 +12,11 @@ The network is the one the reference simulator (`targets.loihi2.simulator`) mode
   (out, in, kh, kw) kernel becomes `W[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)`; its populations
   have Lava's (W, H, C) shape. A Dense after a Conv population reads that population's spikes
   flattened in (W, H, C) order, so its weight columns (graph order (C, H, W)) are permuted.
-- LIF: the graph's du, dv, vth, bias 0; a population that resets by subtraction is a
-  `LIFSubtractReset` (`processes/subtract_reset.py`), the same model with `v -= reset_sub` on a
-  spike. For streaming many samples through one compiled network,
+- LIF: the graph's du, dv, vth, bias_mant and bias_exp (per channel of a convolutional
+  population, broadcast over its (W, H, C)); with a bias, per-sample runs also reset each
+  population at its window (the bias charges v before the sample arrives). A population that
+  resets by subtraction is a `LIFSubtractReset` (`processes/subtract_reset.py`), the same model
+  with `v -= reset_sub` on a spike. For streaming many samples through one compiled network,
   `LIFReset(reset_interval=T, reset_offset=(k + 1) % T)` zeroes u and v of population k (1-based)
   before its update at the steps t with t % T == (k + 1) % T: population k processes sample w at
   steps w*T + k + 1 .. w*T + k + T (one step of delay per synapse), so each sample starts from
@@ -196,6 +198,8 @@ def build_network(
     if source_data.shape[:-1] != expected:
         raise ValueError(f"source data has shape {source_data.shape}, expected (*{expected}, S)")
 
+    if reset_interval is None and any(layer.population.bias is not None for layer in layers):
+        reset_interval = graph.T  # a bias charges v before the sample arrives: reset at arrival
     source = Source(data=np.ascontiguousarray(source_data, dtype=np.int32))
     port = source.s_out
     lifs: dict[str, Any] = {}
@@ -207,8 +211,7 @@ def build_network(
             du=int(layer.population.du),
             dv=int(layer.population.dv),
             vth=int(layer.population.vth),
-            bias_mant=0,
-            bias_exp=0,
+            **_bias(layer),
             name=layer.population.name,
         )
         if layer.population.reset_sub is not None:
@@ -244,6 +247,16 @@ def build_network(
             monitor.probe(getattr(lifs[name], var), probe_steps)
             monitors[name][var] = monitor
     return LavaNetwork(graph, layers, source, sink, lifs, monitors)
+
+
+def _bias(layer: Layer) -> dict[str, Any]:
+    """Lava's bias_mant (in the population's Lava shape) and bias_exp; 0 without a bias."""
+    population = layer.population
+    if population.bias_mant is None:
+        return {"bias_mant": 0, "bias_exp": 0}
+    per_neuron = population.bias_mant.reshape(-1, *[1] * (len(layer.shape) - 1))
+    mant = to_lava_order(np.broadcast_to(per_neuron, layer.shape), layer.shape)
+    return {"bias_mant": np.ascontiguousarray(mant, np.int32), "bias_exp": population.bias_exp}
 
 
 def _synapse(layer: Layer, graph: Graph, in_shape: tuple[int, ...], first: bool) -> Any:

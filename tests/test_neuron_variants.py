@@ -1,6 +1,6 @@
-"""Populations that reset by subtraction: the node's rules, the float runner against an
-independent recurrence, the quantiser's integer, and netx's refusal. (Lava against the
-reference simulator: test_reference_vs_lava.py and test_lava_deploy.py; snnTorch's own
+"""Populations that reset by subtraction or have a bias: the node's rules, the float runner
+against an independent recurrence, the quantiser's integers, and netx's refusal. (Lava against
+the reference simulator: test_reference_vs_lava.py and test_lava_deploy.py; the libraries' own
 spikes: test_nir_import.py.)"""
 
 import numpy as np
@@ -12,13 +12,15 @@ from targets.loihi2.netx import NetxExportError, save_netx
 from toolchain.ir import CubaLIF, Dense, Graph, GraphError, Input
 from toolchain.ir.float_runner import run_float
 
+BIAS = np.array([0.3, -0.2, 0.0, 0.05, 0.25])
 
-def one_layer(reset_subtract: float | None, tau_m: float = 4.0, tau_s: float = 2.0) -> Graph:
+
+def one_layer(reset_subtract: float | None, bias: np.ndarray | None = None) -> Graph:
     weight = np.random.default_rng(0).uniform(-0.6, 1.0, (5, 6))
     nodes = (
         Input("in", (6, 1, 1)),
         Dense("fc", weight),
-        CubaLIF("lif", tau_m, tau_s, 1.0, reset_subtract=reset_subtract),
+        CubaLIF("lif", 4.0, 2.0, 1.0, reset_subtract=reset_subtract, bias=bias),
     )
     return Graph(nodes, T=15)
 
@@ -29,28 +31,46 @@ def recurrence(graph: Graph, x: np.ndarray) -> np.ndarray:
     drive = x.reshape(len(x), -1) @ weight.T
     i = u = np.zeros_like(drive)
     spikes = []
+    bias = 0.0 if lif.bias is None else lif.bias
     for _ in range(graph.T):
         i = (1 - 1 / lif.tau_s) * i + drive / lif.tau_s
-        u = (1 - 1 / lif.tau_m) * u + i
+        u = (1 - 1 / lif.tau_m) * u + i + bias
         s = u > lif.threshold
         u = u - lif.reset_subtract * s if lif.reset_subtract else np.where(s, 0.0, u)
         spikes.append(s)
     return np.stack(spikes, -1).astype(np.uint8)
 
 
+@pytest.mark.parametrize("bias", [None, BIAS])
 @pytest.mark.parametrize("reset_subtract", [None, 1.0, 2.5])
-def test_float_runner_follows_the_recurrence(reset_subtract):
-    graph = one_layer(reset_subtract)
+def test_float_runner_follows_the_recurrence(reset_subtract, bias):
+    graph = one_layer(reset_subtract, bias)
     x = np.random.default_rng(1).random((20, 6, 1, 1))
     spikes = run_float(graph, x, dtype=torch.float64).spikes["lif"]
     np.testing.assert_array_equal(spikes, recurrence(graph, x))
     assert 0.1 < spikes.mean() < 0.9
 
 
-def test_the_reset_changes_the_spikes():
+def test_the_reset_and_the_bias_change_the_spikes():
     x = np.random.default_rng(1).random((20, 6, 1, 1))
     runs = [run_float(one_layer(r), x).spikes["lif"] for r in (None, 1.0, 2.5)]
     assert not np.array_equal(runs[0], runs[1]) and not np.array_equal(runs[1], runs[2])
+    assert not np.array_equal(runs[0], run_float(one_layer(None, BIAS), x).spikes["lif"])
+
+
+def test_the_quantiser_fits_the_bias_in_13_bits():
+    """bias_mant << bias_exp is bias * scale rounded, with the smallest exponent that fits;
+    a large bias needs a larger exponent."""
+    x = np.random.default_rng(2).random((30, 6, 1, 1))
+    for bias in (BIAS, BIAS * 40):
+        fixed, report = quantize_graph(one_layer(None, bias), x)
+        lif = fixed.populations[0]
+        target = bias * lif.scale
+        effective = lif.bias_mant.astype(np.int64) << lif.bias_exp
+        assert np.abs(effective - target).max() <= 2 ** max(lif.bias_exp - 1, 0)
+        assert lif.bias_exp == 0 or np.abs(np.rint(target / 2 ** (lif.bias_exp - 1))).max() > 4095
+    assert lif.bias_exp > 0  # the scale stays where 13 bits << 7 hold the bias
+    assert report.layers[0].biases_clipped == 0
 
 
 def test_the_quantiser_scales_the_subtracted_amount():
@@ -72,6 +92,21 @@ def test_the_quantiser_scales_the_subtracted_amount():
             {"reset_subtract": 1.0, "reset_sub": 0, "du": 1, "dv": 1, "vth": 10, "scale": 1.0},
             r"reset_sub=0 is outside \[1, 8388607\]",
         ),
+        ({"bias": np.ones((2, 2))}, "bias must be a 1-D float array"),
+        ({"bias": np.array([np.inf])}, "bias has non-finite values"),
+        ({"bias": np.ones(2), "bias_mant": np.ones(2, int)}, "bias_mant is set exactly when"),
+        (
+            {
+                "bias": np.ones(2),
+                "bias_mant": np.array([1, 5000]),
+                "du": 1,
+                "dv": 1,
+                "vth": 10,
+                "scale": 1.0,
+            },
+            r"bias_mant spans \[1, 5000\]; Loihi allows \[-4096, 4095\]",
+        ),  # fmt: skip
+        ({"bias_exp": 8}, r"bias_exp=8 is outside \[0, 7\]"),
     ],
 )
 def test_bad_reset_fields_are_refused_by_name(fields, message):
@@ -79,9 +114,18 @@ def test_bad_reset_fields_are_refused_by_name(fields, message):
         CubaLIF("lif", 4.0, 2.0, 1.0, **fields)
 
 
-def test_netx_refuses_subtraction(tmp_path):
+def test_a_bias_must_fit_its_population():
+    with pytest.raises(GraphError, match=r"node 'lif': bias has shape \(3,\); inputs \(5,\)"):
+        Graph((Input("in", (6, 1, 1)), Dense("fc", np.ones((5, 6))),
+               CubaLIF("lif", 4.0, 2.0, 1.0, bias=np.ones(3))), T=3)  # fmt: skip
+
+
+def test_netx_refuses_subtraction_and_biases(tmp_path):
     x = np.random.default_rng(2).random((30, 6, 1, 1))
     fixed, _ = quantize_graph(one_layer(1.5), x)
     with pytest.raises(NetxExportError, match="node 'lif': resets by subtraction"):
         save_netx(fixed, tmp_path / "x.net")
+    biased, _ = quantize_graph(one_layer(None, BIAS), x)
+    with pytest.raises(NetxExportError, match="node 'lif': has a bias"):
+        save_netx(biased, tmp_path / "x.net")
     assert list(tmp_path.iterdir()) == []
