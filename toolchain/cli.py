@@ -16,6 +16,7 @@ from toolchain.data.datasets import DATASET_NAMES, DatasetError
 from toolchain.data.inputs import InputsError
 from toolchain.io import GraphFileError, OnnxFormatError
 from toolchain.io.nir_read import CONVENTIONS, NirImportError
+from toolchain.io.nir_write import NirExportError
 from toolchain.ir import GraphError
 from toolchain.paths import PathError
 from toolchain.train.checkpoint import CheckpointError
@@ -30,6 +31,7 @@ USER_ERRORS = (
     GraphError,
     GraphFileError,
     InputsError,
+    NirExportError,
     NirImportError,
     OnnxFormatError,
     PathError,
@@ -102,13 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=commands.demo)
 
-    p = sub.add_parser("export", help="write a Graph as an ONNX or netx file")
+    p = sub.add_parser("export", help="write a Graph as an ONNX, netx or NIR file")
     p.add_argument("source", type=Path, help="a training checkpoint or a graph file")
     p.add_argument(
         "--format",
-        choices=["onnx", "netx"],
+        choices=["onnx", "netx", "nir"],
         default="onnx",
-        help="onnx (float or fixed graph) or netx (lava-dl hdf5, lowered fixed graph)",
+        help="onnx (float or fixed graph), netx (lava-dl hdf5, lowered fixed graph) or nir "
+        "(the float parameters)",
     )
     p.add_argument("--out", required=True, type=Path, help="the file to write")
     p.add_argument("--lower", action="store_true", help="fold pooling and flatten first")
@@ -126,8 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dt", type=positive, help="time step in seconds (default: the exporter's)")
     p.add_argument("--reset", choices=["zero", "subtract"], help="how the neurons reset")
-    p.add_argument("--steps", type=count(1), default=10, help="time steps per sample (T)")
-    p.add_argument("--levels", type=count(1), default=255, help="input levels for the chip")
+    p.add_argument("--steps", type=count(1), help="time steps per sample (T; default 10)")
+    p.add_argument("--levels", type=count(1), help="input levels for the chip (default 255)")
     p.set_defaults(run=commands.import_nir)
 
     p = sub.add_parser("inspect", help="print the nodes of a graph file")

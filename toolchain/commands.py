@@ -89,6 +89,10 @@ def export(args: argparse.Namespace, say: Say) -> dict[str, object]:
         from targets.loihi2.netx import save_netx
 
         save_netx(graph, out)
+    elif args.format == "nir":
+        from toolchain.io.nir_write import save_nir
+
+        save_nir(graph, out)
     else:
         save_onnx(graph, out)
     say(f"wrote {out}\n{describe(graph)}")

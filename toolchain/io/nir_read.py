@@ -96,7 +96,9 @@ CONVENTIONS = {
         Convention("rockpool", 1e-3, "subtract", counts=True),
     )
 }
-SUPPORTED = "Input, Output, Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Flatten, LIF, CubaLIF, IF"
+SUPPORTED = (
+    "Input, Output, Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Scale, Flatten, LIF, CubaLIF, IF"
+)
 
 
 def read_nir(
@@ -105,18 +107,25 @@ def read_nir(
     convention: str = "nir",
     dt: float | None = None,
     reset: str | None = None,
-    steps: int = 10,
-    levels: int = 255,
+    steps: int | None = None,
+    levels: int | None = None,
 ) -> Graph:
-    """The float Graph of a NIR file, read with an exporter's conventions (module docstring)."""
+    """The float Graph of a NIR file, read with an exporter's conventions (module docstring).
+    A file written by snn-deploy (`toolchain.io.nir_write`) supplies its own dt, reset, steps
+    and levels where they are not given."""
     import nir
 
     path = Path(path)
+    model = _read(path, nir)
+    ours = model.metadata.get("producer") == "snn-deploy" if model.metadata else False
+    recorded = model.metadata if ours else {}
     rules = CONVENTIONS[convention]
-    step = dt if dt is not None else rules.dt
+    step = dt if dt is not None else recorded.get("dt", rules.dt)
     if step is None or not step > 0:
         raise NirImportError(f"{path}: NIR files do not record their time step; give --dt")
-    reset = reset or rules.reset
+    reset = reset or recorded.get("reset") or rules.reset
+    steps = steps or int(recorded.get("time_steps", 10))
+    levels = levels or int(recorded.get("input_levels", 255))
     if reset == "subtract" and rules.counts:
         raise NirImportError(
             f"{path}: {convention} neurons emit spike counts (several spikes per step, as many "
@@ -124,17 +133,20 @@ def read_nir(
             "to zero can be imported with --reset zero"
         )
     try:
-        try:
-            model = nir.read(path)
-        except Exception:  # noqa: BLE001  (many exporters need the lenient reading)
-            model = nir.read(path, type_check=False)
-    except Exception as error:  # noqa: BLE001  (h5py, KeyError, ...: a damaged or foreign file)
-        raise NirImportError(f"{path}: not a readable NIR file ({error})") from None
-    try:
         importer = _Importer(model, rules, step, convention, reset)
         return importer.graph(path.stem, steps, levels)
     except (NirImportError, GraphError) as error:
         raise NirImportError(f"{path}: {error}") from None
+
+
+def _read(path: Path, nir: Any) -> Any:
+    try:
+        try:
+            return nir.read(path)
+        except Exception:  # noqa: BLE001  (many exporters need the lenient reading)
+            return nir.read(path, type_check=False)
+    except Exception as error:  # noqa: BLE001  (h5py, KeyError, ...: a damaged or foreign file)
+        raise NirImportError(f"{path}: not a readable NIR file ({error})") from None
 
 
 class _Importer:
@@ -197,6 +209,18 @@ class _Importer:
 
     def _flatten(self, key: str, node: Any, levels: int) -> None:
         self.nodes.append(Flatten(key))
+
+    def _scale(self, key: str, node: Any, levels: int) -> None:
+        """A uniform scale after pooling or a synapse, folded into it."""
+        factor = _uniform(key, "scale", np.asarray(node.scale, np.float64))
+        last = self.nodes[-1] if self.nodes else None
+        if isinstance(last, SumPool2d):
+            self.nodes[-1] = SumPool2d(last.name, last.size, last.weight * factor)
+        elif isinstance(last, Dense | Conv2d):
+            self.nodes[-1] = type(last)(**{**_fields(last), "weight": last.weight * factor})
+            self.bias = None if self.bias is None else self.bias * factor
+        else:
+            raise NirImportError(f"node {key!r}: a Scale must follow pooling or a synapse")
 
     def _lif(self, key: str, node: Any, levels: int) -> None:
         self._population(key, node, (np.zeros(1), np.ones(1)))

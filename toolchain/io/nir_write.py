@@ -1,0 +1,189 @@
+"""A Graph as a NIR file, in the specification's own reading.
+
+NIR states neurons in continuous time; with forward Euler and a step of `DT` seconds our
+discrete neuron is exactly NIR's (`toolchain.io.nir_read`, convention `nir`), time constants
+in steps times DT:
+- a population with a synaptic filter (tau_s > 1) is a `CubaLIF` with tau_syn = tau_s DT,
+  tau_mem = tau_m DT, r = tau_m and w_in = 1 (so the filter is normalised and the membrane's gain
+  is 1), v_leak = 0, v_reset = 0;
+- one without (tau_s = 1) is a `LIF` (tau = tau_m DT, r = tau_m), or an `IF` (r = 1/DT) when
+  it does not leak; its bias, a constant input to the membrane, is the bias of the `Affine` or
+  `Conv2d` before it (a bias behind a synaptic filter has no NIR form and is refused);
+- `Dense` is `Linear` (or `Affine`, after a `Flatten` where its input has several dimensions;
+  an (n, 1, 1) input is the vector (n,)), `Conv2d` is `Conv2d`, `Flatten` is `Flatten`, and
+  `SumPool2d` is `SumPool2d` followed by a `Scale` of its weight when that is not 1.
+NIR has no reset rule beyond v_reset and no time step: the graph's metadata records them
+(`METADATA_KEYS`), and `snn-deploy import` reads them back. A reset by subtraction is
+recorded only where every population subtracts its threshold. DT is snnTorch's own step, so
+its `import_from_nir` reads the LIF populations of such a file (reset to 0) exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolchain.atomic import atomic_path
+from toolchain.data.encoding import ENCODING
+from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, Input, SumPool2d
+
+DT = 1e-4  # snnTorch's step: its importer reads LIF files with it
+PRODUCER = "snn-deploy"
+METADATA_KEYS = ("producer", "time_steps", "dt", "reset", "encoding", "input_levels")
+
+
+class NirExportError(ValueError):
+    """A Graph that NIR cannot state; the message names the node."""
+
+
+def graph_to_nir(graph: Graph) -> Any:
+    """The NIR graph of `graph` (its float parameters), with the metadata to read it back."""
+    import nir
+
+    shapes = dict(zip((n.name for n in graph.nodes), graph.shapes(), strict=True))
+    in_shapes = {n.name: shapes[graph.sources(n.name)[0]] for n in graph.nodes[1:]}
+    nodes: dict[str, Any] = {}
+    renamed: dict[str, str] = {}  # a Graph node -> the NIR node its output leaves from
+    for node in graph.nodes:
+        for key, value in _nir_nodes(node, graph, shapes, in_shapes):
+            nodes[key] = value
+            renamed[node.name] = key
+    output = graph.nodes[-1].name
+    nodes["output"] = nir.Output(output_type={"output": np.array(shapes[output])})
+    entry = {
+        n.name: f"{n.name}_flatten" if f"{n.name}_flatten" in nodes else n.name for n in graph.nodes
+    }
+    edges = [(renamed[a], entry[b]) for a, b in graph.edges]
+    edges += [(k, f"{k}_scale") for k in nodes if f"{k}_scale" in nodes]
+    edges += [(f"{k}_flatten", k) for k in nodes if f"{k}_flatten" in nodes]
+    edges.append((renamed[output], "output"))
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=_metadata(graph))
+
+
+def save_nir(graph: Graph, path: Path | str) -> Path:
+    """Write `graph` as a NIR file at `path`, atomically."""
+    import nir
+
+    model = graph_to_nir(graph)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        nir.write(tmp, model)
+    return path
+
+
+def _metadata(graph: Graph) -> dict[str, Any]:
+    resets = {_reset(p) for p in graph.populations}
+    if len(resets) > 1:
+        raise NirExportError(
+            f"graph {graph.name!r}: some populations reset to 0 and others by subtraction; a "
+            "NIR file records one reset for all"
+        )
+    return {
+        "producer": PRODUCER,
+        "time_steps": graph.T,
+        "dt": DT,
+        "reset": resets.pop(),
+        "encoding": ENCODING,
+        "input_levels": graph.input.levels,
+    }
+
+
+def _reset(population: CubaLIF) -> str:
+    if population.reset_subtract is None:
+        return "zero"
+    if population.reset_subtract != population.threshold:
+        raise NirExportError(
+            f"node {population.name!r}: subtracts {population.reset_subtract:.6g} on a spike, "
+            f"not its threshold {population.threshold:.6g}; NIR records no other amount"
+        )
+    return "subtract"
+
+
+def _nir_nodes(
+    node: Any, graph: Graph, shapes: dict[str, tuple], in_shapes: dict[str, tuple]
+) -> list[tuple[str, Any]]:
+    import nir
+
+    name = node.name
+    if isinstance(node, Input):
+        return [(name, nir.Input(input_type={"input": np.array(_vector_or(node.shape))}))]
+    if isinstance(node, Dense):
+        bias = _bias_before(graph, node, node.weight.shape[0])
+        dense = nir.Linear(weight=node.weight)
+        if bias is not None:
+            dense = nir.Affine(weight=node.weight, bias=bias)
+        if len(_vector_or(in_shapes[name])) == 1:
+            return [(name, dense)]
+        flat = nir.Flatten(input_type={"input": np.array(in_shapes[name])}, start_dim=0)
+        return [(f"{name}_flatten", flat), (name, dense)]  # our Dense flattens its input
+    if isinstance(node, Conv2d):
+        bias = _bias_before(graph, node, node.weight.shape[0])
+        conv = nir.Conv2d(
+            input_shape=tuple(in_shapes[name][1:]),
+            weight=node.weight,
+            stride=node.stride,
+            padding=node.padding,
+            dilation=1,
+            groups=1,
+            bias=np.zeros(node.weight.shape[0]) if bias is None else bias,
+        )
+        return [(name, conv)]
+    if isinstance(node, SumPool2d):
+        k = np.array([node.size, node.size])
+        pool = nir.SumPool2d(kernel_size=k, stride=k, padding=np.array([0, 0]))
+        if node.weight == 1:
+            return [(name, pool)]
+        scale = nir.Scale(scale=np.full(shapes[name], node.weight))
+        return [(name, pool), (f"{name}_scale", scale)]
+    if isinstance(node, Flatten):
+        return [(name, nir.Flatten(input_type={"input": np.array(in_shapes[name])}, start_dim=0))]
+    if isinstance(node, CubaLIF):
+        return [(name, _neuron(node, shapes[name]))]
+    raise NirExportError(f"node {name!r}: {type(node).__name__} has no NIR form here")
+
+
+def _vector_or(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """(n,) for an (n, 1, 1) input (a vector), else the shape."""
+    return shape[:1] if len(shape) == 3 and shape[1:] == (1, 1) else shape
+
+
+def _bias_before(graph: Graph, synapse: Dense | Conv2d, size: int) -> np.ndarray | None:
+    """The bias of the population this synapse feeds, which NIR puts on the synapse."""
+    target = next(graph.node(b) for a, b in graph.edges if a == synapse.name)
+    if not isinstance(target, CubaLIF) or target.bias is None:
+        return None
+    if target.tau_s != 1:
+        raise NirExportError(
+            f"node {target.name!r}: a bias into a neuron with a synaptic filter (tau_s = "
+            f"{target.tau_s:.6g}) has no NIR form"
+        )
+    return np.broadcast_to(target.bias, (size,)).astype(np.float64)
+
+
+def _neuron(node: CubaLIF, shape: tuple[int, ...]) -> Any:
+    import nir
+
+    def full(value: float) -> np.ndarray:
+        return np.full(shape, float(value))
+
+    leaks = math.isfinite(node.tau_m)
+    if node.tau_s == 1 and not leaks:
+        return nir.IF(r=full(1.0 / DT), v_threshold=full(node.threshold), v_reset=full(0.0))
+    if not leaks:
+        raise NirExportError(
+            f"node {node.name!r}: a neuron that does not leak behind a synaptic filter has no "
+            "NIR form (CubaLIF's tau_mem must be finite)"
+        )
+    membrane = {"r": full(node.tau_m), "v_leak": full(0.0), "v_threshold": full(node.threshold)}
+    if node.tau_s == 1:
+        return nir.LIF(tau=full(node.tau_m * DT), v_reset=full(0.0), **membrane)
+    return nir.CubaLIF(
+        tau_syn=full(node.tau_s * DT),
+        tau_mem=full(node.tau_m * DT),
+        v_reset=full(0.0),
+        w_in=full(1.0),
+        **membrane,
+    )
