@@ -28,6 +28,7 @@ import numpy as np
 from quantize.calibration import calibration_ranges
 from targets.loihi2.formats import (
     STATE_LIMIT,
+    WEIGHT_EXP_MAX,
     WEIGHT_EXP_MIN,
     WEIGHT_MAX,
     bias_integers,
@@ -112,7 +113,7 @@ def choose_scales(
 ) -> list[LayerScale]:
     """The largest admissible scale of every population, with the weight exponent to reach it."""
     choices = []
-    for index, (synapse, population) in enumerate(graph.layers()):
+    for index, (synapse, population) in enumerate(graph.layers(recurrent=True)):
         unit = input_unit(graph.input.levels, index == 0)
         largest = float(np.abs(synapse.weight).max()) or 1.0
         full_range = WEIGHT_MAX / (largest * weight_factor(1.0, population.tau_s, unit, 0))
@@ -141,7 +142,7 @@ def apply_scales(graph: Graph, scales: list[LayerScale]) -> tuple[Graph, list[La
     by_population = {s.population: s for s in scales}
     nodes: list[Node] = list(graph.nodes)
     reports = []
-    for index, (synapse, population) in enumerate(graph.layers()):
+    for index, (synapse, population) in enumerate(graph.layers(recurrent=True)):
         choice = by_population[population.name]
         unit = input_unit(graph.input.levels, index == 0)
         factor = weight_factor(choice.scale, population.tau_s, unit, choice.weight_exp)
@@ -153,6 +154,11 @@ def apply_scales(graph: Graph, scales: list[LayerScale]) -> tuple[Graph, list[La
             nodes[position] = Conv2d(
                 synapse.name, synapse.weight, synapse.stride, synapse.padding, weight_int
             )
+        recurrent = graph.recurrent_synapse(population)
+        if recurrent is not None:
+            rec, rec_clipped = _quantized_recurrent(recurrent, choice.scale, population.tau_s)
+            nodes[nodes.index(recurrent)] = rec
+            clipped += rec_clipped
         bias_mant, bias_exp, biases_clipped = None, 0, 0
         if population.bias is not None:
             bias_mant, bias_exp, biases_clipped = bias_integers(population.bias, choice.scale)
@@ -189,7 +195,17 @@ def apply_scales(graph: Graph, scales: list[LayerScale]) -> tuple[Graph, list[La
                 biases_clipped=biases_clipped,
             )
         )
-    return Graph(tuple(nodes), T=graph.T, name=graph.name), reports
+    return Graph(tuple(nodes), T=graph.T, name=graph.name, edges=graph.edges), reports
+
+
+def _quantized_recurrent(synapse: Dense, scale: float, tau_s: float) -> tuple[Dense, int]:
+    """A population's recurrent Dense at its scale, with the exponent that puts its largest
+    weight nearest the end of the range; and how many weights were clipped."""
+    largest = float(np.abs(synapse.weight).max()) * weight_factor(scale, tau_s, 1, 0)
+    exp = 0 if largest == 0 else math.ceil(math.log2(largest / WEIGHT_MAX))
+    exp = min(max(exp, WEIGHT_EXP_MIN), WEIGHT_EXP_MAX)
+    weight_int, clipped = quantize_weights(synapse.weight, weight_factor(scale, tau_s, 1, exp))
+    return Dense(synapse.name, synapse.weight, weight_int, exp), clipped
 
 
 MIN_FIRST_WEIGHTS = 64  # largest |weight| a Conv2d first synapse should reach: 7 bits and sign
@@ -205,7 +221,7 @@ def choose_input_levels(
     graph: Graph, ranges: dict[str, tuple[float, float]], headroom: float
 ) -> int:
     """The data's levels, or fewer for a Conv2d first synapse (see the module docstring)."""
-    synapse, population = graph.layers()[0]
+    synapse, population = graph.layers(recurrent=True)[0]
     if not isinstance(synapse, Conv2d):
         return graph.input.levels
     largest = float(np.abs(synapse.weight).max()) or 1.0

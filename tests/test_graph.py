@@ -116,8 +116,13 @@ def test_a_population_reading_its_own_previous_spikes_is_a_valid_graph():
     assert graph.shapes() == [(1, 2, 2), (3,), (3,), (3,)]
     assert graph.sources("pop") == ["ff", "rec"] and graph.is_recurrent("pop", "rec")
     assert not graph.is_chain and Graph(graph.nodes[:2] + graph.nodes[3:], 5).is_chain
-    with pytest.raises(GraphError, match="'recurrent' is not a chain"):
+    with pytest.raises(GraphError, match="'recurrent' has recurrent or branching edges"):
         dataclasses.replace(graph, name="recurrent").layers()
+    assert graph.recurrent_synapse(graph.nodes[3]) is graph.nodes[2]
+    assert graph.is_self_recurrent_chain and graph.feed_forward_nodes == graph.nodes[:2] + (
+        graph.nodes[3],
+    )
+    assert graph.layers(recurrent=True) == [(graph.nodes[1], graph.nodes[3])]
 
 
 @pytest.mark.parametrize(

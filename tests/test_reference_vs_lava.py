@@ -39,8 +39,7 @@ def run_lava(graph: Graph, image: np.ndarray, probe: str) -> dict[str, np.ndarra
     port = Source(data=data).s_out
     lifs = {}
     biased = any(p.bias_mant is not None for p in graph.populations)
-    for index in range(1, len(graph.nodes), 2):
-        synapse, population = graph.nodes[index], graph.nodes[index + 1]
+    for index, (synapse, population) in enumerate(graph.layers(recurrent=True), start=1):
         connection = lava_synapse(synapse, port.shape, message_bits=16 if index == 1 else 0)
         params = dict(
             shape=connection.a_out.shape,
@@ -55,7 +54,7 @@ def run_lava(graph: Graph, image: np.ndarray, probe: str) -> dict[str, np.ndarra
             params["bias_mant"] = np.broadcast_to(population.bias_mant, (w, h, c)).copy()
         # Biases charge v before the sample arrives: with any bias, population k is reset when
         # the sample reaches it (before its update at step k + 1), as the reference does.
-        k = (index + 1) // 2
+        k = index
         resets = {"reset_interval": NEVER}
         if biased:
             resets = {"reset_interval": graph.T, "reset_offset": (k + 1) % graph.T}
@@ -67,6 +66,11 @@ def run_lava(graph: Graph, image: np.ndarray, probe: str) -> dict[str, np.ndarra
             lif = LIF(**params)
         port.connect(connection.s_in)
         connection.a_out.connect(lif.a_in)
+        recurrent = graph.recurrent_synapse(population)
+        if recurrent is not None:  # its own spikes, a step later, summed into a_in
+            loop = lava_synapse(recurrent, lif.s_out.shape, message_bits=0)
+            lif.s_out.connect(loop.s_in)
+            loop.a_out.connect(lif.a_in)
         port, lifs[population.name] = lif.s_out, lif
     sink = Sink(shape=port.shape, buffer=steps)
     port.connect(sink.a_in)
@@ -238,6 +242,22 @@ def test_conv_biases_match_lava():
     result = compare(Graph(nodes, T=6), rng.uniform(0, 1, (1, 5, 4)), probe="lif0")
     per_channel = result.spikes["lif0"][0].sum(axis=(1, 2, 3))
     assert per_channel[0] < per_channel[1] and per_channel[1] > 0
+
+
+def test_a_population_reading_its_own_spikes_matches_lava():
+    """A recurrent Dense (the population's spikes of the previous step) summed with the
+    feed-forward one into the same neurons."""
+    rng = np.random.default_rng(8)
+    graph = random_graph(rng, (1, 3, 3), 15, [Layer(6, -4, du=300, dv=100, vth=100)], T=12)
+    w = rng.integers(-256, 255, size=(6, 6)).astype(np.int32)
+    nodes = (*graph.nodes[:2], Dense("rec", w.astype(np.float64), w, 0), graph.nodes[2])
+    edges = (("in", "fc0"), ("fc0", "lif0"), ("rec", "lif0"), ("lif0", "rec"))
+    looped = Graph(nodes, T=12, edges=edges)
+    image = rng.uniform(0, 1, (1, 3, 3))
+    result = compare(looped, image, probe="lif0")
+    without = simulate(graph, image[None])
+    assert result.output_spikes.any()
+    assert not np.array_equal(result.output_spikes, without.output_spikes)
 
 
 @pytest.mark.parametrize("weight_exp", [-7, 2])

@@ -127,6 +127,7 @@ class _Population:
     threshold: int  # the voltage to exceed
     reset_sub: int | None  # subtracted from v on a spike; None: v = 0
     bias: np.ndarray | None  # added to v every step, shaped to broadcast over the population
+    recurrent: _Synapse | None  # from the population's own spikes of the previous step
 
 
 @dataclass
@@ -241,12 +242,12 @@ def simulate(
 
 def _prepare(graph: Graph) -> list[tuple[_Synapse, _Population]]:
     """Pair each synapse with its population, ready to run; refuses undeployable graphs."""
-    layers = graph.deployable_layers()
+    layers = graph.deployable_layers(recurrent=True)
     shapes = [graph.shapes()[graph.nodes.index(population)] for _, population in layers]
     return [
         (
             _synapse(synapse, formats.input_unit(graph.input.levels, index == 0)),
-            _population(population, shape),
+            _population(population, shape, graph.recurrent_synapse(population)),
         )
         for index, ((synapse, population), shape) in enumerate(zip(layers, shapes, strict=True))
     ]
@@ -267,7 +268,9 @@ def _synapse(node: Dense | Conv2d, unit: int) -> _Synapse:
     return _Synapse(node, np.ascontiguousarray(weight.T.astype(dtype)), bound)
 
 
-def _population(node: CubaLIF, shape: tuple[int, ...]) -> _Population:
+def _population(
+    node: CubaLIF, shape: tuple[int, ...], recurrent: Dense | None = None
+) -> _Population:
     return _Population(
         name=node.name,
         shape=shape,
@@ -276,6 +279,7 @@ def _population(node: CubaLIF, shape: tuple[int, ...]) -> _Population:
         threshold=formats.threshold_value(node.vth),
         reset_sub=node.reset_sub,
         bias=_bias_of(node, shape),
+        recurrent=None if recurrent is None else _synapse(recurrent, 1),
     )
 
 
@@ -314,11 +318,21 @@ def _run_batch(
             if biased and step % T == (k + 2) % T:  # LIFReset(T, offset (k + 2) % T)
                 states[k].u.fill(0)
                 states[k].v.fill(0)
+                states[k].spikes.fill(False)  # no recurrent input from the sample before
+            if population.recurrent is not None:
+                drive = _sum(drive, _spike_drive(population.recurrent, states[k].spikes))
             _update(population, states[k], drive, recorder.voltages is not None)
             recorder.store(population.name, rows, step - 1, states[k])
         recorder.store_output(rows, step - 1, states[-1])
     for (_, population), state in zip(layers, states, strict=True):
         recorder.count(population.name, state)
+
+
+def _sum(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    """The sum of two drives, either of which may be None (zero)."""
+    if a is None or b is None:
+        return b if a is None else a
+    return a + b
 
 
 def _spike_drive(synapse: _Synapse, spikes: np.ndarray) -> np.ndarray | None:

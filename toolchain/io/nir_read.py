@@ -19,8 +19,9 @@ padding), with their biases into LIF and IF neurons (a constant input to the mem
 like the weights), SumPool2d and AvgPool2d (kernel = stride, no padding), Flatten,
 LIF, CubaLIF and IF with v_leak = v_reset = 0, reset to zero or by subtracting the threshold
 (at once, or one step late as snnTorch does), in a feed-forward chain. Everything else is
-refused with the node's name and type. Spike counts (Sinabs, Rockpool), biases into a synaptic
-filter (CubaLIF) and recurrent cycles are not supported yet.
+refused with the node's name and type. A neuron that reads its own spikes through a Linear
+(snnTorch's recurrent layers) imports as a self-recurrent population. Spike counts (Sinabs,
+Rockpool), biases into a synaptic filter (CubaLIF) and other cycles are not supported yet.
 """
 
 from __future__ import annotations
@@ -159,7 +160,8 @@ class _Importer:
         self.bias: np.ndarray | None = None  # of the synapse just read, for its neurons
 
     def graph(self, name: str, steps: int, levels: int) -> Graph:
-        for key in _chain(self.model):
+        order, self.loops = _chain(self.model)
+        for key in order:
             node = self.model.nodes[key]
             kind = type(node).__name__
             reader = getattr(self, f"_{kind.lower()}", None)
@@ -168,7 +170,11 @@ class _Importer:
                     f"node {key!r} ({kind}) is not supported; accepted: {SUPPORTED}"
                 )
             reader(key, node, levels)
-        return Graph(tuple(self.nodes), T=steps, name=name)
+        loops = [(p, r) for p, r in self.loops.items()]
+        plain = [n for n in self.nodes if n.name not in self.loops.values()]
+        edges = [*(zip((n.name for n in plain), (n.name for n in plain[1:]), strict=False))]
+        edges += [(r, p) for p, r in loops] + [(p, r) for p, r in loops]
+        return Graph(tuple(self.nodes), T=steps, name=name, edges=tuple(edges))
 
     def _input(self, key: str, node: Any, levels: int) -> None:
         shape = [int(n) for n in np.asarray(next(iter(node.input_type.values())))]
@@ -263,9 +269,23 @@ class _Importer:
                     f"{alpha:.6g}) is not supported; biases into LIF and IF neurons are"
                 )
             bias = np.broadcast_to(self.bias * rows, rows.shape).astype(np.float64)
+        if key in self.loops:  # its recurrent synapse, placed before it (a recurrent edge)
+            self.nodes.append(self._recurrent(key, rows))
         self.nodes.append(
             CubaLIF(key, tau_m, 1.0 / (1.0 - alpha), 1.0, reset_subtract=subtract, bias=bias)
         )
+
+    def _recurrent(self, key: str, rows: np.ndarray) -> Dense:
+        """The Linear or Affine that feeds population `key` its own spikes, with the same gain
+        per neuron as its other synapse; its bias joins the population's."""
+        name = self.loops[key]
+        node = self.model.nodes[name]
+        if type(node).__name__ not in ("Linear", "Affine"):
+            raise NirImportError(f"node {name!r}: a recurrent synapse must be Linear or Affine")
+        if _bias(getattr(node, "bias", None)) is not None:
+            raise NirImportError(f"node {name!r}: a bias on a recurrent synapse is not supported")
+        weight = np.asarray(node.weight, np.float64) * rows.reshape(-1, 1)
+        return Dense(name, weight)
 
     def _reset_subtract(self, key: str, beta: float) -> float | None:
         """What a spike subtracts from v / threshold at once: 1, or 1 / beta for a subtraction
@@ -332,11 +352,16 @@ def _bias(bias: Any) -> np.ndarray | None:
     return np.asarray(bias, np.float64).reshape(-1)
 
 
-def _chain(model: Any) -> list[str]:
-    """Node names from the input along the edges; refuses branches, cycles and subgraphs."""
+def _chain(model: Any) -> tuple[list[str], dict[str, str]]:
+    """Node names from the input along the edges, and the self-loops set aside (a neuron ->
+    a synapse -> the same neuron, as snnTorch writes recurrent layers: population -> synapse);
+    refuses branches, other cycles and subgraphs."""
+    loops = _self_loops(model)
+    inside = set(loops.values())
     successors: dict[str, list[str]] = {}
     for source, target in model.edges:
-        successors.setdefault(source, []).append(target)
+        if source not in inside and target not in inside:
+            successors.setdefault(source, []).append(target)
     cycle = _cycle(successors)
     if cycle:
         raise NirImportError(
@@ -354,10 +379,27 @@ def _chain(model: Any) -> list[str]:
             )
         order.append(following[0])
         seen.add(following[0])
-    missing = sorted(set(model.nodes) - seen)
+    missing = sorted(set(model.nodes) - seen - inside)
     if missing:
         raise NirImportError(f"nodes {missing} are not on the chain from the input")
-    return order
+    return order, loops
+
+
+def _self_loops(model: Any) -> dict[str, str]:
+    """Neuron -> synapse for every synapse whose only input and only output is one neuron."""
+    sources: dict[str, list[str]] = {}
+    targets: dict[str, list[str]] = {}
+    for source, target in model.edges:
+        targets.setdefault(source, []).append(target)
+        sources.setdefault(target, []).append(source)
+    neurons = ("LIF", "CubaLIF", "IF")
+    loops = {}
+    for key, node in model.nodes.items():
+        ins, outs = sources.get(key, []), targets.get(key, [])
+        if type(node).__name__ in ("Linear", "Affine") and len(ins) == 1 and ins == outs:
+            if type(model.nodes[ins[0]]).__name__ in neurons:
+                loops[ins[0]] = key
+    return loops
 
 
 def _cycle(successors: dict[str, list[str]]) -> str | None:

@@ -1,6 +1,7 @@
 """Runs a float Graph in PyTorch, with the semantics documented in `toolchain.ir.nodes`.
 
-All T steps of a layer are computed at once, time last: (N, C, H, W, T) or (N, F, T).
+All T steps of a layer are computed at once, time last: (N, C, H, W, T) or (N, F, T); a
+population that reads its own previous spikes (`Graph.recurrent_synapse`) step by step.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 
 from toolchain.data.encoding import repeat_over_time
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Node, SumPool2d
-from toolchain.train.neuron import lif_forward, predict_from_spikes, psp_filter
+from toolchain.train.neuron import lif_forward, lif_step, predict_from_spikes, psp_filter
 
 
 @dataclass(frozen=True)
@@ -38,19 +39,52 @@ def apply_node(node: Node, x: torch.Tensor, weight: torch.Tensor | None = None) 
     if isinstance(node, Flatten):
         return x.flatten(1, -2)
     if isinstance(node, CubaLIF):
+        return run_population(node, x).spikes
+    raise TypeError(f"node {node.name!r}: no float semantics for {type(node).__name__}")
+
+
+def _bias(node: CubaLIF, x: torch.Tensor) -> torch.Tensor | float:
+    """The population's bias, (C,) shaped to add over (N, C, ..., T); 0 without one."""
+    if node.bias is None:
+        return 0.0
+    return torch.tensor(node.bias, dtype=x.dtype).reshape(-1, *[1] * (x.ndim - 2))
+
+
+@dataclass(frozen=True)
+class PopulationRun:
+    spikes: torch.Tensor  # (N, *shape, T)
+    current: torch.Tensor  # the synaptic current (Loihi's u; the bias goes to v)
+    potential: torch.Tensor  # the membrane before reset
+
+
+def run_population(node: CubaLIF, x: torch.Tensor, recurrent: Dense | None = None) -> PopulationRun:
+    """A population over all steps of its synaptic input x (N, *shape, T); with `recurrent`,
+    it also reads its own spikes of the previous step through that Dense, step by step."""
+    if recurrent is None:
         current = psp_filter(x, node.tau_s)
-        if node.bias is not None:  # (C,) over (N, C, ..., T)
-            bias = torch.tensor(node.bias, dtype=x.dtype)
-            current = current + bias.reshape(-1, *[1] * (x.ndim - 2))
-        _, spikes, _ = lif_forward(
-            current,
+        _, spikes, potential = lif_forward(
+            current + _bias(node, x),
             tau_m=node.tau_m,
             tau_s=node.tau_s,
             threshold=node.threshold,
             reset_subtract=node.reset_subtract,
         )
-        return spikes
-    raise TypeError(f"node {node.name!r}: no float semantics for {type(node).__name__}")
+        return PopulationRun(spikes, current, potential)
+    weight = torch.tensor(recurrent.weight, dtype=x.dtype)
+    decay, bias = 1.0 - 1.0 / node.tau_s, _bias(node, x[..., 0])
+    filtered = membrane = spikes = torch.zeros_like(x[..., 0])
+    steps: list[tuple[torch.Tensor, ...]] = []
+    for t in range(x.shape[-1]):
+        filtered = decay * filtered + (x[..., t] + spikes @ weight.T) / node.tau_s
+        potential, spikes, membrane = lif_step(
+            filtered + bias,
+            membrane,
+            tau_m=node.tau_m,
+            threshold=node.threshold,
+            reset_subtract=node.reset_subtract,
+        )
+        steps.append((spikes, filtered, potential))
+    return PopulationRun(*(torch.stack(series, -1) for series in zip(*steps, strict=True)))
 
 
 @torch.no_grad()
@@ -59,16 +93,21 @@ def run_float(
 ) -> FloatResult:
     """Spikes of every population and the predictions, for images (N, C, H, W), repeated over
     the graph's T steps, or per-step inputs (N, T, C, H, W)."""
-    if not graph.is_chain:
-        raise GraphError(f"graph {graph.name!r}: the float runner runs feed-forward chains only")
+    if not (graph.is_chain or graph.is_self_recurrent_chain):
+        raise GraphError(
+            f"graph {graph.name!r}: the float runner runs chains, with populations that may "
+            "read their own previous spikes, only"
+        )
     chunks: dict[str, list[np.ndarray]] = {p.name: [] for p in graph.populations}
     predictions = []
     for start in range(0, len(images), batch_size):
         x = _over_time(torch.from_numpy(images[start : start + batch_size]).to(dtype), graph.T)
-        for node in graph.nodes[1:]:
-            x = apply_node(node, x)
+        for node in graph.feed_forward_nodes[1:]:
             if isinstance(node, CubaLIF):
+                x = run_population(node, x, graph.recurrent_synapse(node)).spikes
                 chunks[node.name].append(x.to(torch.uint8).numpy())
+            else:
+                x = apply_node(node, x)
         predictions.append(predict_from_spikes(x, graph.populations[-1].tau_s))
     spikes = {name: np.concatenate(parts) for name, parts in chunks.items()}
     return FloatResult(spikes, np.concatenate(predictions))

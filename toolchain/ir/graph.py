@@ -157,18 +157,44 @@ class Graph:
     def is_fixed(self) -> bool:
         return all(node.is_fixed for node in self.nodes)
 
-    def layers(self) -> list[tuple[Dense | Conv2d, CubaLIF]]:
+    def recurrent_synapse(self, population: CubaLIF) -> Dense | None:
+        """The Dense that feeds `population` its own spikes of the previous step, if any."""
+        for source in self.sources(population.name):
+            node = self.node(source)
+            if isinstance(node, Dense) and self.sources(source) == [population.name]:
+                return node
+        return None
+
+    @property
+    def feed_forward_nodes(self) -> tuple[Node, ...]:
+        """The nodes without the recurrent synapses of self-recurrent populations."""
+        recurrent = {r.name for p in self.populations if (r := self.recurrent_synapse(p))}
+        return tuple(node for node in self.nodes if node.name not in recurrent)
+
+    @property
+    def is_self_recurrent_chain(self) -> bool:
+        """A chain once each population's recurrent synapse (population -> Dense -> the same
+        population) is set aside: what the float runner, the reference simulator and the
+        quantiser run."""
+        loops = {(r.name, p.name) for p in self.populations if (r := self.recurrent_synapse(p))}
+        loops |= {(p, r) for r, p in loops}
+        return set(self.edges) - loops == set(chain_edges(self.feed_forward_nodes))
+
+    def layers(self, *, recurrent: bool = False) -> list[tuple[Dense | Conv2d, CubaLIF]]:
         """The (synapse, population) pairs of a lowered feed-forward graph, in order.
 
         Refuses a graph that is not lowered, naming the pooling or flatten node to fold, and a
-        graph with recurrent or branching edges, which the simulators do not run yet.
+        graph with recurrent or branching edges; with `recurrent`, a caller that handles
+        `recurrent_synapse` itself also gets self-recurrent chains.
         """
-        if not self.is_chain:
+        if not (self.is_chain or (recurrent and self.is_self_recurrent_chain)):
+            runs = "self-recurrent chains" if recurrent else "feed-forward chains"
             raise GraphError(
-                f"graph {self.name!r} is not a chain (recurrent or branching edges): the"
-                " simulators and exporters run feed-forward chains only"
+                f"graph {self.name!r} has recurrent or branching edges that this stage does not"
+                f" run: it runs {runs} only"
             )
-        for before, node in zip(self.nodes, self.nodes[1:], strict=False):
+        nodes = self.feed_forward_nodes
+        for before, node in zip(nodes, nodes[1:], strict=False):
             if isinstance(node, SumPool2d | Flatten):
                 raise GraphError(
                     f"graph is not lowered: node {node.name!r} ({type(node).__name__}) must be"
@@ -179,15 +205,11 @@ class Graph:
                     f"graph is not lowered: node {node.name!r} ({type(node).__name__}) follows"
                     f" node {before.name!r}; every synapse must feed a CubaLIF population"
                 )
-        return [
-            (self.nodes[i - 1], node)
-            for i, node in enumerate(self.nodes)
-            if isinstance(node, CubaLIF)
-        ]  # type: ignore[misc]
+        return [(nodes[i - 1], node) for i, node in enumerate(nodes) if isinstance(node, CubaLIF)]  # type: ignore[misc]
 
-    def deployable_layers(self) -> list[tuple[Dense | Conv2d, CubaLIF]]:
+    def deployable_layers(self, *, recurrent: bool = False) -> list[tuple[Dense | Conv2d, CubaLIF]]:
         """`layers()` of a lowered fixed-point graph; names the first node without integers."""
-        layers = self.layers()
+        layers = self.layers(recurrent=recurrent)
         for node in self.nodes:
             if not node.is_fixed:
                 missing = "du/dv/vth/scale" if isinstance(node, CubaLIF) else "weight_int"

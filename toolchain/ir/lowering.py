@@ -43,6 +43,10 @@ def lower(graph: Graph) -> Graph:
     """The equivalent graph with no SumPool2d or Flatten node. Float graphs only."""
     if graph.is_fixed and any(isinstance(n, Dense | Conv2d) for n in graph.nodes):
         raise GraphError("lower the float graph, then quantise: integer weights cannot be folded")
+    if not graph.is_chain:
+        if graph.is_lowered:
+            return graph
+        raise GraphError(f"graph {graph.name!r}: pooling is folded in feed-forward chains only")
     shapes = graph.shapes()
     nodes: list[Node] = [graph.nodes[0]]
     pending: SumPool2d | None = None
