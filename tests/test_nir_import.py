@@ -207,10 +207,14 @@ def test_snntorch_recurrent_layers(tmp_path, kind):
     assert not np.array_equal(snntorch_run_and_export(net, x, tmp_path / "r0.nir"), theirs)
 
 
-def test_the_paper_braille_network_quantises_with_its_recurrence():
+def test_the_paper_braille_network_runs_on_lava_with_its_recurrence():
     """braille_noDelay_noBias_subtract.nir (snnTorch, recurrent CubaLIF, subtractive reset):
-    imported, quantised and simulated bit-accurately; float and fixed point agree on random
-    inputs (measured: 94.5 % of output spikes, every prediction)."""
+    imported, quantised, simulated bit-accurately and streamed through Lava spike for spike;
+    float and fixed point agree on random inputs (measured: 94.5 % of output spikes, every
+    prediction)."""
+    import targets.loihi2.lava  # noqa: F401
+    from targets.loihi2.lava.runner import run_on_lava
+
     graph = read_nir(SHARED / "braille_noDelay_noBias_subtract.nir", convention="snntorch")
     assert graph.recurrent_synapse(graph.node("lif1.lif")) is not None
     x = np.random.default_rng(0).random((50, *graph.input.shape)).astype(np.float32)
@@ -222,6 +226,9 @@ def test_the_paper_braille_network_quantises_with_its_recurrence():
     agreement = (reference.output_window_spikes == floating.spikes[name]).mean()
     assert agreement > 0.9 and (reference.predictions == floating.predictions).mean() > 0.9
     assert not report.overflowing_layers
+    lava = run_on_lava(fixed, x[:8])
+    assert lava.output_spikes.any()
+    np.testing.assert_array_equal(lava.output_spikes, reference.output_window_spikes[:8])
 
 
 def test_subtractive_reset_quantises_and_runs_on_lava(tmp_path):

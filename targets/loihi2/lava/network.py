@@ -59,6 +59,7 @@ class Layer:
     population: CubaLIF
     shape: tuple[int, ...]  # graph order: (n,) or (C, H, W)
     in_shape: tuple[int, ...]  # the synapse's source, graph order
+    recurrent: Dense | None = None  # the population's own spikes of the previous step
 
     @property
     def lava_shape(self) -> tuple[int, ...]:
@@ -111,15 +112,21 @@ def deployable_layers(graph: Graph) -> list[Layer]:
     """The (synapse, population) pairs of a lowered fixed-point graph; GraphError otherwise."""
     shapes = graph.shapes()
     layers = []
-    for index, (synapse, population) in enumerate(graph.deployable_layers()):
-        position = graph.nodes.index(synapse)
+    for index, (synapse, population) in enumerate(graph.deployable_layers(recurrent=True)):
         if isinstance(synapse, Conv2d):
             problem = conv_sum_problem(
                 synapse.weight_int, input_unit(graph.input.levels, index == 0)
             )
             if problem:
                 raise GraphError(f"node {synapse.name!r}: {problem}")
-        layers.append(Layer(synapse, population, shapes[position + 1], shapes[position - 1]))
+        shape = shapes[graph.nodes.index(population)]
+        in_shape = shapes[graph.nodes.index(graph.node(graph.sources(synapse.name)[0]))]
+        recurrent = graph.recurrent_synapse(population)
+        if recurrent is not None and len(shape) != 1:
+            raise GraphError(
+                f"node {recurrent.name!r}: a recurrent synapse on Lava needs a dense population"
+            )
+        layers.append(Layer(synapse, population, shape, in_shape, recurrent))
     return layers
 
 
@@ -232,6 +239,8 @@ def build_network(
                 reset_offset=reset_offset(k, reset_interval),
             )
         connection.a_out.connect(lif.a_in)
+        if layer.recurrent is not None:
+            _close_loop(lif, layer.recurrent, reset_interval, reset_offset(k, reset_interval or 1))
         lifs[layer.population.name] = lif
         port = lif.s_out
         nxt = layers[k].synapse if k < len(layers) else None
@@ -247,6 +256,27 @@ def build_network(
             monitor.probe(getattr(lifs[name], var), probe_steps)
             monitors[name][var] = monitor
     return LavaNetwork(graph, layers, source, sink, lifs, monitors)
+
+
+def _close_loop(lif: Any, recurrent: Dense, interval: int | None, offset: int) -> None:
+    """lif.s_out -> RecurrentDense -> lif.a_in, silent at the population's reset steps."""
+    from lava.utils.weightutils import SignMode
+
+    from targets.loihi2.lava.processes.recurrent_dense import RecurrentDense
+    from targets.loihi2.lava.processes.subtract_reset import NEVER
+
+    loop = RecurrentDense(
+        weights=np.ascontiguousarray(recurrent.weight_int.astype(np.int32)),
+        num_message_bits=0,
+        num_weight_bits=9,
+        sign_mode=SignMode.MIXED,
+        weight_exp=int(recurrent.weight_exp),
+        reset_interval=interval or NEVER,
+        reset_offset=offset if interval else 0,
+        name=recurrent.name,
+    )
+    lif.s_out.connect(loop.s_in)
+    loop.a_out.connect(lif.a_in)
 
 
 def _bias(layer: Layer) -> dict[str, Any]:
