@@ -408,3 +408,52 @@ def test_the_paper_cnn_imports_with_the_spec_reading_and_reset_to_zero(tmp_path,
     graph = load_onnx(out)
     assert [p.tau_m for p in graph.populations] == [math.inf] * 5, "IF neurons do not leak"
     assert [n.weight for n in graph.nodes if isinstance(n, SumPool2d)] == [1.0, 1.0]
+
+
+def test_from_snntorch_to_lava_in_commands(tmp_path, capsys):
+    """The README's path, command by command: a recurrent snnTorch network with its default
+    reset, exported by snnTorch, imported, quantised on the user's inputs, compared float
+    against fixed point per layer, and run on Lava equal to the reference simulator."""
+    import snntorch as snn
+
+    from toolchain.cli import main
+
+    torch.manual_seed(0)
+    layer = snn.RLeaky(
+        beta=full(0.8, 8), threshold=full(0.7, 8), linear_features=8, init_hidden=True
+    )
+    with torch.no_grad():
+        layer.recurrent.bias.zero_()
+    net = torch.nn.Sequential(
+        dense(6, 8, seed=1, gain=1.5), layer, dense(8, 4, seed=2, gain=1.5),
+        snn.Leaky(beta=full(0.9, 4), threshold=full(0.5, 4), init_hidden=True),
+    )  # fmt: skip
+    snntorch_run_and_export(net, static_input((6,)), tmp_path / "net.nir")
+    rng = np.random.default_rng(9)
+    np.save(tmp_path / "x.npy", rng.random((40, 6)).astype(np.float32))
+    np.save(tmp_path / "y.npy", rng.integers(0, 4, 40))
+    data = ["--inputs", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy")]
+
+    def run(*args: str) -> dict:
+        assert main([*args, "--json", "--quiet"]) == 0, capsys.readouterr().err
+        return json.loads(capsys.readouterr().out)
+
+    floating, fixed = str(tmp_path / "float.onnx"), str(tmp_path / "fixed.onnx")
+    run(
+        "import",
+        str(tmp_path / "net.nir"),
+        "--from",
+        "snntorch",
+        "--steps",
+        "12",
+        "--out",
+        floating,
+    )
+    quantized = run("quantize", floating, *data, "--out", fixed)
+    report = run("compare", floating, fixed, *data, "--out", str(tmp_path / "cmp"))
+    assert report["float_accuracy"] == quantized["float_accuracy"]
+    assert report["fixed_accuracy"] == quantized["fixed_accuracy"]
+    assert [layer["name"] for layer in report["layers"]] == ["1.lif", "3"]
+    assert all(0.8 < layer["agreement"] <= 1 for layer in report["layers"])
+    deployed = run("deploy", fixed, *data[:2], "--limit", "10", "--out", str(tmp_path / "l.npz"))
+    assert deployed["matches_reference"] is True and deployed["samples"] == 10

@@ -171,19 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output spikes .npz (default: beside the graph)")
     p.set_defaults(run=commands.deploy)
 
-    p = sub.add_parser("compare", help="float checkpoint vs fixed-point graph, per layer")
-    p.add_argument("checkpoint", type=Path)
+    p = sub.add_parser("compare", help="float network vs fixed-point graph, per layer")
+    p.add_argument("checkpoint", type=Path, help="a training checkpoint or a float graph file")
     p.add_argument("graph", type=Path)
     p.add_argument("--out", type=Path, help="report folder (default: beside the graph)")
     p.set_defaults(run=commands.compare)
 
     for name in ("simulate", "compare", "deploy"):
-        sub.choices[name].add_argument(
-            "--dataset", required=name != "simulate", choices=DATASET_NAMES
-        )
+        sub.choices[name].add_argument("--dataset", choices=DATASET_NAMES)
         sub.choices[name].add_argument(
             "--limit", type=count(1), help="only the first N test samples"
         )
+    for name in ("compare", "deploy"):
+        sub.choices[name].add_argument("--inputs", type=Path, help="your inputs, .npy")
+        sub.choices[name].add_argument("--labels", type=Path, help="labels of --inputs, .npy")
     for name in ("deploy", "demo"):
         sub.choices[name].add_argument(
             "--workers", type=count(1), default=1, help="independent Lava runtimes in parallel"

@@ -192,14 +192,14 @@ def _lowered(graph: Graph) -> Graph:
     return graph if graph.is_lowered else lower(graph)
 
 
-def _fixed_graph(path: Path, dataset: str) -> Graph:
-    """A lowered fixed-point graph whose input fits the dataset, or an error naming the file."""
+def _fixed_graph(path: Path) -> Graph:
+    """A lowered fixed-point graph, or an error naming the file."""
     graph = read_graph(path)
     if not graph.is_fixed:
         raise GraphError(f"{path}: is a float graph; quantize it first (snn-deploy quantize)")
     if not graph.is_lowered:
         raise GraphError(f"{path}: is not lowered; quantize lowers it (snn-deploy quantize)")
-    return _fits(graph, path, dataset)
+    return graph
 
 
 def _fits(graph: Graph, path: Path, dataset: str) -> Graph:
@@ -295,42 +295,41 @@ def _simulated(
 
 
 def deploy(args: argparse.Namespace, say: Say) -> dict[str, object]:
-    import numpy as np
-
     import targets.loihi2.lava  # noqa: F401  (before anything imports lava)
     from targets.loihi2.lava.runner import run_on_lava
     from targets.loihi2.lava.workers import run_on_lava_workers
     from targets.loihi2.simulator import simulate
+    from toolchain.data.inputs import require_graded
 
-    graph = _fixed_graph(args.graph, args.dataset)
+    graph = _fixed_graph(args.graph)
     default = args.graph.with_name(f"{args.graph.stem}-{args.target}.npz")
     out = output_file(args.out or default, args.graph)
-    split = _split(args)
+    images, labels = _samples(args, graph)
+    if args.inputs is not None:
+        require_graded(images, graph.input.shape, args.inputs)
     if args.workers == 1:
-        lava = run_on_lava(graph, split.images, target=args.target, progress=not args.quiet)
+        lava = run_on_lava(graph, images, target=args.target, progress=not args.quiet)
     else:
         lava = run_on_lava_workers(
-            graph, split.images, workers=args.workers, target=args.target, progress=not args.quiet
+            graph, images, workers=args.workers, target=args.target, progress=not args.quiet
         )
-    reference = simulate(graph, split.images)
+    reference = simulate(graph, images)
     matches = bool(np.array_equal(lava.output_spikes, reference.output_window_spikes))
+    saved = {"output_spikes": lava.output_spikes, "predictions": lava.predictions}
     with atomic_path(out) as tmp, tmp.open("wb") as handle:
-        np.savez_compressed(
-            handle,
-            output_spikes=lava.output_spikes,
-            predictions=lava.predictions,
-            labels=split.labels,
-        )
-    accuracy = float((lava.predictions == split.labels).mean())
+        np.savez_compressed(handle, **saved, **({} if labels is None else {"labels": labels}))
+    result: dict[str, object] = {"target": args.target, "samples": len(images)}
+    accuracy = ""
+    if labels is not None:
+        result["accuracy"] = float((lava.predictions == labels).mean())
+        accuracy = f"accuracy {100 * result['accuracy']:.2f} %; "
     say(
-        f"{graph.name} on {args.target} ({len(split)} samples, {lava.steps} steps, "
-        f"{lava.seconds:.1f} s): accuracy {100 * accuracy:.2f} %; output spikes equal to "
-        f"the reference simulator's: {'yes' if matches else 'NO'}; saved {out}"
+        f"{graph.name} on {args.target} ({len(images)} samples, {lava.steps} steps, "
+        f"{lava.seconds:.1f} s): {accuracy}output spikes equal to the reference simulator's: "
+        f"{'yes' if matches else 'NO'}; saved {out}"
     )
     return {
-        "target": args.target,
-        "samples": len(split),
-        "accuracy": accuracy,
+        **result,
         "matches_reference": matches,
         "steps": lava.steps,
         "seconds": lava.seconds,
@@ -342,20 +341,34 @@ def deploy(args: argparse.Namespace, say: Say) -> dict[str, object]:
 def compare(args: argparse.Namespace, say: Say) -> dict[str, object]:
     from toolchain.report.compare import compare
     from toolchain.report.plots import plot_comparison
-    from toolchain.train.loop import model_from_checkpoint
 
-    checkpoint = Checkpoint.load(args.checkpoint)
-    graph = _fixed_graph(args.graph, args.dataset)
-    if checkpoint.config.dataset != args.dataset:
-        raise ConfigError(
-            f"{args.checkpoint}: was trained on {checkpoint.config.dataset!r}, not on "
-            f"--dataset {args.dataset!r}"
-        )
+    floating = _float_side(args)
+    graph = _fixed_graph(args.graph)
+    images, labels = _samples(args, graph)
+    if labels is None:
+        raise GraphError(f"{args.inputs}: compare reports accuracies; give --labels Y.npy too")
     out = output_folder(args.out or args.graph.parent / f"{args.graph.stem}-compare")
-    model = model_from_checkpoint(checkpoint)
-    comparison, raster = compare(model, graph, _split(args), progress=not args.quiet)
+    comparison, raster = compare(floating, graph, Split(images, labels), progress=not args.quiet)
     report = comparison.to_json()
     write_text(out / "compare.json", json.dumps(report, indent=2))
     plots = plot_comparison(comparison, raster, out)
     say(f"{comparison.table()}\nwrote {out / 'compare.json'}, {', '.join(map(str, plots))}")
     return report
+
+
+def _float_side(args: argparse.Namespace) -> Any:
+    """The trained network of a checkpoint, or a float graph (an imported one, say)."""
+    from toolchain.train.loop import model_from_checkpoint
+
+    if not _is_checkpoint(args.checkpoint):
+        floating = read_graph(args.checkpoint)
+        if floating.is_fixed:
+            raise GraphError(f"{args.checkpoint}: is a fixed-point graph; compare needs the float")
+        return floating
+    checkpoint = Checkpoint.load(args.checkpoint)
+    if args.dataset is not None and checkpoint.config.dataset != args.dataset:
+        raise ConfigError(
+            f"{args.checkpoint}: was trained on {checkpoint.config.dataset!r}, not on "
+            f"--dataset {args.dataset!r}"
+        )
+    return model_from_checkpoint(checkpoint)

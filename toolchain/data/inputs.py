@@ -1,7 +1,8 @@
 """A user's own inputs and labels, from .npy files: what `--inputs X.npy --labels Y.npy` read.
 
 Inputs are static, (N, *input_shape), repeated over the graph's T steps as the dataset images
-are, or per step, (N, T, *input_shape): spikes or currents, one frame per step.
+are, or per step, (N, T, *input_shape): spikes or currents, one frame per step. A dense
+network's input (n, 1, 1) also takes vectors: (N, n) or (N, T, n).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def _load(path: Path) -> np.ndarray:
 def load_inputs(path: Path, input_shape: tuple[int, ...], steps: int) -> np.ndarray:
     """float32 inputs, (N, *input_shape) static or (N, T, *input_shape) per step."""
     array = _load(path)
+    if len(input_shape) == 3 and input_shape[1:] == (1, 1) and array.shape[-1:] == input_shape[:1]:
+        array = array.reshape(*array.shape, 1, 1)  # vectors for a dense network's (n, 1, 1)
     static, per_step = ", ".join(map(str, input_shape)), ", ".join(map(str, (steps, *input_shape)))
     if array.shape[1:] not in (tuple(input_shape), (steps, *input_shape)) or len(array) == 0:
         raise InputsError(

@@ -6,8 +6,9 @@ Agreement is 2 x matching / (float spikes + fixed spikes): 1 when the spike trai
 0 when no spike matches (and 1 when neither side spikes).
 
 `Comparison.add` takes two runs of the same samples (each: predictions and per-layer spikes on
-the float time axis); `compare` produces them from the trained network and the reference
-simulator, batch by batch. Plots are in `toolchain.report.plots`.
+the float time axis); `compare` produces them from the float side (a trained network, or a float
+Graph such as an imported one, run by the float runner) and the reference simulator, batch by
+batch. Plots are in `toolchain.report.plots`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from targets.loihi2.simulator import simulate
 from targets.loihi2.timing import population_window
 from toolchain.data.datasets import Split
 from toolchain.ir import Graph, GraphError
+from toolchain.ir.float_runner import run_float
 from toolchain.train.network import SpikingLayer, SpikingNetwork
 
 
@@ -118,16 +120,21 @@ class Raster:
 
 
 def compare(
-    model: SpikingNetwork,
+    model: SpikingNetwork | Graph,
     graph: Graph,
     split: Split,
     *,
     batch_size: int = 500,
     progress: bool = False,
 ) -> tuple[Comparison, Raster]:
-    """Runs the float model and the fixed-point graph on `split`, batch by batch."""
+    """Runs the float model (or float Graph) and the fixed-point graph on `split`, batch by
+    batch."""
     populations = graph.populations
-    layers = sum(1 for _ in _spiking_layers(model))
+    layers = (
+        len(model.populations)
+        if isinstance(model, Graph)
+        else sum(1 for _ in _spiking_layers(model))
+    )
     if len(populations) != layers:
         raise GraphError(
             f"graph {graph.name!r} has {len(populations)} populations, the network {layers}"
@@ -143,7 +150,8 @@ def compare(
         ],
     )
     raster = Raster(0, [], [])
-    model.eval()
+    if not isinstance(model, Graph):
+        model.eval()
     with tqdm(total=len(split), desc="compare", unit="sample", disable=not progress) as bar:
         for start in range(0, len(split), batch_size):
             images = split.images[start : start + batch_size]
@@ -159,7 +167,10 @@ def _spiking_layers(model: SpikingNetwork):
     return (layer for layer in model.layers if isinstance(layer, SpikingLayer))
 
 
-def _float_run(model: SpikingNetwork, images: np.ndarray) -> Run:
+def _float_run(model: SpikingNetwork | Graph, images: np.ndarray) -> Run:
+    if isinstance(model, Graph):
+        run = run_float(model, images)
+        return Run(run.predictions, [run.spikes[p.name] for p in model.populations])
     with torch.no_grad():
         output, spikes = model(torch.from_numpy(images), return_spikes=True)
     return Run(model.predict(output).numpy(), [s.numpy() for s in spikes])
