@@ -20,7 +20,7 @@ from targets.loihi2.simulator import simulate
 from toolchain.cli import main
 from toolchain.io import load_onnx
 from toolchain.io.nir_read import NirImportError, read_nir
-from toolchain.ir import SumPool2d
+from toolchain.ir import Graph, SumPool2d
 from toolchain.ir.float_runner import run_float
 from toolchain.ir.lowering import lower
 
@@ -117,6 +117,16 @@ def snntorch_run_and_export(net, x: np.ndarray, path: Path) -> np.ndarray:
     return theirs
 
 
+def imports_exactly(net, x: np.ndarray, path: Path) -> tuple[Graph, np.ndarray]:
+    """Exports `net` with snnTorch, checks that its output fires (but not always) and that our
+    float runner gives its own spikes from the imported file; the imported graph and those
+    spikes."""
+    theirs = snntorch_run_and_export(net, x, path)
+    assert 0.05 < theirs.mean() < 0.95, "the output layer must fire, and not always"
+    np.testing.assert_array_equal(ours(path, x, convention="snntorch"), theirs)
+    return read_nir(path, convention="snntorch"), theirs
+
+
 def snntorch_synaptic_net():
     import snntorch as snn
 
@@ -137,10 +147,7 @@ def test_snntorch_default_subtractive_reset(tmp_path, make):
     threshold / beta at once, the same voltage a step later. Read as a reset to zero, the
     same file gives other spikes (the reset matters here)."""
     x = static_input((6,), seed=2)
-    theirs = snntorch_run_and_export(make(), x, tmp_path / "net.nir")
-    assert 0.05 < theirs.mean() < 0.95, "the output layer must fire, and not always"
-    np.testing.assert_array_equal(ours(tmp_path / "net.nir", x, convention="snntorch"), theirs)
-    graph = read_nir(tmp_path / "net.nir", convention="snntorch", reset="subtract")
+    graph, theirs = imports_exactly(make(), x, tmp_path / "net.nir")
     assert [p.reset_subtract for p in graph.populations] == pytest.approx([1 / 0.8, 1 / 0.9])
     zero = ours(tmp_path / "net.nir", x, convention="nir", dt=1e-4, reset="zero")
     assert not np.array_equal(zero, theirs)
@@ -160,10 +167,7 @@ def test_snntorch_biases_into_leaky_neurons(tmp_path):
         dense(8, 4, seed=2, gain=1.5, shift=0.0, bias=True), leaky(4, 0.9),
     )  # fmt: skip
     x = static_input((6,), seed=4)
-    theirs = snntorch_run_and_export(net, x, tmp_path / "biased.nir")
-    assert 0.05 < theirs.mean() < 0.95
-    np.testing.assert_array_equal(ours(tmp_path / "biased.nir", x, convention="snntorch"), theirs)
-    graph = read_nir(tmp_path / "biased.nir", convention="snntorch")
+    graph, _ = imports_exactly(net, x, tmp_path / "biased.nir")
     assert all(p.bias is not None and np.any(p.bias) for p in graph.populations)
     synaptic = torch.nn.Sequential(
         dense(6, 4, seed=1, bias=True),
@@ -197,10 +201,7 @@ def test_snntorch_recurrent_layers(tmp_path, kind):
         snn.Leaky(beta=full(0.9, 4), threshold=full(0.5, 4), init_hidden=True),
     )  # fmt: skip
     x = static_input((6,), seed=2)
-    theirs = snntorch_run_and_export(net, x, tmp_path / "rec.nir")
-    assert 0.05 < theirs.mean() < 0.95
-    np.testing.assert_array_equal(ours(tmp_path / "rec.nir", x, convention="snntorch"), theirs)
-    graph = read_nir(tmp_path / "rec.nir", convention="snntorch")
+    graph, theirs = imports_exactly(net, x, tmp_path / "rec.nir")
     assert graph.recurrent_synapse(graph.node("1.lif")).name == "1.w_rec"
     with torch.no_grad():
         layer.recurrent.weight.zero_()
