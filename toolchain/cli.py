@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 from targets.loihi2.lava.network import LavaTargetUnavailable
 from targets.loihi2.lava.session import LavaTimeout
+from targets.loihi2.netx_import import NetxImportError
 from toolchain import commands
 from toolchain.data.datasets import DATASET_NAMES, DatasetError
 from toolchain.data.inputs import InputsError
@@ -31,6 +32,7 @@ USER_ERRORS = (
     GraphError,
     GraphFileError,
     InputsError,
+    NetxImportError,
     NirExportError,
     NirImportError,
     OnnxFormatError,
@@ -117,9 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lower", action="store_true", help="fold pooling and flatten first")
     p.set_defaults(run=commands.export)
 
-    p = sub.add_parser("import", help="a NIR file from another framework -> float graph (.onnx)")
-    p.add_argument("model", type=Path, help="the .nir file")
-    p.add_argument("--out", required=True, type=Path, help="the float graph file to write")
+    p = sub.add_parser(
+        "import", help="a NIR file (-> float graph) or a lava-dl netx file (-> fixed) as .onnx"
+    )
+    p.add_argument("model", type=Path, help="the .nir file, or a netx .net/.h5 file")
+    p.add_argument("--out", required=True, type=Path, help="the graph file (.onnx) to write")
     p.add_argument(
         "--from",
         dest="source",

@@ -103,14 +103,19 @@ def import_nir(args: argparse.Namespace, say: Say) -> dict[str, object]:
     from toolchain.io.nir_read import read_nir
 
     out = output_file(args.out, args.model)
-    graph = read_nir(
-        args.model,
-        convention=args.source,
-        dt=args.dt,
-        reset=args.reset,
-        steps=args.steps,
-        levels=args.levels,
-    )
+    if args.model.suffix in (".net", ".h5"):  # lava-dl netx: already fixed point
+        from targets.loihi2.netx_import import read_netx_graph
+
+        graph = read_netx_graph(args.model, steps=args.steps)
+    else:
+        graph = read_nir(
+            args.model,
+            convention=args.source,
+            dt=args.dt,
+            reset=args.reset,
+            steps=args.steps,
+            levels=args.levels,
+        )
     save_onnx(graph, out)
     say(f"wrote {out}\n{describe(graph)}")
     return {"path": str(out), "T": graph.T, "populations": len(graph.populations)}

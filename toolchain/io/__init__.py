@@ -39,9 +39,20 @@ def _is_onnx(head: bytes) -> bool:  # protobuf: field 1 (ir_version, a varint) c
     return head.startswith(b"\x08")
 
 
+def _from_netx(path: Path) -> Graph:
+    from targets.loihi2.netx_import import read_netx_graph
+
+    return read_netx_graph(path)
+
+
+def _never(head: bytes) -> bool:  # HDF5's signature does not tell netx from NIR: the suffix does
+    return False
+
+
 FORMATS = (
     Format("training checkpoint", (".pt",), _is_zip, _from_checkpoint),
     Format("ONNX graph", (".onnx",), _is_onnx, load_onnx),
+    Format("lava-dl netx", (".net", ".h5"), _never, _from_netx),
 )
 
 

@@ -1,0 +1,149 @@
+"""lava-dl netx files (`NET.net`, `NET.h5`) read as fixed-point Graphs, so that `inspect`,
+`simulate`, `compare` and `deploy` run them and the reference simulator gives netx's spikes.
+
+What netx builds from a file (lava-dl 0.6.0 with Lava 0.10.0; read from its source and checked
+against the ground truth its wheel ships, see issue 12's notes): per layer a Dense (integer
+weights, lossless) or a Conv (the stored (out, in, kh, kw) kernel, PyTorch's cross-correlation),
+each followed by a CUBA LIF with du = iDecay - 1, dv = vDecay, vth = vThMant and a bias added
+to v as bias << 6; a flatten layer is the (C, H, W) order our Dense reads anyway. The integers
+map one to one onto ours; the float parameters are derived from them (scale = vth << 6, so the
+float threshold is 1), for float runs and comparisons.
+
+Supported: an input layer without neurons, dense, conv (square stride and padding, groups 1,
+dilation 1) and flatten layers, CUBA neurons with refDelay 1 and binary spikes. Refused, with
+the layer and the field: neurons in the input layer (netx drives them by their bias), other
+layer types (pool, average, concat, ...), other neuron types (sigma-delta, ...), synaptic
+delays, refractory delays above 1, graded spikes, layers without neurons.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from targets.loihi2.formats import (
+    ACT_SHIFT,
+    BIAS_MANT_MAX,
+    BIAS_MANT_MIN,
+    DECAY_UNITY,
+    input_unit,
+    weight_factor,
+)
+from targets.loihi2.netx import read_netx
+from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError, Input, Node
+
+DEFAULT_STEPS = 16  # netx files record no T; lava-dl's own examples use tSample = 16
+NETX_BIAS_EXP = ACT_SHIFT  # netx sends bias << 6 into v
+
+
+class NetxImportError(ValueError):
+    """A netx file this toolchain cannot read; the message names the file, layer and field."""
+
+
+def read_netx_graph(path: Path | str, *, steps: int | None = None) -> Graph:
+    """The fixed-point Graph of a netx file (module docstring)."""
+    path = Path(path)
+    try:
+        data = read_netx(path)
+    except (OSError, KeyError, ValueError) as error:
+        raise NetxImportError(f"{path}: not a readable netx file ({error})") from None
+    try:
+        return _graph(data, path.stem, steps)
+    except (NetxImportError, GraphError) as error:
+        raise NetxImportError(f"{path}: {error}") from None
+
+
+def _graph(data: dict[str, Any], name: str, steps: int | None) -> Graph:
+    attrs, layers = data["attrs"], data["layer"]
+    if not layers or _text(layers[0].get("type")) != "input":
+        raise NetxImportError("layer 0 must be the input layer")
+    if "neuron" in layers[0]:
+        raise NetxImportError(
+            "layer 0: an input layer with neurons (netx drives them by their bias) is not "
+            "supported yet"
+        )
+    levels = int(attrs.get("input_levels", 1))
+    nodes: list[Node] = [Input("input", _shape(layers[0]["shape"]), levels)]
+    for index, layer in enumerate(layers[1:], start=1):
+        kind = _text(layer.get("type"))
+        if kind == "flatten":
+            continue  # our Dense reads its input in the same (C, H, W) order
+        if kind not in ("dense", "conv"):
+            raise NetxImportError(
+                f"layer {index}: type {kind!r} is not supported; accepted: input, dense, conv, "
+                "flatten"
+            )
+        nodes += _layer(index, layer, kind, levels, first=len(nodes) == 1)
+    return Graph(tuple(nodes), T=steps or int(attrs.get("time_steps", DEFAULT_STEPS)), name=name)
+
+
+def _layer(index: int, layer: dict, kind: str, levels: int, first: bool) -> list[Node]:
+    neuron = layer.get("neuron")
+    if neuron is None:
+        raise NetxImportError(f"layer {index}: a {kind} layer without neurons is not supported")
+    if "delay" in layer and np.any(layer["delay"]):
+        raise NetxImportError(f"layer {index}: synaptic delays are not supported")
+    population = _population(index, layer, neuron)
+    names = layer.get("attrs", {})
+    synapse_name = names.get("synapse", f"layer{index}")
+    weight_int = np.rint(np.asarray(layer["weight"], np.float64)).astype(np.int32)
+    unit = input_unit(levels, first)
+    weight = weight_int / weight_factor(population.scale, population.tau_s, unit, 0)
+    if kind == "dense":
+        return [Dense(synapse_name, weight, weight_int, 0), population]
+    weight_int, weight = weight_int.reshape(weight_int.shape[:4]), weight.reshape(weight.shape[:4])
+    stride, padding = _square(index, "stride", layer), _square(index, "padding", layer)
+    for field, wanted in (("dilation", 1), ("groups", 1)):
+        if field in layer and np.any(np.asarray(layer[field]) != wanted):
+            raise NetxImportError(f"layer {index}: {field} must be {wanted}")
+    return [Conv2d(synapse_name, weight, stride, padding, weight_int), population]
+
+
+def _population(index: int, layer: dict, neuron: dict) -> CubaLIF:
+    kind = _text(neuron.get("type"))
+    if kind != "CUBA":
+        raise NetxImportError(f"layer {index}: neuron type {kind!r}; accepted: CUBA")
+    if int(neuron.get("refDelay", 1)) != 1:
+        raise NetxImportError(f"layer {index}: refDelay {neuron['refDelay']}; accepted: 1")
+    if bool(neuron.get("gradedSpike", False)):
+        raise NetxImportError(f"layer {index}: graded spikes are not supported")
+    i_decay, dv, vth = (int(neuron[key]) for key in ("iDecay", "vDecay", "vThMant"))
+    if not 1 <= i_decay <= DECAY_UNITY:
+        raise NetxImportError(f"layer {index}: iDecay {i_decay}; accepted: 1 .. {DECAY_UNITY}")
+    scale = float(vth << ACT_SHIFT)
+    biases = _bias(index, layer, scale)
+    name = layer.get("attrs", {}).get("population", f"layer{index}_neuron")
+    tau_m = math.inf if dv == 0 else DECAY_UNITY / dv
+    return CubaLIF(name, tau_m, DECAY_UNITY / i_decay, 1.0, i_decay - 1, dv, vth, scale, **biases)
+
+
+def _bias(index: int, layer: dict, scale: float) -> dict[str, Any]:
+    if "bias" not in layer or not np.any(layer["bias"]):
+        return {}
+    mant = np.rint(np.asarray(layer["bias"], np.float64)).reshape(-1).astype(np.int32)
+    if mant.min() < BIAS_MANT_MIN or mant.max() > BIAS_MANT_MAX:
+        raise NetxImportError(f"layer {index}: biases beyond 13 bits are not supported")
+    bias = mant * 2.0**NETX_BIAS_EXP / scale
+    return {"bias": bias, "bias_mant": mant, "bias_exp": NETX_BIAS_EXP}
+
+
+def _shape(stored: Any) -> tuple[int, int, int]:
+    shape = [int(n) for n in np.asarray(stored).reshape(-1)]
+    return (shape[0], 1, 1) if len(shape) == 1 else tuple(shape)  # type: ignore[return-value]
+
+
+def _square(index: int, field: str, layer: dict) -> int:
+    values = np.asarray(layer.get(field, [1, 1] if field == "stride" else [0, 0])).reshape(-1)
+    if len(set(values.tolist())) != 1:
+        raise NetxImportError(f"layer {index}: {field} {values.tolist()}; accepted: square")
+    return int(values[0])
+
+
+def _text(value: Any) -> str:
+    """netx strings: a fixed-length (1,) bytes dataset or a variable-length scalar."""
+    if isinstance(value, np.ndarray):
+        value = value.reshape(-1)[0]
+    return value.decode() if isinstance(value, bytes) else str(value)
