@@ -162,3 +162,20 @@ def test_quantize_a_float_graph_on_your_own_inputs(files, digits, capsys):
     unlabelled = json.loads(capsys.readouterr().out)
     assert unlabelled["float_accuracy"] is None and unlabelled["fixed_accuracy"] is None
     assert unlabelled["prediction_agreement"] == report["prediction_agreement"]
+
+
+@pytest.mark.parametrize("command", ["compare", "deploy"])
+def test_inputs_a_fixed_graph_cannot_take_are_refused_before_any_run(
+    files, tmp_path, capsys, command
+):
+    """Values outside [0, 1] are no graded spikes: refused in one line, nothing written."""
+    np.save(tmp_path / "big.npy", np.full((3, 1, 8, 8), 2.0))
+    np.save(tmp_path / "y.npy", np.zeros(3, int))
+    first = [str(files["checkpoint"])] if command == "compare" else []
+    out = tmp_path / ("cmp" if command == "compare" else "out.npz")
+    args = [command, *first, str(files["fixed"]), "--inputs", str(tmp_path / "big.npy")]
+    args += ["--labels", str(tmp_path / "y.npy"), "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "big.npy: a fixed-point graph takes static inputs" in err
+    assert not out.exists()

@@ -139,7 +139,6 @@ def inspect(args: argparse.Namespace, say: Say) -> dict[str, object]:
 
 def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
     from quantize.pipeline import calibration_images, post_training, quantize_checkpoint
-    from toolchain.data.inputs import require_graded
 
     source = args.source
     out = output_file(args.out, source)
@@ -170,8 +169,7 @@ def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
             images = calibration_images(dataset.train, args.calibration, seed=0)
             test_images, labels = dataset.test.images, dataset.test.labels
         else:
-            test_images, labels = _user_samples(graph, args.inputs, args.labels)
-            require_graded(test_images, graph.input.shape, args.inputs)
+            test_images, labels = _user_samples(graph, args.inputs, args.labels, graded=True)
             images = test_images[: args.calibration]
         result = post_training(graph, images, test_images, labels, netx=args.netx)
     save_onnx(result.graph, out)
@@ -197,13 +195,19 @@ def _lowered(graph: Graph) -> Graph:
     return graph if graph.is_lowered else lower(graph)
 
 
+def _runnable_graph(path: Path) -> Graph:
+    """A float graph, or a lowered fixed-point one; else an error naming the file."""
+    graph = read_graph(path)
+    if graph.is_fixed and not graph.is_lowered:
+        raise GraphError(f"{path}: is not lowered; quantize lowers it (snn-deploy quantize)")
+    return graph
+
+
 def _fixed_graph(path: Path) -> Graph:
     """A lowered fixed-point graph, or an error naming the file."""
-    graph = read_graph(path)
+    graph = _runnable_graph(path)
     if not graph.is_fixed:
         raise GraphError(f"{path}: is a float graph; quantize it first (snn-deploy quantize)")
-    if not graph.is_lowered:
-        raise GraphError(f"{path}: is not lowered; quantize lowers it (snn-deploy quantize)")
     return graph
 
 
@@ -225,9 +229,7 @@ def _split(args: argparse.Namespace) -> Split:
 
 
 def simulate(args: argparse.Namespace, say: Say) -> dict[str, object]:
-    graph = read_graph(args.graph)
-    if graph.is_fixed and not graph.is_lowered:
-        raise GraphError(f"{args.graph}: is not lowered; quantize lowers it (snn-deploy quantize)")
+    graph = _runnable_graph(args.graph)
     out = None if args.save_spikes is None else output_file(args.save_spikes, args.graph)
     inputs, labels = _samples(args, graph)
     began = time.perf_counter()
@@ -253,24 +255,28 @@ def simulate(args: argparse.Namespace, say: Say) -> dict[str, object]:
 
 
 def _samples(args: argparse.Namespace, graph: Graph) -> tuple[np.ndarray, np.ndarray | None]:
-    """(inputs, labels): the test split of --dataset, or --inputs with --labels (or None)."""
+    """(inputs, labels): the test split of --dataset, or --inputs with --labels (or None),
+    which a fixed-point graph must be able to take."""
     if (args.dataset is None) == (args.inputs is None):
         raise GraphError(f"{args.graph}: give either --dataset NAME or --inputs X.npy")
     if args.dataset is not None:
         _fits(graph, args.graph, args.dataset)
         split = _split(args)
         return split.images, split.labels
-    inputs, labels = _user_samples(graph, args.inputs, args.labels)
+    inputs, labels = _user_samples(graph, args.inputs, args.labels, graded=graph.is_fixed)
     return inputs[: args.limit], None if labels is None else labels[: args.limit]
 
 
 def _user_samples(
-    graph: Graph, inputs_path: Path, labels_path: Path | None
+    graph: Graph, inputs_path: Path, labels_path: Path | None, *, graded: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """A user's inputs for `graph`, and their labels if a file is given (else None)."""
-    from toolchain.data.inputs import load_inputs, load_labels
+    """A user's inputs for `graph` (`graded`: as a fixed-point graph takes them), and their
+    labels if a file is given (else None)."""
+    from toolchain.data.inputs import load_inputs, load_labels, require_graded
 
     inputs = load_inputs(inputs_path, graph.input.shape, graph.T)
+    if graded:
+        require_graded(inputs, graph.input.shape, inputs_path)
     if labels_path is None:
         return inputs, None
     return inputs, load_labels(labels_path, len(inputs), graph.shapes()[-1][0])
@@ -280,8 +286,6 @@ def _simulated(
     graph: Graph, inputs: np.ndarray, args: argparse.Namespace
 ) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
     """(output spikes (N, T, *shape) on the float time axis, predictions, fixed-point counts)."""
-    from toolchain.data.inputs import require_graded
-
     if not graph.is_fixed:
         from toolchain.ir.float_runner import run_float
 
@@ -290,7 +294,6 @@ def _simulated(
         return np.moveaxis(output, -1, 1), result.predictions, {}
     from targets.loihi2.simulator import simulate
 
-    require_graded(inputs, graph.input.shape, args.inputs)
     result = simulate(graph, inputs, progress=not args.quiet)
     counts = {
         "current_wraps": result.current_wraps,
@@ -304,14 +307,11 @@ def deploy(args: argparse.Namespace, say: Say) -> dict[str, object]:
     from targets.loihi2.lava.runner import run_on_lava
     from targets.loihi2.lava.workers import run_on_lava_workers
     from targets.loihi2.simulator import simulate
-    from toolchain.data.inputs import require_graded
 
     graph = _fixed_graph(args.graph)
     default = args.graph.with_name(f"{args.graph.stem}-{args.target}.npz")
     out = output_file(args.out or default, args.graph)
     images, labels = _samples(args, graph)
-    if args.inputs is not None:
-        require_graded(images, graph.input.shape, args.inputs)
     if args.workers == 1:
         lava = run_on_lava(graph, images, target=args.target, progress=not args.quiet)
     else:
