@@ -57,7 +57,7 @@ from targets.loihi2.formats import (
     STATE_LIMIT,
     U_WRAP,
 )
-from targets.loihi2.timing import output_window
+from targets.loihi2.timing import output_window, reset_offset, resets_every_population
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError
 from toolchain.train.neuron import predict_from_spikes
 
@@ -217,6 +217,7 @@ def simulate(
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
     layers = _prepare(graph)
+    resets = resets_every_population(graph)
     payload = input_payload(graph, images)
     populations = [population for _, population in layers]
     steps = graph.T + len(layers)
@@ -224,7 +225,7 @@ def simulate(
     with tqdm(total=len(payload), unit="sample", disable=not progress) as bar:
         for start in range(0, len(payload), batch_size):
             rows = slice(start, min(start + batch_size, len(payload)))
-            _run_batch(layers, payload[rows], graph.T, rows, recorder)
+            _run_batch(layers, payload[rows], graph.T, rows, recorder, resets)
             bar.update(rows.stop - rows.start)
     window = output_window(graph)
     return SimulationResult(
@@ -297,25 +298,25 @@ def _run_batch(
     T: int,
     rows: slice,
     recorder: _Recorder,
+    resets: bool,
 ) -> None:
     """All S steps of one batch. Populations update last to first within a step, so each
     synapse still sees its source's spikes of the previous step. Population k + 1 (1-based)
-    first receives the sample at step k + 2. Without biases it is silent before, so those steps
-    are skipped; with biases it charges before (as on Lava) and is reset to 0 at the steps
-    t = k + 2 (mod T), as Lava's LIFReset does for every population of a graph with biases."""
+    first receives the sample at step k + 2. Without `resets` it is silent before, so those
+    steps are skipped; with them (biases charge it before, as on Lava) it runs from step 1 and
+    is reset at Lava's LIFReset steps (`timing.reset_offset`)."""
     states = [_State.zeros((len(payload), *population.shape)) for _, population in layers]
     input_drive = layers[0][0].drive(payload).astype(np.float64)
-    biased = any(population.bias is not None for _, population in layers)
     for step in range(1, T + len(layers) + 1):
         for k in reversed(range(len(layers))):
-            if step <= k + 1 and not biased:
+            if step <= k + 1 and not resets:
                 continue  # nothing has reached population k + 1 yet: its state is still 0
             synapse, population = layers[k]
             if k == 0:
                 drive = input_drive if 2 <= step <= T + 1 else None
             else:
                 drive = _spike_drive(synapse, states[k - 1].spikes)
-            if biased and step % T == (k + 2) % T:  # LIFReset(T, offset (k + 2) % T)
+            if resets and step % T == reset_offset(k + 1, T):
                 states[k].u.fill(0)
                 states[k].v.fill(0)
                 states[k].spikes.fill(False)  # no recurrent input from the sample before

@@ -30,6 +30,12 @@ def output_window(graph: Graph) -> slice:
     return population_window(graph, len(graph.populations) - 1)
 
 
+def resets_every_population(graph: Graph) -> bool:
+    """Whether every population must be reset when a sample reaches it, even one sample at a
+    time: a bias charges v before the sample arrives (without one, v is still 0 then)."""
+    return any(population.bias is not None for population in graph.populations)
+
+
 def reset_offset(population: int, T: int) -> int:
     """The step (mod T) before which population `population` (1-based) starts a new sample, so
     that a stream of samples through one network sees each from the zero state."""

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from targets.loihi2.formats import conv_sum_problem, input_unit
-from targets.loihi2.timing import reset_offset
+from targets.loihi2.timing import reset_offset, resets_every_population
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError
 
 HW_MODULE = "lava.magma.core.model.nc"
@@ -205,8 +205,8 @@ def build_network(
     if source_data.shape[:-1] != expected:
         raise ValueError(f"source data has shape {source_data.shape}, expected (*{expected}, S)")
 
-    if reset_interval is None and any(layer.population.bias is not None for layer in layers):
-        reset_interval = graph.T  # a bias charges v before the sample arrives: reset at arrival
+    if reset_interval is None and resets_every_population(graph):
+        reset_interval = graph.T
     source = Source(data=np.ascontiguousarray(source_data, dtype=np.int32))
     port = source.s_out
     lifs: dict[str, Any] = {}
@@ -221,26 +221,18 @@ def build_network(
             **_bias(layer),
             name=layer.population.name,
         )
+        resets = _resets(k, reset_interval)
         if layer.population.reset_sub is not None:
-            from targets.loihi2.lava.processes.subtract_reset import NEVER, LIFSubtractReset
+            from targets.loihi2.lava.processes.subtract_reset import LIFSubtractReset
 
-            lif = LIFSubtractReset(
-                **params,
-                reset_sub=int(layer.population.reset_sub),
-                reset_interval=reset_interval or NEVER,
-                reset_offset=0 if reset_interval is None else reset_offset(k, reset_interval),
-            )
+            lif = LIFSubtractReset(**params, reset_sub=int(layer.population.reset_sub), **resets)
         elif reset_interval is None:
             lif = LIF(**params)
         else:
-            lif = LIFReset(
-                **params,
-                reset_interval=reset_interval,
-                reset_offset=reset_offset(k, reset_interval),
-            )
+            lif = LIFReset(**params, **resets)
         connection.a_out.connect(lif.a_in)
         if layer.recurrent is not None:
-            _close_loop(lif, layer.recurrent, reset_interval, reset_offset(k, reset_interval or 1))
+            _close_loop(lif, layer.recurrent, resets)
         lifs[layer.population.name] = lif
         port = lif.s_out
         nxt = layers[k].synapse if k < len(layers) else None
@@ -258,12 +250,23 @@ def build_network(
     return LavaNetwork(graph, layers, source, sink, lifs, monitors)
 
 
-def _close_loop(lif: Any, recurrent: Dense, interval: int | None, offset: int) -> None:
+def _resets(population: int, reset_interval: int | None) -> dict[str, int]:
+    """When population `population` (1-based) is reset: at its sample windows, or never."""
+    from targets.loihi2.lava.processes.subtract_reset import NEVER
+
+    if reset_interval is None:
+        return {"reset_interval": NEVER, "reset_offset": 0}
+    return {
+        "reset_interval": reset_interval,
+        "reset_offset": reset_offset(population, reset_interval),
+    }
+
+
+def _close_loop(lif: Any, recurrent: Dense, resets: dict[str, int]) -> None:
     """lif.s_out -> RecurrentDense -> lif.a_in, silent at the population's reset steps."""
     from lava.utils.weightutils import SignMode
 
     from targets.loihi2.lava.processes.recurrent_dense import RecurrentDense
-    from targets.loihi2.lava.processes.subtract_reset import NEVER
 
     loop = RecurrentDense(
         weights=np.ascontiguousarray(recurrent.weight_int.astype(np.int32)),
@@ -271,9 +274,8 @@ def _close_loop(lif: Any, recurrent: Dense, interval: int | None, offset: int) -
         num_weight_bits=9,
         sign_mode=SignMode.MIXED,
         weight_exp=int(recurrent.weight_exp),
-        reset_interval=interval or NEVER,
-        reset_offset=offset if interval else 0,
         name=recurrent.name,
+        **resets,
     )
     lif.s_out.connect(loop.s_in)
     loop.a_out.connect(lif.a_in)
