@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Input, Node, SumPool2d
+from toolchain.ir.graph import chain_edges
 
 
 class NirImportError(ValueError):
@@ -156,12 +157,12 @@ class _Importer:
     ) -> None:
         self.model, self.rules, self.dt, self.convention = model, rules, dt, convention
         self.reset = reset
+        self.order, self.loops = _chain(model)  # loops: population -> its recurrent synapse
         self.nodes: list[Node] = []
         self.bias: np.ndarray | None = None  # of the synapse just read, for its neurons
 
     def graph(self, name: str, steps: int, levels: int) -> Graph:
-        order, self.loops = _chain(self.model)
-        for key in order:
+        for key in self.order:
             node = self.model.nodes[key]
             kind = type(node).__name__
             reader = getattr(self, f"_{kind.lower()}", None)
@@ -170,10 +171,10 @@ class _Importer:
                     f"node {key!r} ({kind}) is not supported; accepted: {SUPPORTED}"
                 )
             reader(key, node, levels)
-        loops = [(p, r) for p, r in self.loops.items()]
-        plain = [n for n in self.nodes if n.name not in self.loops.values()]
-        edges = [*(zip((n.name for n in plain), (n.name for n in plain[1:]), strict=False))]
-        edges += [(r, p) for p, r in loops] + [(p, r) for p, r in loops]
+        plain = tuple(n for n in self.nodes if n.name not in self.loops.values())
+        edges = list(chain_edges(plain))
+        for population, synapse in self.loops.items():
+            edges += [(synapse, population), (population, synapse)]
         return Graph(tuple(self.nodes), T=steps, name=name, edges=tuple(edges))
 
     def _input(self, key: str, node: Any, levels: int) -> None:
