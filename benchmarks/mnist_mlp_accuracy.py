@@ -39,6 +39,12 @@ def epoch_table(result: TrainResult) -> str:
     return "\n".join(lines)
 
 
+def _shown(path: Path) -> str:
+    """`path` relative to the checkout where it lies inside it: results name no machine."""
+    path = path.resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def report(result: TrainResult, seconds: float, out_dir: Path) -> dict[str, object]:
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -49,7 +55,7 @@ def report(result: TrainResult, seconds: float, out_dir: Path) -> dict[str, obje
         "train_accuracy": result.train_accuracy,
         "seconds": seconds,
         "per_epoch": result.metrics,
-        "out_dir": str(out_dir),
+        "out_dir": _shown(out_dir),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
