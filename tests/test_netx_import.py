@@ -21,6 +21,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_netx import convnet, mlp  # noqa: E402
 
 
+def test_a_conv_layer_needs_a_square_stride(tmp_path):
+    def rectangular(layers):
+        del layers["1"]["stride"]
+        layers["1"].create_dataset("stride", data=np.array([2, 1]))
+
+    path = edit(save_netx(convnet(), tmp_path / "net.net"), rectangular)
+    with pytest.raises(NetxImportError, match=r"layer 1: stride \[2, 1\]; accepted: square"):
+        read_netx_graph(path)
+
+
 @pytest.mark.parametrize("make", [mlp, convnet])
 def test_an_exported_file_reads_back_to_the_same_spikes(tmp_path, make):
     graph = make()
@@ -81,6 +91,11 @@ def edit(path: Path, change) -> Path:
         (
             lambda layers: layers["3"]["neuron"]["type"].write_direct(np.array([b"SDNN"], "S10")),
             "layer 3: neuron type 'SDNN'; accepted: CUBA",
+        ),
+        (lambda layers: layers["2"].pop("neuron"), "layer 2: a dense layer without neurons"),
+        (
+            lambda layers: layers["1"].create_dataset("bias", data=np.full(12, 5000.0)),
+            "layer 1: biases beyond 13 bits are not supported",
         ),
     ],
 )

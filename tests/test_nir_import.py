@@ -480,3 +480,33 @@ def test_from_snntorch_to_lava_in_commands(tmp_path, capsys):
     assert all(0.8 < layer["agreement"] <= 1 for layer in report["layers"])
     deployed = run("deploy", fixed, *data[:2], "--limit", "10", "--out", str(tmp_path / "l.npz"))
     assert deployed["matches_reference"] is True and deployed["samples"] == 10
+
+
+def small_nir(tmp_path: Path, *middle, name: str = "g.nir") -> Path:
+    """Input (3,) -> the given nodes, chained -> Output; written with nir."""
+    nodes = {"input": nir.Input(input_type={"input": np.array([3])})}
+    nodes.update({f"n{i}": node for i, node in enumerate(middle)})
+    nodes["output"] = nir.Output(output_type={"output": np.array([2])})
+    keys = list(nodes)
+    edges = list(zip(keys, keys[1:], strict=False))
+    graph = nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+    nir.write(tmp_path / name, graph)
+    return tmp_path / name
+
+
+def lif_node(beta: float, size: int = 2):
+    """A NIR LIF whose snnTorch reading has this beta (dt 1e-4, r = tau / dt)."""
+    tau = np.full(size, 1e-4 / (1 - beta)) if beta < 1 else np.full(size, np.inf)
+    return nir.LIF(tau, tau / 1e-4, np.zeros(size), np.ones(size), np.zeros(size))
+
+
+def test_importer_refusals_name_the_node(tmp_path):
+    scale_first = small_nir(
+        tmp_path, nir.Scale(np.ones(3)), nir.Linear(np.ones((2, 3))), lif_node(0.5)
+    )
+    with pytest.raises(NirImportError, match="node 'n0': a Scale must follow pooling or a synapse"):
+        read_nir(scale_first, convention="snntorch")
+    no_memory = small_nir(tmp_path, nir.Linear(np.ones((2, 3))), lif_node(0.0), name="b.nir")
+    with pytest.raises(NirImportError, match="node 'n1': a late subtraction with no memory"):
+        read_nir(no_memory, convention="snntorch")
+    assert read_nir(no_memory, convention="snntorch", reset="zero").populations[0].tau_m == 1

@@ -179,3 +179,33 @@ def test_inputs_a_fixed_graph_cannot_take_are_refused_before_any_run(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "big.npy: a fixed-point graph takes static inputs" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["compare", "{ckpt}", "{fixed}", "--inputs", "{x}"], "give --labels Y.npy too"),
+        (["compare", "{fixed}", "{fixed}", "--dataset", "digits"], "compare needs the float"),
+        (
+            ["quantize", "{float}", "--inputs", "{x}", "--dataset", "digits", "--out", "{q}"],
+            "a float graph is quantised on --dataset NAME",
+        ),
+        (["quantize", "{float}", "--out", "{q}"], "a float graph is quantised on --dataset NAME"),
+    ],
+)
+def test_commands_on_own_inputs_refuse_what_they_cannot_do(files, tmp_path, capsys, argv, message):
+    f = files["folder"]
+    if not (f / "float.onnx").exists():
+        assert main(["export", str(files["checkpoint"]), "--out", str(f / "float.onnx")]) == 0
+    names = {
+        "ckpt": files["checkpoint"],
+        "fixed": files["fixed"],
+        "float": f / "float.onnx",
+        "x": f / "x.npy",
+        "q": tmp_path / "q.onnx",
+    }
+    capsys.readouterr()
+    assert main([part.format(**names) for part in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "q.onnx").exists()
