@@ -71,3 +71,4 @@ def test_dropout_is_refused_over_several_processes(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("snn-deploy train: error:") and len(err.splitlines()) == 1, err
     assert "dropout layers draw their masks per process" in err
+    assert not (tmp_path / "r").exists(), "refused before the run folder or a process was made"

@@ -33,7 +33,7 @@ Say = Callable[[str], None]
 
 def train(args: argparse.Namespace, say: Say) -> dict[str, object]:
     from toolchain.train.distributed import join_from_environment, run_local
-    from toolchain.train.loop import TrainResult, prepare_run_dir, train
+    from toolchain.train.loop import TrainResult, check_distributable, prepare_run_dir, train
 
     config = load_config(args.config)
     if args.epochs is not None:
@@ -46,6 +46,7 @@ def train(args: argparse.Namespace, say: Say) -> dict[str, object]:
         "device": args.device,
     }
     if args.nproc > 1:
+        check_distributable(config, args.nproc)  # before any process starts
         prepare_run_dir(args.out, resume=args.resume, overwrite=args.overwrite)
         run_local(args.nproc, args.device, train_in_group, config, args.out, options)
         result = TrainResult.of_run(args.out)

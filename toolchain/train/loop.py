@@ -250,7 +250,7 @@ def train(
     """
     out_dir = Path(out_dir)
     prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
-    _check_distributable(config, group)
+    check_distributable(config, group.world)
     dataset = dataset or load_dataset(config.dataset, data_dir)
     train_split, validation = dataset.train, None
     if config.train.validation:
@@ -287,11 +287,12 @@ def train(
     return TrainResult.of_run(out_dir)
 
 
-def _check_distributable(config: Config, group: Group) -> None:
-    if group.world > 1 and any(isinstance(layer, DropoutSpec) for layer in config.layers):
+def check_distributable(config: Config, processes: int) -> None:
+    """Refuses what a run over several processes cannot reproduce."""
+    if processes > 1 and any(isinstance(layer, DropoutSpec) for layer in config.layers):
         raise TrainingError(
             f"{config.name}: dropout layers draw their masks per process, so a run over "
-            f"{group.world} processes would not be the one-process run; train it with one"
+            f"{processes} processes would not be the one-process run; train it with one"
         )
 
 
