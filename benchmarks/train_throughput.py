@@ -13,9 +13,12 @@ same batches, same AdamW + gradient clipping + weight clamp step as `toolchain.t
   growth of `ru_maxrss` over its value after model, optimiser and data setup (median of 3).
 
 Before timing, BPTT's spikes and PSPs are checked bit-identical to TSSL-BP's.
-Writes `benchmarks/results/train_throughput.json` and prints a table last.
+Writes `benchmarks/results/train_throughput.json` and prints a table last. With `--device cuda`
+both methods run on the GPU (each phase timed after a synchronisation), the peak RSS is replaced
+by the peak of GPU memory allocated during the timed steps, and the results go to
+`train_throughput_cuda.json`.
 
-    .venv/bin/python benchmarks/train_throughput.py [--quick]
+    .venv/bin/python benchmarks/train_throughput.py [--quick] [--device cuda]
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from toolchain.train.network import SpikingNetwork
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks/results/train_throughput.json"
+CUDA_RESULTS = REPO / "benchmarks/results/train_throughput_cuda.json"
 MIB = 2.0**20
 RSS_STEPS = 2  # full-size training steps each peak-RSS subprocess runs after its baseline
 RSS_RUNS = 3  # subprocesses per (network, method); the median growth is reported
@@ -112,12 +116,18 @@ class Trainer:
 
     def __init__(self, net: SpikingNetwork, config: Config) -> None:
         self.net, self.config = net, config
+        self.on_gpu = next(net.parameters()).is_cuda
         self.optimizer = build_optimizer(net, config)
         self.loss_fn: Loss = build_loss(config.loss, config.neuron)
         self.times: dict[str, list[float]] = {phase: [] for phase in self.PHASES}
 
+    def clock(self) -> float:
+        if self.on_gpu:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
     def step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
-        t, clock = self.config.train, time.perf_counter
+        t, clock = self.config.train, self.clock
         self.net.train()
         began = clock()
         loss = self.loss_fn(self.net(images), labels)
@@ -139,10 +149,10 @@ class Trainer:
 
     def run(self, batches: list[Batch]) -> float:
         """Trains on `batches`; returns the wall time in seconds."""
-        began = time.perf_counter()
+        began = self.clock()
         for images, labels in batches:
             self.step(images, labels)
-        return time.perf_counter() - began
+        return self.clock() - began
 
 
 class _Saved:
@@ -269,20 +279,33 @@ def worker(method: str, config_path: str, data: str, threads: int) -> None:
     print(json.dumps({"rss_baseline_bytes": baseline, "peak_rss_growth_bytes": peak - baseline}))
 
 
-def measure(bench: Bench, split: Split, reps: int, quick: bool) -> dict[str, object]:
+def peak_gpu_memory(trainer: Trainer, batches: list[Batch]) -> dict[str, int]:
+    """The growth of GPU memory allocated over its value before `batches` are trained."""
+    torch.cuda.synchronize()
+    baseline = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    trainer.run(batches)
+    return {"peak_gpu_growth_bytes": torch.cuda.max_memory_allocated() - baseline}
+
+
+def measure(bench: Bench, split: Split, reps: int, quick: bool, device: str) -> dict[str, object]:
     """Every measurement of one network, both methods."""
     config = load_config(REPO / bench.config)
     warmup, timed = (QUICK["warmup"], QUICK["timed"]) if quick else (bench.warmup, bench.timed)
-    batches = batches_from(split, config.train.batch_size, warmup + timed)
+    on_cpu = batches_from(split, config.train.batch_size, warmup + timed)
+    batches = [(images.to(device), labels.to(device)) for images, labels in on_cpu]
     shape = tuple(split.images.shape[1:])
-    nets = {method: make_net(config, method, shape) for method in METHODS}  # type: ignore[arg-type]
+    nets = {m: make_net(config, m, shape).to(device) for m in METHODS}  # type: ignore[arg-type]
     spikes = check_same_forward(nets, batches[0][0])
     trainers = {method: Trainer(net, config) for method, net in nets.items()}
     results = {m: saved_for_backward(t.net, t.loss_fn, batches[0]) for m, t in trainers.items()}
     for method, timing in time_methods(trainers, batches, warmup, reps).items():
         results[method].update(timing)
-    for method in METHODS:
-        results[method].update(median_peak_rss(bench, method, batches[: RSS_STEPS + 1]))
+    for method, trainer in trainers.items():
+        if device == "cuda":
+            results[method].update(peak_gpu_memory(trainer, batches[: RSS_STEPS + 1]))
+        else:
+            results[method].update(median_peak_rss(bench, method, on_cpu[: RSS_STEPS + 1]))
     return {
         "network": bench.name,
         "config": bench.config,
@@ -299,16 +322,21 @@ def measure(bench: Bench, split: Split, reps: int, quick: bool) -> dict[str, obj
 
 
 def ratios(results: dict[str, dict[str, object]]) -> dict[str, float]:
-    keys = ("samples_per_s", "saved_bytes", "saved_activation_bytes", "peak_rss_growth_bytes")
     a, b = results["tsslbp"], results["bptt"]
+    keys = ["samples_per_s", "saved_bytes", "saved_activation_bytes", peak_key(a)]
     return {key: float(a[key]) / float(b[key]) if b[key] else float("nan") for key in keys}
+
+
+def peak_key(result: dict[str, object]) -> str:
+    """The peak-memory measure of a result: RSS on the CPU, allocated memory on the GPU."""
+    return "peak_gpu_growth_bytes" if "peak_gpu_growth_bytes" in result else "peak_rss_growth_bytes"
 
 
 def table(networks: list[dict[str, object]]) -> str:
     """Network, method, samples/s, ms per batch by phase, MiB, and the TSSL-BP/BPTT ratios."""
     head = (
         f"{'network':<10} {'method':<7} {'samples/s':>9} {'fwd ms':>7} {'bwd ms':>7} "
-        f"{'saved MiB':>9} {'peak RSS MiB':>12}"
+        f"{'saved MiB':>9} {'peak MiB':>12}"
     )
     lines = [head, "-" * len(head)]
     for net in networks:
@@ -316,24 +344,26 @@ def table(networks: list[dict[str, object]]) -> str:
             lines.append(
                 f"{net['network']:<10} {method:<7} {r['samples_per_s']:>9.0f} "
                 f"{r['forward_ms_median']:>7.1f} {r['backward_ms_median']:>7.1f} "
-                f"{r['saved_bytes'] / MIB:>9.1f} {r['peak_rss_growth_bytes'] / MIB:>12.1f}"
+                f"{r['saved_bytes'] / MIB:>9.1f} {r[peak_key(r)] / MIB:>12.1f}"
             )
         q = net["ratios_tsslbp_over_bptt"]
         lines.append(
             f"{net['network']:<10} {'ratio':<7} {q['samples_per_s']:>9.2f} {'':>7} {'':>7} "
-            f"{q['saved_bytes']:>9.2f} {q['peak_rss_growth_bytes']:>12.2f}"
+            f"{q['saved_bytes']:>9.2f} {q[peak_key(r)]:>12.2f}"
         )
     return "\n".join(lines)
 
 
-def run(data_dir: Path, reps: int, quick: bool, out: Path) -> None:
+def run(data_dir: Path, reps: int, quick: bool, out: Path | None, device: str) -> None:
     split = load_dataset("mnist", data_dir).train
     load_before = os.getloadavg()
     networks = []
     for bench in BENCHES:
-        print(f"measuring {bench.name} ...", flush=True)
-        networks.append(measure(bench, split, QUICK["reps"] if quick else reps, quick))
+        print(f"measuring {bench.name} on {device} ...", flush=True)
+        networks.append(measure(bench, split, QUICK["reps"] if quick else reps, quick, device))
+    out = out or (CUDA_RESULTS if device == "cuda" else RESULTS)
     report = {
+        "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "torch": torch.__version__,
@@ -357,7 +387,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--reps", type=int, default=5, help="timed repetitions (median)")
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, help="the JSON to write (default: by device)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     # The peak-RSS subprocess re-invokes this script with these hidden flags.
     parser.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--worker-config", help=argparse.SUPPRESS)
@@ -373,7 +404,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         worker(args.worker, args.worker_config, args.worker_data, args.threads)
     else:
-        run(args.data_dir, args.reps, args.quick, args.out)
+        run(args.data_dir, args.reps, args.quick, args.out, args.device)
 
 
 if __name__ == "__main__":

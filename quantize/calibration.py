@@ -5,16 +5,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from toolchain.data.encoding import repeat_over_time
 from toolchain.ir import CubaLIF, Graph
-from toolchain.ir.float_runner import apply_node, run_population
+from toolchain.ir.float_runner import apply_node, graph_input, run_population
 
 
 @torch.no_grad()
 def calibration_ranges(graph: Graph, images: np.ndarray) -> dict[str, tuple[float, float]]:
     """Per population: (max |synaptic current|, max |membrane|) of the float model on images."""
     ranges: dict[str, tuple[float, float]] = {}
-    x = repeat_over_time(torch.from_numpy(images).double(), graph.T)
+    x = graph_input(graph, images, torch.float64)
     for node in graph.feed_forward_nodes[1:]:
         if isinstance(node, CubaLIF):
             run = run_population(node, x, graph.recurrent_synapse(node))

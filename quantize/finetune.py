@@ -20,9 +20,8 @@ from quantize.scales import LayerScale, apply_scales
 from targets.loihi2.simulator import SimulationResult, simulate
 from targets.loihi2.timing import population_window
 from toolchain.data.datasets import Dataset
-from toolchain.data.encoding import repeat_over_time
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, Node
-from toolchain.ir.float_runner import apply_node
+from toolchain.ir.float_runner import apply_node, graph_input
 from toolchain.train.config import Config
 from toolchain.train.losses import build_loss
 from toolchain.train.methods.tsslbp import tsslbp_grad
@@ -101,7 +100,7 @@ class FixedPointFinetuner:
 
     def _output_psp(self, fixed: Graph, images: np.ndarray) -> torch.Tensor:
         result = simulate(fixed, images, record=True, record_states=True)
-        x = repeat_over_time(torch.from_numpy(images).double(), fixed.T)
+        x = graph_input(fixed, images, torch.float64)
         x = psp_filter(x, fixed.populations[0].tau_s)
         weights = iter(self.weights)
         index = 0

@@ -214,9 +214,9 @@ def _fixed_graph(path: Path) -> Graph:
 
 def _fits(graph: Graph, path: Path, dataset: str) -> Graph:
     """`graph` if its input takes the dataset's images, else an error naming the file."""
-    if graph.input.shape != INPUT_SHAPES[dataset]:
+    if graph.input.image_shape != INPUT_SHAPES[dataset]:
         raise GraphError(
-            f"{path}: takes images of shape {graph.input.shape}; dataset {dataset!r} has "
+            f"{path}: takes images of shape {graph.input.image_shape}; dataset {dataset!r} has "
             f"{INPUT_SHAPES[dataset]}"
         )
     return graph
@@ -275,9 +275,9 @@ def _user_samples(
     labels if a file is given (else None)."""
     from toolchain.data.inputs import load_inputs, load_labels, require_graded
 
-    inputs = load_inputs(inputs_path, graph.input.shape, graph.T)
+    inputs = load_inputs(inputs_path, graph.input.image_shape, graph.T)
     if graded:
-        require_graded(inputs, graph.input.shape, inputs_path)
+        require_graded(inputs, graph.input.image_shape, inputs_path)
     if labels_path is None:
         return inputs, None
     return inputs, load_labels(labels_path, len(inputs), graph.shapes()[-1][0])

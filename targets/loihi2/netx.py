@@ -243,6 +243,12 @@ def how_to_run(graph: Graph, name: str) -> dict[str, str]:
     T, L = graph.T, len(graph.populations)
     bits = int(graph.input.levels).bit_length()
     c, h, w = graph.input.shape
+    plane = (
+        f"; the last channel is not the image's: it is {graph.input.levels} everywhere (a "
+        "constant plane carrying the input normalisation's offset)"
+        if graph.input.constant_plane
+        else ""
+    )
     return {
         "load_with": (
             f"netx.hdf5.Network(net_config='{name}', input_message_bits={bits}, "
@@ -251,7 +257,7 @@ def how_to_run(graph: Graph, name: str) -> dict[str, str]:
         "input_payload": (
             f"graded spikes round(x * {graph.input.levels}) of each input x in [0, 1], laid out "
             f"(W, H, C) = ({w}, {h}, {c}) (the image's (C, H, W) transposed), the same payload "
-            f"at each of the {T} steps of a sample: sample s at steps {T}s+1 .. {T}s+{T}"
+            f"at each of the {T} steps of a sample: sample s at steps {T}s+1 .. {T}s+{T}{plane}"
         ),
         "output_window": (
             f"sample s's output spikes at steps {T}s+{L + 1} .. {T}s+{L + T} "

@@ -197,11 +197,12 @@ class _Recorder:
 def input_payload(graph: Graph, images: np.ndarray) -> np.ndarray:
     """The graded spike payload (int64) of images (N, C, H, W) in [0, 1] for this graph."""
     images = np.asarray(images)
-    if images.ndim != 4 or images.shape[1:] != graph.input.shape:
-        raise ValueError(f"images have shape {images.shape}, expected (N, *{graph.input.shape})")
+    shape = graph.input.image_shape
+    if images.ndim != 4 or images.shape[1:] != shape:
+        raise ValueError(f"images have shape {images.shape}, expected (N, *{shape})")
     if images.dtype.kind != "f" or not np.all((images >= 0) & (images <= 1)):
         raise ValueError("images must be floats in [0, 1]")
-    return formats.input_payload(images, graph.input.levels)
+    return formats.input_payload(graph.input.feed(images), graph.input.levels)
 
 
 def simulate(

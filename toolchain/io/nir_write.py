@@ -109,6 +109,11 @@ def _nir_nodes(
 
     name = node.name
     if isinstance(node, Input):
+        if node.constant_plane:
+            raise NirExportError(
+                f"node {name!r}: its last channel is a constant plane carrying an input "
+                "normalisation's offset, which NIR has no way to state; export ONNX or netx"
+            )
         return [(name, nir.Input(input_type={"input": np.array(_vector_or(node.shape))}))]
     if isinstance(node, Dense):
         bias = _bias_before(graph, node, node.weight.shape[0])

@@ -12,11 +12,13 @@ shapes. Standard operators (opset 17, IR version 8, for tools and runtimes of th
   layout; a `Reshape(x, [0, -1])` first flattens an input of more than one dimension.
 - `Conv2d` -> `Conv(x, <node>.weight)` with `kernel_shape`, `strides` [s, s], `pads` [p, p, p, p].
 - `Flatten` -> `Flatten(axis=1)`.
-Custom operators, domain `snn_deploy` version 3 (real values are FLOAT attributes, rounded to
+Custom operators, domain `snn_deploy` version 4 (real values are FLOAT attributes, rounded to
 float32 for tools, each with a `<key>_f64` attribute, a double scalar TENSOR holding the exact
 value that reading back uses; a file without `<key>_f64` is read from `<key>`):
 - `snn_deploy.Input(image) -> spikes`, INT `levels`: the direct encoding; `spikes = image` in a
-  float model, `round(image * levels)` (int32, a graded spike) in a fixed-point model.
+  float model, `round(image * levels)` (int32, a graded spike) in a fixed-point model. With INT
+  `constant_plane` 1 (version 4), the image's last channel is not data but 1 at every step: it
+  carries an input normalisation's offset (`toolchain.ir.nodes.Input`).
 - `snn_deploy.SumPool2d(x) -> y`, INT `size`, real `weight`: `weight` times the sum of every
   size x size window, stride `size`.
 - `snn_deploy.CubaLIF(x) -> spikes` (0/1, same shape as x), stateful, one neuron per element:
@@ -53,8 +55,8 @@ Metadata (`metadata_props`): `time_steps`, `encoding`, `producer`, `version`, `g
 from __future__ import annotations
 
 DOMAIN = "snn_deploy"
-DOMAIN_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+DOMAIN_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 OPSET = 17
 IR_VERSION = 8
 IMAGE = "image"

@@ -81,7 +81,8 @@ class _Reader:
             raise OnnxFormatError(f"the model has no graph input {IMAGE!r}")
         dims = image[0].type.tensor_type.shape.dim
         shape = tuple(dim.dim_value for dim in dims[1:])
-        return Input(proto.name, shape, _int(proto, "levels"))  # type: ignore[arg-type]
+        plane = bool(_int(proto, "constant_plane", 0))
+        return Input(proto.name, shape, _int(proto, "levels"), plane)  # type: ignore[arg-type]
 
     def dense(self, proto: onnx.NodeProto) -> Dense:
         if _int(proto, "transB", 0) != 1 or _int(proto, "transA", 0) or len(proto.input) > 2:

@@ -61,7 +61,8 @@ def _real(key: str, value: float) -> dict[str, Any]:
 
 def _write_input(b: _Builder, node: Input, xs: list[str], shapes: Shapes) -> str:
     out = _batch(shapes[1])
-    return b.add("Input", xs, node.name, out, b.act, domain=DOMAIN, levels=node.levels)
+    plane = {"constant_plane": 1} if node.constant_plane else {}
+    return b.add("Input", xs, node.name, out, b.act, domain=DOMAIN, levels=node.levels, **plane)
 
 
 def _write_dense(b: _Builder, node: Dense, xs: list[str], shapes: Shapes) -> str:

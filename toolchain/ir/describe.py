@@ -37,6 +37,8 @@ def _weights(node: Dense | Conv2d) -> str:
 
 def _parameters(node: Node) -> str:
     match node:
+        case Input() if node.constant_plane:
+            return f"levels {node.levels}, last channel a constant plane (1 every step)"
         case Input():
             return f"levels {node.levels}"
         case Dense() if node.weight_int is not None:

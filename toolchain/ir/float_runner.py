@@ -101,7 +101,7 @@ def run_float(
     chunks: dict[str, list[np.ndarray]] = {p.name: [] for p in graph.populations}
     predictions = []
     for start in range(0, len(images), batch_size):
-        x = _over_time(torch.from_numpy(images[start : start + batch_size]).to(dtype), graph.T)
+        x = graph_input(graph, images[start : start + batch_size], dtype)
         for node in graph.feed_forward_nodes[1:]:
             if isinstance(node, CubaLIF):
                 x = run_population(node, x, graph.recurrent_synapse(node)).spikes
@@ -113,6 +113,8 @@ def run_float(
     return FloatResult(spikes, np.concatenate(predictions))
 
 
-def _over_time(inputs: torch.Tensor, steps: int) -> torch.Tensor:
-    """(N, C, H, W, T): static inputs repeated, per-step inputs (N, T, C, H, W) time last."""
-    return inputs.movedim(1, -1) if inputs.ndim == 5 else repeat_over_time(inputs, steps)
+def graph_input(graph: Graph, images: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """What the first synapse sees, (N, C, H, W, T): static images (N, C, H, W) repeated over
+    the graph's steps or per-step inputs (N, T, C, H, W) time last, with any constant plane."""
+    inputs = torch.from_numpy(graph.input.feed(images)).to(dtype)
+    return inputs.movedim(1, -1) if inputs.ndim == 5 else repeat_over_time(inputs, graph.T)

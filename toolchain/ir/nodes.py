@@ -2,7 +2,7 @@
 
 Semantics (float), for T steps:
 - `Input` emits the analog image x every step (a graded spike of round(x * levels) in fixed
-  point).
+  point); with `constant_plane`, one more channel after the image's, 1 at every step.
 - `Dense`, `Conv2d`, `SumPool2d`, `Flatten` are linear maps applied at every step.
 - `CubaLIF` (NIR's name) filters the sum of its inputs with the synaptic trace and integrates it
   in the membrane:
@@ -120,16 +120,40 @@ def _same(a: Any, b: Any) -> bool:
 
 @dataclass(frozen=True, eq=False)
 class Input(Node):
-    """The image fed every step; `levels`: a value x in [0, 1] is sent as round(x * levels)."""
+    """The image fed every step; `levels`: a value x in [0, 1] is sent as round(x * levels).
+
+    With `constant_plane`, the last channel of `shape` is not the user's: it holds 1 (sent as
+    `levels`) at every step, and carries the offset of an input normalisation into the first
+    synapse, w (x - m) / s = (w / s) x - (m / s) w 1, since a graded spike cannot be negative.
+    """
 
     name: str
-    shape: tuple[int, int, int]  # (C, H, W)
+    shape: tuple[int, int, int]  # (C, H, W) that the next node sees, the constant plane included
     levels: int = 255
+    constant_plane: bool = False
 
     def __post_init__(self) -> None:
         if len(self.shape) != 3 or min(self.shape) < 1:
             _fail(self.name, f"shape={self.shape} must be (C, H, W) with positive sizes")
         _check_int(self.name, "levels", self.levels, 1, 2**16 - 1)
+        if not isinstance(self.constant_plane, bool):
+            _fail(self.name, f"constant_plane={self.constant_plane!r} must be true or false")
+        if self.constant_plane and self.shape[0] < 2:
+            _fail(self.name, f"shape={self.shape}: a constant plane needs an image channel too")
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the images a user gives."""
+        channels, height, width = self.shape
+        return (channels - int(self.constant_plane), height, width)
+
+    def feed(self, images: np.ndarray) -> np.ndarray:
+        """What the next node sees of images (N, *image_shape), or per step (N, T,
+        *image_shape): the images, and the constant plane after their channels."""
+        if not self.constant_plane:
+            return images
+        plane = np.ones((*images.shape[:-3], 1, *images.shape[-2:]), dtype=images.dtype)
+        return np.concatenate([images, plane], axis=-3)
 
 
 @dataclass(frozen=True, eq=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +178,23 @@ class LossConfig:
         _real("undesired_count", self.undesired_count, 0)
 
 
+@dataclass(frozen=True)
+class InputConfig:
+    """The images' normalisation before the first layer, (x - mean) / std (the paper's MNIST
+    code uses 0.1307 and 0.3081). On the chip the offset becomes a constant input plane."""
+
+    mean: float = 0.0
+    std: float = 1.0
+
+    def __post_init__(self) -> None:
+        _real("mean", self.mean, 0)
+        _real("std", self.std, 0, above=True)
+
+    @property
+    def is_identity(self) -> bool:
+        return self.mean == 0 and self.std == 1
+
+
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -232,6 +249,7 @@ class Config:
     layers: tuple[LayerSpec, ...]
     train: TrainConfig
     loss: LossConfig = field(default_factory=LossConfig)
+    input: InputConfig = field(default_factory=InputConfig)
 
     def __post_init__(self) -> None:
         _require(isinstance(self.name, str) and self.name, f"name={self.name!r}: need a text")
@@ -242,6 +260,12 @@ class Config:
             f"layers: the last layer must be dense (the classifier), got {self.layers[-1].type}",
         )
         layer_shapes(self.layers, INPUT_SHAPES[self.dataset])
+        first = next(spec for spec in self.layers if not isinstance(spec, DropoutSpec))
+        _require(
+            self.input.mean == 0 or isinstance(first, ConvSpec | DenseSpec),
+            f"input.mean={self.input.mean}: an offset is carried into the first synapse, so the "
+            f"first layer (after dropout) must be conv or dense, not {first.type}",
+        )
         pattern = self.loss.desired_pattern
         _require(
             pattern is None or len(pattern) == self.neuron.T,
@@ -253,8 +277,7 @@ class Config:
 
     def with_epochs(self, epochs: int, average_epochs: int | None = None) -> Config:
         average = self.train.average_epochs if average_epochs is None else average_epochs
-        train = TrainConfig(**{**asdict(self.train), "epochs": epochs, "average_epochs": average})
-        return Config(self.name, self.dataset, self.neuron, self.layers, train, self.loss)
+        return replace(self, train=replace(self.train, epochs=epochs, average_epochs=average))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Config:
@@ -273,6 +296,7 @@ class Config:
             layers=tuple(_layer(spec, i) for i, spec in enumerate(data["layers"])),
             train=_build(TrainConfig, data["train"], "train"),
             loss=_build(LossConfig, _tuple_pattern(data.get("loss", {})), "loss"),
+            input=_build(InputConfig, data.get("input", {}), "input"),
         )
 
 

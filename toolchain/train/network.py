@@ -124,7 +124,11 @@ class SpikingNetwork(nn.Module):
         self.num_outputs = shapes[-1][0]
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """The analog image every step, through the synaptic filter: (N, C, H, W, T)."""
+        """The analog image, normalised, every step, through the synaptic filter:
+        (N, C, H, W, T)."""
+        norm = self.config.input
+        if not norm.is_identity:
+            images = (images - norm.mean) / norm.std
         repeated = repeat_over_time(images, self.config.neuron.T)
         return psp_filter(repeated, self.config.neuron.tau_s)
 
