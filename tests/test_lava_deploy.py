@@ -236,6 +236,19 @@ def test_trained_digits_network_streams_bit_exact(digits_checkpoint, digits):
     assert np.mean(result.predictions == digits.test.labels[:40]) > 0.5
 
 
+def test_lava_dls_tiny_net_streams_bit_exact():
+    """lava-dl's tiny.net, read from its netx file (input neurons, biased convolutions)."""
+    from test_netx_import import LAVA_DL, tiny_sample
+
+    from targets.loihi2.netx_import import read_netx_graph
+
+    graph = read_netx_graph(LAVA_DL / "tiny.net")
+    images = tiny_sample() * np.array([1.0, 0.6, 0.3]).reshape(3, 1, 1, 1)
+    result = run_on_lava(graph, images, probe=[p.name for p in graph.populations])
+    assert result.output_spikes.any()
+    assert_matches_reference(graph, images, result)
+
+
 def test_loihi_target_needs_lava_loihi():
     rng = np.random.default_rng(6)
     graph = random_graph(rng, (1, 2, 2), 255, [Layer(2, 0, du=0, dv=0, vth=5)], T=3)

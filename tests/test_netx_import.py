@@ -1,6 +1,6 @@
 """Reading netx files (`targets.loihi2.netx_import`): a file we export reads back to a graph that
-spikes the same, every command takes it, and what is not supported is refused by layer and field.
-(lava-dl's own example networks need input-layer neurons and delays: refused, named, for now.)"""
+spikes the same, every command takes it, lava-dl's own tiny.net spikes as netx's ground truth
+says, and what is not supported is refused by layer and field."""
 
 import json
 import re
@@ -67,7 +67,10 @@ def edit(path: Path, change) -> Path:
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda layers: layers["0"].create_group("neuron"), "layer 0: an input layer with neurons"),
+        (
+            lambda layers: layers["0"].create_group("neuron").create_dataset("iDecay", data=1024),
+            "layer 0: input neurons with iDecay 1024; accepted: 4096",
+        ),
         (
             lambda layers: layers["1"].create_dataset("delay", data=np.ones(12)),
             "layer 1: synaptic delays",
@@ -90,7 +93,7 @@ def edit(path: Path, change) -> Path:
         ),
         (
             lambda layers: layers["3"]["neuron"]["type"].write_direct(np.array([b"SDNN"], "S10")),
-            "layer 3: neuron type 'SDNN'; accepted: CUBA",
+            "layer 3: neuron type 'SDNN'; accepted: CUBA, LOIHI",
         ),
         (lambda layers: layers["2"].pop("neuron"), "layer 2: a dense layer without neurons"),
         (
@@ -110,3 +113,40 @@ def test_a_file_that_is_not_netx_is_refused(tmp_path, capsys):
     (tmp_path / "junk.net").write_text("not hdf5")
     assert main(["inspect", str(tmp_path / "junk.net")]) == 2
     assert "junk.net: not a readable netx file" in capsys.readouterr().err
+
+
+LAVA_DL = Path(__file__).parent / "fixtures" / "lava_dl"
+
+
+def tiny_sample() -> np.ndarray:
+    """The ground truth's sample: the input neurons' bias (W, H, C) as an image in [0, 1]."""
+    bias = np.load(LAVA_DL / "tinynet" / "input_bias.npy").transpose(2, 1, 0)
+    return (bias / 255.0)[None]
+
+
+def test_lava_dls_tiny_net_spikes_as_its_ground_truth():
+    """tiny.net: LIF input neurons driven by their bias, two biased convolutions. Every spike of
+    every layer, and conv 1's current, equal the arrays lava-dl ships, at every step they
+    cover: the input neurons at the same index, conv 1 one step later, conv 2 two steps later
+    (the ground truth's index 0 of conv 1 and conv 2 holds no input yet: compared from 1)."""
+    graph = read_netx_graph(LAVA_DL / "tiny.net")
+    result = simulate(graph, tiny_sample(), record=True, record_states=True)
+    truth = {
+        name: np.load(LAVA_DL / "tinynet" / f"{name}.npy")[0]
+        for name in ("input", "layer1", "output", "current")
+    }
+    ours = {p.name: result.spikes[p.name][0] for p in graph.populations}
+    np.testing.assert_array_equal(ours["layer0_neuron"][..., :16], truth["input"])
+    np.testing.assert_array_equal(ours["layer1_neuron"][..., 2:17], truth["layer1"][..., 1:])
+    np.testing.assert_array_equal(ours["layer2_neuron"][..., 3:18], truth["output"][..., 1:])
+    current = result.currents["layer1_neuron"][0][..., 1:17]
+    np.testing.assert_array_equal(current, truth["current"] * 64)
+    assert truth["output"].sum() > 50
+
+
+def test_input_neurons_are_an_identity_synapse_with_netxs_neuron():
+    graph = read_netx_graph(LAVA_DL / "tiny.net")
+    identity, neurons = graph.nodes[1:3]
+    assert identity.weight_int.reshape(3, 3).tolist() == np.eye(3, dtype=int).tolist()
+    assert (neurons.du, neurons.dv, neurons.vth) == (4095, 1024, 25)
+    assert graph.input.levels == 255 and graph.input.shape == (3, 16, 16)

@@ -9,11 +9,19 @@ to v as bias << 6; a flatten layer is the (C, H, W) order our Dense reads anyway
 map one to one onto ours; the float parameters are derived from them (scale = vth << 6, so the
 float threshold is 1), for float runs and comparisons.
 
-Supported: an input layer without neurons, dense, conv (square stride and padding, groups 1,
-dilation 1) and flatten layers, CUBA neurons with refDelay 1 and binary spikes. Refused, with
-the layer and the field: neurons in the input layer (netx drives them by their bias), other
-layer types (pool, average, concat, ...), other neuron types (sigma-delta, ...), synaptic
-delays, refractory delays above 1, graded spikes, layers without neurons.
+Input neurons. netx drives an input layer's neurons through their bias: the sample is written
+into `bias_mant`, so v += bias << 6 every step while u stays 0. With iDecay 4096 (u forgets
+everything each step, as in lava-dl's examples) the same v comes from a synapse of weight 1 into
+u = a_in << 6, so the input layer becomes Input -> identity synapse -> those neurons, and a
+sample x in [0, 1] is sent as round(x * 255), the integer netx would write into the bias.
+Everything then happens one step later than in netx, as the payload crosses one more synapse.
+
+Supported: an input layer without neurons or with iDecay-4096 neurons, dense, conv (square
+stride and padding, groups 1, dilation 1) and flatten layers, CUBA (or LOIHI, the same neuron
+in netx) neurons with refDelay 1 and binary spikes. Refused, with the layer and the field:
+other layer types (pool, average, concat, ...), other neuron types (sigma-delta, ...), synaptic
+delays, refractory delays above 1, graded spikes, layers without neurons, input neurons whose
+current decays.
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ from targets.loihi2.netx import read_netx
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError, Input, Node
 
 DEFAULT_STEPS = 16  # netx files record no T; lava-dl's own examples use tSample = 16
+INPUT_NEURON_LEVELS = 255  # x in [0, 1] -> the bias netx would write, round(255 x)
+NEURON_TYPES = ("CUBA", "LOIHI")  # netx builds the same LIF for both
 NETX_BIAS_EXP = ACT_SHIFT  # netx sends bias << 6 into v
 
 
@@ -60,13 +70,12 @@ def _graph(data: dict[str, Any], name: str, steps: int | None) -> Graph:
     attrs, layers = data["attrs"], data["layer"]
     if not layers or _text(layers[0].get("type")) != "input":
         raise NetxImportError("layer 0 must be the input layer")
-    if "neuron" in layers[0]:
-        raise NetxImportError(
-            "layer 0: an input layer with neurons (netx drives them by their bias) is not "
-            "supported yet"
-        )
-    levels = int(attrs.get("input_levels", 1))
-    nodes: list[Node] = [Input("input", _shape(layers[0]["shape"]), levels)]
+    neurons = "neuron" in layers[0]
+    levels = int(attrs.get("input_levels", INPUT_NEURON_LEVELS if neurons else 1))
+    shape = _shape(layers[0]["shape"])
+    nodes: list[Node] = [Input("input", shape, levels)]
+    if neurons:
+        nodes += _input_neurons(layers[0], shape, levels)
     for index, layer in enumerate(layers[1:], start=1):
         kind = _text(layer.get("type"))
         if kind == "flatten":
@@ -78,6 +87,23 @@ def _graph(data: dict[str, Any], name: str, steps: int | None) -> Graph:
             )
         nodes += _layer(index, layer, kind, levels, first=len(nodes) == 1)
     return Graph(tuple(nodes), T=steps or int(attrs.get("time_steps", DEFAULT_STEPS)), name=name)
+
+
+def _input_neurons(layer: dict, shape: tuple[int, int, int], levels: int) -> list[Node]:
+    """The input layer's neurons behind an identity synapse (module docstring)."""
+    i_decay = int(layer["neuron"].get("iDecay", 0))
+    if i_decay != DECAY_UNITY:
+        raise NetxImportError(
+            f"layer 0: input neurons with iDecay {i_decay}; accepted: {DECAY_UNITY} (netx drives "
+            "them through v, which an input synapse into u reproduces only without a current "
+            "decay)"
+        )
+    channels, height, width = shape
+    if height * width == 1:
+        identity = {"weight": np.eye(channels), "neuron": layer["neuron"]}
+        return _layer(0, identity, "dense", levels, first=True)
+    kernel = np.eye(channels).reshape(channels, channels, 1, 1)
+    return _layer(0, {"weight": kernel, "neuron": layer["neuron"]}, "conv", levels, first=True)
 
 
 def _layer(index: int, layer: dict, kind: str, levels: int, first: bool) -> list[Node]:
@@ -104,8 +130,10 @@ def _layer(index: int, layer: dict, kind: str, levels: int, first: bool) -> list
 
 def _population(index: int, layer: dict, neuron: dict) -> CubaLIF:
     kind = _text(neuron.get("type"))
-    if kind != "CUBA":
-        raise NetxImportError(f"layer {index}: neuron type {kind!r}; accepted: CUBA")
+    if kind not in NEURON_TYPES:
+        raise NetxImportError(
+            f"layer {index}: neuron type {kind!r}; accepted: {', '.join(NEURON_TYPES)}"
+        )
     if int(neuron.get("refDelay", 1)) != 1:
         raise NetxImportError(f"layer {index}: refDelay {neuron['refDelay']}; accepted: 1")
     if bool(neuron.get("gradedSpike", False)):
