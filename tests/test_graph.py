@@ -209,7 +209,7 @@ def test_lowering_folds_pool_flatten_and_scale_exactly(kernel, padding, size):
         "Dense",
         "CubaLIF",
     ]
-    assert lowered.nodes[3].stride == 2 and lowered.nodes[3].padding == 2 * padding
+    assert lowered.nodes[3].stride == (2, 2) and lowered.nodes[3].padding == (2 * padding,) * 2
     assert lowered.nodes[3].weight.shape == (8, 6, 2 * kernel, 2 * kernel)
     assert lowered.nodes[5].weight.shape == (12, math.prod(lowered.shapes()[4]))  # no pool left
     images = RNG.random((40, 1, size, size)).astype(np.float32)

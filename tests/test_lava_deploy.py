@@ -138,16 +138,17 @@ def test_wrapping_currents_and_saturated_voltages_stream_bit_exact(weight_exp):
 
 
 def conv_graph(rng: np.random.Generator, T: int) -> Graph:
-    """Conv (stride 2, padding 1) -> LIF -> Conv (stride 1, padding 1) -> LIF -> Dense -> LIF,
-    on a non-square input so that (C, H, W) and Lava's (W, H, C) orders really differ."""
+    """Conv (stride 2, padding 1) -> LIF -> Conv (stride (2, 1), padding (1, 0)) -> LIF -> Dense
+    -> LIF, on a non-square input and a rectangular stride and padding, so that (C, H, W) and
+    Lava's (W, H, C) orders, and (h, w) and Lava's (x, y), really differ."""
     w1 = rng.integers(-40, 255, size=(3, 2, 3, 3)).astype(np.int32)
     w2 = rng.integers(-256, 255, size=(2, 3, 2, 2)).astype(np.int32)
-    w3 = rng.integers(-256, 255, size=(4, 2 * 5 * 4)).astype(np.int32)
+    w3 = rng.integers(-256, 255, size=(4, 2 * 3 * 2)).astype(np.int32)
     nodes = (
         Input("in", (2, 7, 5), 255),
         Conv2d("c1", w1.astype(np.float64), 2, 1, w1),
         CubaLIF("lif0", 2.0, 2.0, 1.0, du=500, dv=300, vth=300, scale=1.0),
-        Conv2d("c2", w2.astype(np.float64), 1, 1, w2),
+        Conv2d("c2", w2.astype(np.float64), (2, 1), (1, 0), w2),
         CubaLIF("lif1", 2.0, 2.0, 1.0, du=1000, dv=100, vth=3, scale=1.0),
         Dense("fc", w3.astype(np.float64), w3, -1),
         CubaLIF("lif2", 2.0, 2.0, 1.0, du=1000, dv=100, vth=2, scale=1.0),
@@ -158,10 +159,10 @@ def conv_graph(rng: np.random.Generator, T: int) -> Graph:
 def test_conv_network_streams_bit_exact():
     rng = np.random.default_rng(4)
     graph = conv_graph(rng, T=6)
-    assert graph.shapes()[2] == (3, 4, 3) and graph.shapes()[4] == (2, 5, 4)
+    assert graph.shapes()[2] == (3, 4, 3) and graph.shapes()[4] == (2, 3, 2)
     images = rng.uniform(0, 1, (4, 2, 7, 5))
     result = run_on_lava(graph, images, probe=["lif0", "lif1", "lif2"])
-    assert result.probes["lif1"]["v"].shape == (4 * 6 + 3, 2, 5, 4)
+    assert result.probes["lif1"]["v"].shape == (4 * 6 + 3, 2, 3, 2)
     ref = simulate(graph, images, record=True)
     assert ref.spikes["lif0"].any() and ref.spikes["lif1"].any() and result.output_spikes.any()
     assert_matches_reference(graph, images, result)

@@ -50,7 +50,9 @@ def dense(name: str, n_out: int, n_in: int, weight_exp: int = 0, weight_int=None
     return Dense(name, floats(n_out, n_in), weight_int=weight_int, weight_exp=weight_exp)
 
 
-def conv(name: str, out: int, cin: int, k: int, stride: int, padding: int) -> Conv2d:
+def conv(
+    name: str, out: int, cin: int, k: int, stride: int | tuple, padding: int | tuple
+) -> Conv2d:
     return Conv2d(
         name,
         floats(out, cin, k, k),
@@ -85,11 +87,11 @@ def convnet() -> Graph:
         Input("image", (2, 9, 8), levels=15),
         conv("conv1", 4, 2, 3, stride=1, padding=1),  # -> (4, 9, 8)
         lif("lif1", du=100, dv=200, vth=64),
-        conv("conv2", 5, 4, 3, stride=2, padding=1),  # -> (5, 5, 4)
+        conv("conv2", 5, 4, 3, stride=(2, 1), padding=(1, 0)),  # -> (5, 5, 6)
         lif("lif2", du=2000, dv=3000, vth=500),
-        conv("conv3", 3, 5, 2, stride=2, padding=0),  # -> (3, 2, 2)
+        conv("conv3", 3, 5, 2, stride=2, padding=0),  # -> (3, 2, 3)
         lif("lif3", du=7, dv=9, vth=11),
-        dense("fc", 10, 12),
+        dense("fc", 10, 18),
         lif("out", du=4000, dv=1, vth=3),
     )
     return Graph(nodes, T=5, name="tiny-conv")
@@ -144,8 +146,8 @@ def check_conv(layer: dict, synapse: Conv2d, population: CubaLIF, out_shape) -> 
     check_int(layer["inChannels"], cin)
     check_int(layer["outChannels"], out)
     check_int(layer["kernelSize"], [kh, kw])
-    check_int(layer["stride"], [synapse.stride] * 2)
-    check_int(layer["padding"], [synapse.padding] * 2)
+    check_int(layer["stride"], list(synapse.stride))
+    check_int(layer["padding"], list(synapse.padding))
     check_int(layer["dilation"], [1, 1])
     check_int(layer["groups"], 1)
     check_weight(layer["weight"], synapse.weight_int)  # (out, in, kh, kw), as stored
@@ -218,11 +220,11 @@ def test_conv_every_key_and_flatten(tmp_path):
     nodes = graph.nodes
     for layer, index in zip(layers[1:4], (1, 3, 5), strict=True):
         check_conv(layer, nodes[index], nodes[index + 1], shapes[index])
-    assert [tuple(layer["shape"]) for layer in layers[1:4]] == [(4, 9, 8), (5, 5, 4), (3, 2, 2)]
+    assert [tuple(layer["shape"]) for layer in layers[1:4]] == [(4, 9, 8), (5, 5, 6), (3, 2, 3)]
     flatten = layers[4]
     assert set(flatten) == {"type", "shape", "attrs"}
     check_string(flatten["type"], "flatten")
-    check_int(flatten["shape"], [12])
+    check_int(flatten["shape"], [18])
     assert flatten["attrs"] == {"node": "fc:flatten"}
     # the dense columns stay in (C, H, W) order: netx feeds transpose([2, 1, 0]) of (W, H, C)
     check_dense(layers[5], nodes[7], nodes[8])

@@ -2,8 +2,10 @@
 spikes the same, every command takes it, lava-dl's own tiny.net spikes as netx's ground truth
 says, and what is not supported is refused by layer and field."""
 
+import gzip
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -21,13 +23,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_netx import convnet, mlp  # noqa: E402
 
 
-def test_a_conv_layer_needs_a_square_stride(tmp_path):
-    def rectangular(layers):
-        del layers["1"]["stride"]
-        layers["1"].create_dataset("stride", data=np.array([2, 1]))
+def test_a_stride_is_read_in_hs_and_ws_order(tmp_path):
+    graph = read_netx_graph(save_netx(convnet(), tmp_path / "net.net"))
+    conv2 = graph.node("conv2")
+    assert conv2.stride == (2, 1) and conv2.padding == (1, 0)
 
-    path = edit(save_netx(convnet(), tmp_path / "net.net"), rectangular)
-    with pytest.raises(NetxImportError, match=r"layer 1: stride \[2, 1\]; accepted: square"):
+    def three_values(layers):
+        del layers["1"]["stride"]
+        layers["1"].create_dataset("stride", data=np.array([2, 1, 1]))
+
+    path = edit(save_netx(convnet(), tmp_path / "bad.net"), three_values)
+    with pytest.raises(NetxImportError, match=r"layer 1: stride \[2, 1, 1\]; accepted: \[h, w\]"):
         read_netx_graph(path)
 
 
@@ -150,3 +156,38 @@ def test_input_neurons_are_an_identity_synapse_with_netxs_neuron():
     assert identity.weight_int.reshape(3, 3).tolist() == np.eye(3, dtype=int).tolist()
     assert (neurons.du, neurons.dv, neurons.vth) == (4095, 1024, 25)
     assert graph.input.levels == 255 and graph.input.shape == (3, 16, 16)
+
+
+PILOTNET_LAYERS = ["input"] + [f"conv-{i}" for i in range(5)] + [f"fc-{i}" for i in range(3)]
+
+
+def graph_order(array: np.ndarray) -> np.ndarray:
+    """Lava's (W, H, C, T) -> our (C, H, W, T); (N, T) stays."""
+    return array.transpose(2, 1, 0, 3) if array.ndim == 4 else array
+
+
+def test_lava_dls_pilotnet_gives_every_spike_and_state_of_its_ground_truth(tmp_path):
+    """pilotnet_lif: input neurons, five biased convolutions (one with stride (2, 1) and padding
+    (1, 0)), flatten and biased dense layers. lava-dl ran it with layer j reset at index j and
+    j + 17: in each layer's window, indices j .. j + 16, every spike and, where shipped, every u
+    and v equal ours one step later (lava-dl records v = 128 where a neuron spiked; it is 0)."""
+    path = tmp_path / "pilotnet_lif.net"
+    with gzip.open(LAVA_DL / "pilotnet_lif.net.gz") as packed, open(path, "wb") as out:
+        shutil.copyfileobj(packed, out)
+    graph = read_netx_graph(path, steps=17)
+    truth = np.load(LAVA_DL / "pilotnet_lif_truth.npz")
+    image = truth["image"].transpose(2, 1, 0)[None] / 255.0
+    result = simulate(graph, image, record=True, record_states=True)
+    checked = 0
+    for j, (population, name) in enumerate(zip(graph.populations, PILOTNET_LAYERS, strict=False)):
+        window = slice(j, min(j + 17, 24))
+        ours = slice(j + 1, min(j + 17, 24) + 1)
+        spikes = graph_order(truth[name])[..., window]
+        np.testing.assert_array_equal(result.spikes[population.name][0][..., ours], spikes)
+        if f"{name}-u" in truth:
+            u, v = (graph_order(truth[f"{name}-{k}"])[..., window] for k in "uv")
+            np.testing.assert_array_equal(result.currents[population.name][0][..., ours], u)
+            v = np.where(spikes.astype(bool), 0, v)
+            np.testing.assert_array_equal(result.voltages[population.name][0][..., ours], v)
+            checked += 1
+    assert checked == 6 and graph.node("layer4").stride == (2, 1)

@@ -62,8 +62,8 @@ def conv_sum(node: Conv2d, x: list[int], in_shape: tuple[int, ...]) -> list[int]
     channels, height, width = in_shape
     weight = node.weight_int.tolist()
     out_c, _, kh, kw = node.weight_int.shape
-    s, p = node.stride, node.padding
-    out_h, out_w = (height + 2 * p - kh) // s + 1, (width + 2 * p - kw) // s + 1
+    (sy, sx), (py, px) = node.stride, node.padding
+    out_h, out_w = (height + 2 * py - kh) // sy + 1, (width + 2 * px - kw) // sx + 1
     out = []
     for o in range(out_c):
         for oy in range(out_h):
@@ -72,7 +72,7 @@ def conv_sum(node: Conv2d, x: list[int], in_shape: tuple[int, ...]) -> list[int]
                 for c in range(channels):
                     for dy in range(kh):
                         for dx in range(kw):
-                            y, xx = oy * s + dy - p, ox * s + dx - p
+                            y, xx = oy * sy + dy - py, ox * sx + dx - px
                             if 0 <= y < height and 0 <= xx < width:
                                 total += weight[o][c][dy][dx] * x[(c * height + y) * width + xx]
                 out.append((total + 2**23) % 2**24 - 2**23)  # Lava's signed 24-bit clamp
@@ -187,7 +187,7 @@ def dense(name: str, weight_int, weight_exp: int = 0) -> Dense:
     return Dense(name, w.astype(np.float64), w, weight_exp)
 
 
-def conv(name: str, weight_int, stride: int = 1, padding: int = 0) -> Conv2d:
+def conv(name: str, weight_int, stride: int | tuple = 1, padding: int | tuple = 0) -> Conv2d:
     w = np.asarray(weight_int, dtype=np.int32)
     return Conv2d(name, w.astype(np.float64), stride, padding, w)
 
@@ -264,8 +264,10 @@ def conv_cases(draw) -> tuple[Graph, np.ndarray]:
     nodes: list[Node] = [draw(input_node(regime, shape))]
     current = shape
     for k in range(draw(st.integers(1, 2))):
-        stride, padding = draw(st.integers(1, 2)), draw(st.integers(0, 1))
-        size = draw(st.integers(1, min(3, min(current[1:]) + 2 * padding)))
+        stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+        padding = (draw(st.integers(0, 1)), draw(st.integers(0, 1)))
+        fits = min(current[1] + 2 * padding[0], current[2] + 2 * padding[1])
+        size = draw(st.integers(1, min(3, fits)))
         kind = regime if k == 0 else "random"
         w = draw(weights((draw(st.integers(1, 3)), current[0], size, size), kind))
         nodes += [conv(f"conv{k}", w, stride, padding), draw(lif_params(f"clif{k}", kind))]

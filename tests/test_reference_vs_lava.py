@@ -108,8 +108,8 @@ def lava_synapse(node: Dense | Conv2d, in_shape: tuple[int, ...], message_bits: 
     return Conv(
         weight=np.ascontiguousarray(kernel, dtype=np.int32),
         input_shape=in_shape,
-        stride=node.stride,
-        padding=node.padding,
+        stride=node.stride[::-1],  # Lava's (x, y)
+        padding=node.padding[::-1],
         num_message_bits=message_bits,
     )
 

@@ -40,7 +40,7 @@ def test_trained_mnist_cnn_runs_on_lava_spike_for_spike(tmp_path):
     )
     graph = quantized.graph
     assert [type(n).__name__ for n in graph.nodes[1:4:2]] == ["Conv2d", "Conv2d"]
-    assert graph.nodes[3].stride == 2, "the pooling must be folded into a stride-2 conv"
+    assert graph.nodes[3].stride == (2, 2), "the pooling must be folded into a stride-2 conv"
     assert quantized.ptq_accuracy >= quantized.float_accuracy - 0.02
     images = subset.test.images[:8]
     lava = run_on_lava(graph, images)

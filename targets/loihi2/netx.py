@@ -14,7 +14,7 @@ Layout (the file written by `save_netx`):
     /layer/k  (k >= 1)     one per (synapse, population) pair, or a flatten, in graph order:
       dense:   type b"dense", shape [out], inFeatures, outFeatures, weight (out, in) float64
       conv:    type b"conv", shape [C, H, W] (output), inChannels, outChannels,
-               kernelSize [kh, kw], stride [s, s], padding [p, p], dilation [1, 1], groups 1,
+               kernelSize [kh, kw], stride [sh, sw], padding [ph, pw], dilation [1, 1], groups 1,
                weight (out, in, kh, kw) float64
       flatten: type b"flatten", shape [C*H*W]
       dense and conv also hold `neuron/`: type b"CUBA", iDecay = du + 1 (the 12-bit fraction
@@ -48,7 +48,7 @@ K[:, ::-1, ::-1].transpose(0, 3, 2, 1), whose element [o, i, h, w] is K[o, b-1-w
 S[o, i, h, w]. The two flips cancel: Lava computes exactly PyTorch's conv2d with kernel S in
 (out, in, kh, kw) order, which is our Conv2d. So `weight` is our `weight_int`, unchanged.
 Shapes are stored (C, H, W) and netx reverses them to (W, H, C); stride, padding and dilation
-are stored in (H, W) order and netx reverses them to (x, y) (ours are square, so equal).
+are stored in (H, W) order and netx reverses them to (x, y), as our Lava network does.
 Lava's Conv applies no weight exponent and no weight-bit truncation: the stored integers are the
 effective ones.
 
@@ -207,8 +207,8 @@ def _layers(graph: Graph, input_layer: bool) -> list[dict[str, Any]]:
                 "inChannels": in_channels,
                 "outChannels": out_channels,
                 "kernelSize": [kh, kw],
-                "stride": [synapse.stride, synapse.stride],
-                "padding": [synapse.padding, synapse.padding],
+                "stride": list(synapse.stride),
+                "padding": list(synapse.padding),
                 "dilation": [1, 1],
                 "groups": 1,
                 "weight": synapse.weight_int,

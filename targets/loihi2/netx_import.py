@@ -16,10 +16,10 @@ u = a_in << 6, so the input layer becomes Input -> identity synapse -> those neu
 sample x in [0, 1] is sent as round(x * 255), the integer netx would write into the bias.
 Everything then happens one step later than in netx, as the payload crosses one more synapse.
 
-Supported: an input layer without neurons or with iDecay-4096 neurons, dense, conv (square
-stride and padding, groups 1, dilation 1) and flatten layers, CUBA (or LOIHI, the same neuron
-in netx) neurons with refDelay 1 and binary spikes. Refused, with the layer and the field:
-other layer types (pool, average, concat, ...), other neuron types (sigma-delta, ...), synaptic
+Supported: an input layer without neurons or with iDecay-4096 neurons, dense, conv (groups 1,
+dilation 1, any stride and padding) and flatten layers, CUBA (or LOIHI, the same neuron in
+netx) neurons with refDelay 1 and binary spikes. Refused, with the layer and the field: other
+layer types (pool, average, concat, ...), other neuron types (sigma-delta, ...), synaptic
 delays, refractory delays above 1, graded spikes, layers without neurons, input neurons whose
 current decays.
 """
@@ -116,12 +116,14 @@ def _layer(index: int, layer: dict, kind: str, levels: int, first: bool) -> list
     names = layer.get("attrs", {})
     synapse_name = names.get("synapse", f"layer{index}")
     weight_int = np.rint(np.asarray(layer["weight"], np.float64)).astype(np.int32)
+    if kind == "dense" and weight_int.ndim == 1:  # netx: (in,) for a single output
+        weight_int = weight_int.reshape(1, -1)
     unit = input_unit(levels, first)
     weight = weight_int / weight_factor(population.scale, population.tau_s, unit, 0)
     if kind == "dense":
         return [Dense(synapse_name, weight, weight_int, 0), population]
     weight_int, weight = weight_int.reshape(weight_int.shape[:4]), weight.reshape(weight.shape[:4])
-    stride, padding = _square(index, "stride", layer), _square(index, "padding", layer)
+    stride, padding = _pair(index, "stride", layer), _pair(index, "padding", layer)
     for field, wanted in (("dilation", 1), ("groups", 1)):
         if field in layer and np.any(np.asarray(layer[field]) != wanted):
             raise NetxImportError(f"layer {index}: {field} must be {wanted}")
@@ -163,11 +165,12 @@ def _shape(stored: Any) -> tuple[int, int, int]:
     return (shape[0], 1, 1) if len(shape) == 1 else tuple(shape)  # type: ignore[return-value]
 
 
-def _square(index: int, field: str, layer: dict) -> int:
+def _pair(index: int, field: str, layer: dict) -> tuple[int, int]:
+    """A stride or padding, stored (H, W) like ours; one value stands for both."""
     values = np.asarray(layer.get(field, [1, 1] if field == "stride" else [0, 0])).reshape(-1)
-    if len(set(values.tolist())) != 1:
-        raise NetxImportError(f"layer {index}: {field} {values.tolist()}; accepted: square")
-    return int(values[0])
+    if len(values) not in (1, 2):
+        raise NetxImportError(f"layer {index}: {field} {values.tolist()}; accepted: [h, w]")
+    return (int(values[0]), int(values[-1]))
 
 
 def _text(value: Any) -> str:

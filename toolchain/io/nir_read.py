@@ -14,11 +14,11 @@ IF) and the neuron's input gain k = g_mem g_syn / (1 - alpha) is folded into the
 synapse that feeds it (row by row; a convolution's per output channel). Per-neuron thresholds
 that differ are folded the same way (v / threshold has threshold 1, exactly, whichever reset).
 
-Supported: Input, Output, Affine and Linear, Conv2d (groups 1, dilation 1, square stride and
-padding), with their biases into LIF and IF neurons (a constant input to the membrane, folded
-like the weights), SumPool2d and AvgPool2d (kernel = stride, no padding), Flatten,
-LIF, CubaLIF and IF with v_leak = v_reset = 0, reset to zero or by subtracting the threshold
-(at once, or one step late as snnTorch does), in a feed-forward chain. Everything else is
+Supported: Input, Output, Affine and Linear, Conv2d (groups 1, dilation 1), with their biases
+into LIF and IF neurons (a constant input to the membrane, folded like the weights),
+SumPool2d and AvgPool2d (kernel = stride, no padding), Flatten, LIF, CubaLIF and IF with
+v_leak = v_reset = 0, reset to zero or by subtracting the threshold (at once, or one step late
+as snnTorch does), in a feed-forward chain. Everything else is
 refused with the node's name and type. A neuron that reads its own spikes through a Linear
 (snnTorch's recurrent layers) imports as a self-recurrent population. Spike counts (Sinabs,
 Rockpool), biases into a synaptic filter (CubaLIF) and other cycles are not supported yet.
@@ -200,7 +200,7 @@ class _Importer:
 
     def _conv2d(self, key: str, node: Any, levels: int) -> None:
         self.bias = _bias(node.bias)
-        stride, padding = _square(key, "stride", node.stride), _square(key, "padding", node.padding)
+        stride, padding = _pair(key, "stride", node.stride), _pair(key, "padding", node.padding)
         if _square(key, "dilation", node.dilation) != 1 or node.groups != 1:
             raise NirImportError(f"node {key!r}: dilation and groups must be 1")
         self.nodes.append(Conv2d(key, np.asarray(node.weight, np.float64), stride, padding))
@@ -344,6 +344,14 @@ def _square(key: str, what: str, value: Any) -> int:
     if values.size != 1 or not float(values[0]).is_integer():
         raise NirImportError(f"node {key!r}: {what}={np.asarray(value).tolist()} must be square")
     return int(values[0])
+
+
+def _pair(key: str, what: str, value: Any) -> tuple[int, int]:
+    """An (h, w) stride or padding; one value stands for both."""
+    values = np.asarray(value).reshape(-1)
+    if values.size not in (1, 2) or not all(float(v).is_integer() for v in values):
+        raise NirImportError(f"node {key!r}: {what}={values.tolist()} must be integers (h, w)")
+    return (int(values[0]), int(values[-1]))
 
 
 def _bias(bias: Any) -> np.ndarray | None:

@@ -129,8 +129,8 @@ def _nir_nodes(
         conv = nir.Conv2d(
             input_shape=tuple(in_shapes[name][1:]),
             weight=node.weight,
-            stride=node.stride,
-            padding=node.padding,
+            stride=np.array(node.stride),
+            padding=np.array(node.padding),
             dilation=1,
             groups=1,
             bias=np.zeros(node.weight.shape[0]) if bias is None else bias,

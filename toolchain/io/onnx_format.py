@@ -10,7 +10,8 @@ the same name; a few plumbing nodes (`Cast`, `Reshape`) named `<node>:<role>` ad
 shapes. Standard operators (opset 17, IR version 8, for tools and runtimes of the last years):
 - `Dense` -> `Gemm(x, <node>.weight, transB=1)`, the weight initialiser in the Graph's (out, in)
   layout; a `Reshape(x, [0, -1])` first flattens an input of more than one dimension.
-- `Conv2d` -> `Conv(x, <node>.weight)` with `kernel_shape`, `strides` [s, s], `pads` [p, p, p, p].
+- `Conv2d` -> `Conv(x, <node>.weight)` with `kernel_shape`, `strides` [sh, sw], `pads`
+  [ph, pw, ph, pw].
 - `Flatten` -> `Flatten(axis=1)`.
 Custom operators, domain `snn_deploy` version 4 (real values are FLOAT attributes, rounded to
 float32 for tools, each with a `<key>_f64` attribute, a double scalar TENSOR holding the exact

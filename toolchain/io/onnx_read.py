@@ -98,12 +98,13 @@ class _Reader:
     def conv(self, proto: onnx.NodeProto) -> Conv2d:
         strides = _ints(proto, "strides", [1, 1])
         pads = _ints(proto, "pads", [0, 0, 0, 0])
-        if len(set(strides)) != 1 or len(set(pads)) != 1:
+        if len(strides) != 2 or len(pads) != 4 or pads[:2] != pads[2:]:
             raise OnnxFormatError(
-                f"node {proto.name!r}: strides {strides} and pads {pads} must be uniform"
+                f"node {proto.name!r}: strides {strides} and pads {pads} must be 2-D, with the "
+                "same padding before and after"
             )
         weight, weight_int = self.weights(proto)
-        return Conv2d(proto.name, weight, strides[0], pads[0], weight_int)
+        return Conv2d(proto.name, weight, tuple(strides), tuple(pads[:2]), weight_int)
 
     def pool(self, proto: onnx.NodeProto) -> SumPool2d:
         return SumPool2d(proto.name, _int(proto, "size"), _float(proto, "weight"))

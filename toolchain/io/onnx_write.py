@@ -80,8 +80,8 @@ def _write_conv(b: _Builder, node: Conv2d, xs: list[str], shapes: Shapes) -> str
     (x,) = xs
     attrs = {
         "kernel_shape": list(node.weight.shape[2:]),
-        "strides": [node.stride] * 2,
-        "pads": [node.padding] * 4,
+        "strides": list(node.stride),
+        "pads": [*node.padding, *node.padding],
     }
     weight, out = b.weights(node), _batch(shapes[1])
     if not b.fixed:

@@ -46,7 +46,8 @@ def _parameters(node: Node) -> str:
         case Dense():
             return _weights(node)
         case Conv2d():
-            return f"{_weights(node)}, stride {node.stride}, padding {node.padding}"
+            (sh, sw), (ph, pw) = node.stride, node.padding
+            return f"{_weights(node)}, stride {sh}x{sw}, padding {ph}x{pw}"
         case SumPool2d():
             return f"size {node.size}, weight {node.weight:.4g}"
         case CubaLIF() if node.is_fixed:

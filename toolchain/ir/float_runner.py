@@ -31,8 +31,7 @@ def apply_node(node: Node, x: torch.Tensor, weight: torch.Tensor | None = None) 
         return torch.einsum("oi,nit->not", weight, x.flatten(1, -2))
     if isinstance(node, Conv2d):
         kernel = weight.unsqueeze(-1)
-        pad, stride = node.padding, node.stride
-        return F.conv3d(x, kernel, stride=(stride, stride, 1), padding=(pad, pad, 0))
+        return F.conv3d(x, kernel, stride=(*node.stride, 1), padding=(*node.padding, 0))
     if isinstance(node, SumPool2d):
         k = node.size
         return F.avg_pool3d(x, kernel_size=(k, k, 1)) * (k * k * node.weight)

@@ -30,8 +30,8 @@ def _fold_into_conv(conv: Conv2d, pool: SumPool2d) -> Conv2d:
     return Conv2d(
         conv.name,
         kernel.astype(conv.weight.dtype),
-        stride=conv.stride * k,
-        padding=conv.padding * k,
+        stride=(conv.stride[0] * k, conv.stride[1] * k),
+        padding=(conv.padding[0] * k, conv.padding[1] * k),
     )
 
 

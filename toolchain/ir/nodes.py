@@ -181,20 +181,31 @@ class Dense(Node):
         return self.weight_int is not None
 
 
+def _pair(node: str, key: str, value: Any, low: int, high: int) -> tuple[int, int]:
+    """(h, w) from one integer for both or a pair, each checked."""
+    pair = tuple(value) if isinstance(value, tuple | list) else (value, value)
+    if len(pair) != 2:
+        _fail(node, f"{key}={value!r} must be an integer or an (h, w) pair")
+    for item in pair:
+        _check_int(node, key, item, low, high)
+    return (int(pair[0]), int(pair[1]))
+
+
 @dataclass(frozen=True, eq=False)
 class Conv2d(Node):
-    """2-D convolution, weight (out, in, kh, kw), no bias. Lava's Conv has no weight exponent."""
+    """2-D convolution, weight (out, in, kh, kw), no bias. Lava's Conv has no weight exponent.
+    `stride` and `padding` are (h, w) pairs; one integer stands for both."""
 
     name: str
     weight: np.ndarray
-    stride: int = 1
-    padding: int = 0
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
     weight_int: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         _check_float_array(self.name, "weight", self.weight, 4)
-        _check_int(self.name, "stride", self.stride, 1, 64)
-        _check_int(self.name, "padding", self.padding, 0, 64)
+        object.__setattr__(self, "stride", _pair(self.name, "stride", self.stride, 1, 64))
+        object.__setattr__(self, "padding", _pair(self.name, "padding", self.padding, 0, 64))
         if self.weight_int is not None:
             _check_int_array(self.name, "weight_int", self.weight_int, self.weight.shape)
 
@@ -202,9 +213,9 @@ class Conv2d(Node):
         out, channels, kh, kw = self.weight.shape
         if len(shape) != 3 or shape[0] != channels:
             _fail(self.name, f"weight takes ({channels}, H, W) inputs, gets {shape}")
-        pad, stride = self.padding, self.stride
-        h = (shape[1] + 2 * pad - kh) // stride + 1
-        w = (shape[2] + 2 * pad - kw) // stride + 1
+        (ph, pw), (sh, sw) = self.padding, self.stride
+        h = (shape[1] + 2 * ph - kh) // sh + 1
+        w = (shape[2] + 2 * pw - kw) // sw + 1
         if h < 1 or w < 1:
             _fail(self.name, f"kernel {kh}x{kw} does not fit input {shape}")
         return (out, h, w)

@@ -316,8 +316,8 @@ def _synapse(layer: Layer, graph: Graph, in_shape: tuple[int, ...], first: bool)
     return Conv(
         weight=np.ascontiguousarray(kernel, dtype=np.int32),
         input_shape=tuple(in_shape),
-        stride=node.stride,
-        padding=node.padding,
+        stride=node.stride[::-1],  # Lava's (x, y) = (w, h)
+        padding=node.padding[::-1],
         num_message_bits=message_bits,
         name=node.name,
     )
