@@ -237,6 +237,18 @@ def test_trained_digits_network_streams_bit_exact(digits_checkpoint, digits):
     assert np.mean(result.predictions == digits.test.labels[:40]) > 0.5
 
 
+def test_per_step_inputs_stream_bit_exact():
+    """A different input frame at every step, through Lava's source, as the reference has it."""
+    rng = np.random.default_rng(8)
+    graph = conv_graph(rng, T=4)
+    frames = rng.uniform(0, 1, (3, 4, 2, 7, 5))
+    result = run_on_lava(graph, frames, probe=["lif0"])
+    assert result.output_spikes.any()
+    assert_matches_reference(graph, frames, result)
+    static = run_on_lava(graph, frames[:, 0]).output_spikes
+    assert not np.array_equal(static, result.output_spikes)
+
+
 def test_lava_dls_tiny_net_streams_bit_exact():
     """lava-dl's tiny.net, read from its netx file (input neurons, biased convolutions)."""
     from test_netx_import import LAVA_DL, tiny_sample

@@ -105,13 +105,39 @@ def test_per_step_inputs_are_read_along_time(files, digits, capsys):
     assert not np.array_equal(outputs["changed"][:, 2:], outputs["x"][:, 2:])
 
 
+def test_a_fixed_graph_takes_per_step_inputs(files, digits, capsys):
+    """Frames that repeat the image give the static input's spikes; a frame changed at step 2
+    leaves the output window's first two steps as they were and changes a later one."""
+    f, images, graph = files["folder"], digits.test.images[:SAMPLES], files["graph"]
+    frames = np.repeat(images[:, None], graph.T, axis=1)
+    changed = frames.copy()
+    changed[:, 2] = 1.0 - changed[:, 2]
+    static = simulate(graph, images).output_window_spikes
+    np.testing.assert_array_equal(simulate(graph, frames).output_window_spikes, static)
+    moved = simulate(graph, changed).output_window_spikes
+    np.testing.assert_array_equal(moved[..., :2], static[..., :2])
+    assert not np.array_equal(moved[..., 2:], static[..., 2:])
+    np.save(f / "changed.npy", changed)
+    code, result = run(
+        capsys,
+        files["fixed"],
+        "--inputs",
+        f / "changed.npy",
+        "--save-spikes",
+        f / "changed-fixed.npz",
+    )
+    assert code == 0 and result["kind"] == "fixed-point"
+    saved = np.load(f / "changed-fixed.npz")["output_spikes"]
+    np.testing.assert_array_equal(saved, moved.transpose(0, 2, 1))
+
+
 @pytest.mark.parametrize(
     "make, args, message",
     [
         (lambda d: np.zeros((3, 7)), ("--inputs", "bad.npy"), r"shape \(3, 7\); this graph takes"),
         (lambda d: np.full((2, 1, 8, 8), np.nan), ("--inputs", "bad.npy"), "NaN"),
         (lambda d: np.array(["a"]), ("--inputs", "bad.npy"), "need numbers"),
-        (lambda d: d.test.images[:3] * 2, ("--inputs", "bad.npy"), r"static inputs in \[0, 1\]"),
+        (lambda d: d.test.images[:3] * 2, ("--inputs", "bad.npy"), r"takes inputs in \[0, 1\]"),
         (
             lambda d: np.array([0, 1, 10]),
             ("--inputs", "x3.npy", "--labels", "bad.npy"),
@@ -177,7 +203,9 @@ def test_inputs_a_fixed_graph_cannot_take_are_refused_before_any_run(
     args += ["--labels", str(tmp_path / "y.npy"), "--out", str(out)]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "big.npy: a fixed-point graph takes static inputs" in err
+    assert (
+        len(err.splitlines()) == 1 and "big.npy: a fixed-point graph takes inputs in [0, 1]" in err
+    )
     assert not out.exists()
 
 

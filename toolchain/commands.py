@@ -277,7 +277,7 @@ def _user_samples(
 
     inputs = load_inputs(inputs_path, graph.input.image_shape, graph.T)
     if graded:
-        require_graded(inputs, graph.input.image_shape, inputs_path)
+        require_graded(inputs, inputs_path)
     if labels_path is None:
         return inputs, None
     return inputs, load_labels(labels_path, len(inputs), graph.shapes()[-1][0])

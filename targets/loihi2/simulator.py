@@ -195,14 +195,18 @@ class _Recorder:
 
 
 def input_payload(graph: Graph, images: np.ndarray) -> np.ndarray:
-    """The graded spike payload (int64) of images (N, C, H, W) in [0, 1] for this graph."""
+    """The graded spike payload (int64) for this graph of images (N, C, H, W) in [0, 1], sent
+    at every step, or of inputs per step (N, T, C, H, W), returned time last: (N, C, H, W, T)."""
     images = np.asarray(images)
     shape = graph.input.image_shape
-    if images.ndim != 4 or images.shape[1:] != shape:
-        raise ValueError(f"images have shape {images.shape}, expected (N, *{shape})")
+    if images.shape[1:] not in (shape, (graph.T, *shape)):
+        raise ValueError(
+            f"images have shape {images.shape}, expected (N, *{shape}) or (N, {graph.T}, *{shape})"
+        )
     if images.dtype.kind != "f" or not np.all((images >= 0) & (images <= 1)):
         raise ValueError("images must be floats in [0, 1]")
-    return formats.input_payload(graph.input.feed(images), graph.input.levels)
+    payload = formats.input_payload(graph.input.feed(images), graph.input.levels)
+    return payload if images.ndim == 4 else np.moveaxis(payload, 1, -1)
 
 
 def simulate(
@@ -214,7 +218,8 @@ def simulate(
     batch_size: int = 1000,
     progress: bool = False,
 ) -> SimulationResult:
-    """Run the fixed-point graph on images (N, C, H, W) in [0, 1] for S = T + L Lava steps."""
+    """Run the fixed-point graph on images (N, C, H, W) in [0, 1], or inputs per step (N, T, C,
+    H, W), for S = T + L Lava steps."""
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
     layers = _prepare(graph)
@@ -307,14 +312,14 @@ def _run_batch(
     steps are skipped; with them (biases charge it before, as on Lava) it runs from step 1 and
     is reset at Lava's LIFReset steps (`timing.reset_offset`)."""
     states = [_State.zeros((len(payload), *population.shape)) for _, population in layers]
-    input_drive = layers[0][0].drive(payload).astype(np.float64)
+    input_drives = _input_drives(layers[0][0], payload, T)
     for step in range(1, T + len(layers) + 1):
         for k in reversed(range(len(layers))):
             if step <= k + 1 and not resets:
                 continue  # nothing has reached population k + 1 yet: its state is still 0
             synapse, population = layers[k]
             if k == 0:
-                drive = input_drive if 2 <= step <= T + 1 else None
+                drive = input_drives[step - 2] if 2 <= step <= T + 1 else None
             else:
                 drive = _spike_drive(synapse, states[k - 1].spikes)
             if resets and step % T == reset_offset(k + 1, T):
@@ -328,6 +333,14 @@ def _run_batch(
         recorder.store_output(rows, step - 1, states[-1])
     for (_, population), state in zip(layers, states, strict=True):
         recorder.count(population.name, state)
+
+
+def _input_drives(synapse: _Synapse, payload: np.ndarray, T: int) -> list[np.ndarray]:
+    """The first synapse's drive at each of the T input steps: one for a static payload
+    (N, C, H, W), one per step for (N, C, H, W, T)."""
+    if payload.ndim == 4:
+        return [synapse.drive(payload).astype(np.float64)] * T
+    return [synapse.drive(payload[..., t]).astype(np.float64) for t in range(T)]
 
 
 def _sum(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:

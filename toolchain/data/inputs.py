@@ -45,13 +45,12 @@ def load_inputs(path: Path, input_shape: tuple[int, ...], steps: int) -> np.ndar
     return array
 
 
-def require_graded(inputs: np.ndarray, input_shape: tuple[int, ...], path: Path) -> np.ndarray:
-    """`inputs` if a fixed-point graph can take them: static, in [0, 1] (graded spikes)."""
-    if inputs.ndim != len(input_shape) + 1 or inputs.min() < 0 or inputs.max() > 1:
-        shape = ", ".join(map(str, input_shape))
+def require_graded(inputs: np.ndarray, path: Path) -> np.ndarray:
+    """`inputs` if a fixed-point graph can take them: in [0, 1] (graded spikes)."""
+    if inputs.min() < 0 or inputs.max() > 1:
         raise InputsError(
-            f"{path}: a fixed-point graph takes static inputs in [0, 1], (N, {shape}), sent as "
-            "graded spikes; per-step inputs run on float graphs"
+            f"{path}: a fixed-point graph takes inputs in [0, 1] (sent as graded spikes of "
+            f"round(x * levels)); these span [{inputs.min():.4g}, {inputs.max():.4g}]"
         )
     return inputs
 

@@ -96,7 +96,8 @@ def run_on_lava(
     timeout_s: float | None = None,
     progress: bool = False,
 ) -> LavaResult:
-    """Stream images (N, C, H, W) in [0, 1] through one compiled Lava network of `graph`.
+    """Stream images (N, C, H, W) in [0, 1], or inputs per step (N, T, C, H, W), through one
+    compiled Lava network of `graph`.
 
     target: "lava-sim" (Lava's bit-accurate CPU simulation) or "loihi" (Loihi 2 hardware;
     raises LavaTargetUnavailable without Intel's lava-loihi). probe: populations whose u and v
