@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/pip --quiet --disable-pip-version-check
 
-.PHONY: install demo demo-mnist test test-slow mutants lint bench bench-lava-mnist pretrained-mnist clean
+.PHONY: install demo demo-mnist test test-slow mutants lint bench bench-lava-mnist pretrained-mnist clean \
+	interop
 
 install: $(STAMP)
 
@@ -20,6 +21,8 @@ $(STAMP): pyproject.toml Makefile
 	# torchvision they do not need for this: they go in without their dependencies.
 	$(PIP) install nirtorch==2.6 snntorch==1.0.0 "loguru>=0.7,<1"
 	$(PIP) install --no-deps norse==1.1.0 spikingjelly==2.0.0
+	# The fused TSSL-BP kernel, compiled once here (toolchain/train/methods/fused.py).
+	$(BIN)/python -c "from toolchain.train.methods.fused import fused_kernel; fused_kernel()"
 	touch $(STAMP)
 
 demo: install
@@ -29,10 +32,11 @@ demo: install
 demo-mnist: install
 	$(BIN)/snn-deploy demo --dataset mnist --out runs/demo-mnist --workers 2
 
-# Rebuilds examples/pretrained/mnist_cnn/ from scratch (about 2.5 hours on 2 cores).
+# Rebuilds examples/pretrained/mnist_cnn/ from scratch (about 2.5 hours on 2 cores), with the reference
+# TSSL-BP kernel that the shipped run used (the fused one differs in the last bits).
 PRETRAINED := examples/pretrained/mnist_cnn
 pretrained-mnist: install
-	$(BIN)/snn-deploy train --config $(PRETRAINED)/config.toml --out runs/mnist-cnn
+	SNN_DEPLOY_TSSLBP_KERNEL=reference $(BIN)/snn-deploy train --config $(PRETRAINED)/config.toml --out runs/mnist-cnn
 	cp runs/mnist-cnn/best.pt $(PRETRAINED)/model.pt
 	cp runs/mnist-cnn/metrics.json runs/mnist-cnn/metrics.png $(PRETRAINED)/
 	$(BIN)/snn-deploy quantize $(PRETRAINED)/model.pt --out $(PRETRAINED)/fixed.onnx
@@ -59,6 +63,30 @@ bench: install
 # The shipped MNIST CNN on Lava for all 10 000 test images (hours; resumes where it stopped).
 bench-lava-mnist: install
 	$(BIN)/python benchmarks/lava_mnist.py
+
+# The real lava-dl as a check (tests/interop/): lava-dl 0.6.0 runs our netx files and its own in a
+# venv of its own, as it needs Python 3.10 and torch 2.3 (our package needs 3.11). Any Python 3.10
+# will do; without one: `pyenv install 3.10`, then make interop PYTHON310="$(pyenv prefix
+# 3.10)/bin/python". Where PyTorch's CPU-only index cannot be reached, torch comes from PyPI with
+# its CUDA libraries: about 2.5 GB to download, 5.6 GB installed (2.5 minutes on a fast link).
+PYTHON310       ?= python3.10
+LAVA_DL_VENV    := .venv-lava-dl
+LAVA_DL_STAMP   := $(LAVA_DL_VENV)/.installed
+LAVA_DL_REQS    := tests/interop/requirements.txt
+LAVA_DL_PIP     := $(LAVA_DL_VENV)/bin/pip --quiet --disable-pip-version-check
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+
+interop: install $(LAVA_DL_STAMP)
+	$(BIN)/python -m pytest -q -m interop tests/interop
+
+# torch from PyTorch's CPU-only index where it is reachable, else PyPI's (with CUDA libraries).
+$(LAVA_DL_STAMP): $(LAVA_DL_REQS)
+	test -x $(LAVA_DL_VENV)/bin/python || $(PYTHON310) -m venv $(LAVA_DL_VENV)
+	$(LAVA_DL_PIP) install --retries 1 --timeout 30 --index-url $(TORCH_CPU_INDEX) \
+		$$(grep -E '^torch(vision)?==' $(LAVA_DL_REQS)) \
+		|| $(LAVA_DL_PIP) install $$(grep -E '^torch(vision)?==' $(LAVA_DL_REQS))
+	$(LAVA_DL_PIP) install -r $(LAVA_DL_REQS)
+	touch $(LAVA_DL_STAMP)
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info .pytest_cache

@@ -166,7 +166,12 @@ def check_root(data: dict, graph: Graph) -> None:
     )
     c, h, w = graph.input.shape
     assert f"round(x * {graph.input.levels})" in attrs["input_payload"]
-    assert f"(W, H, C) = ({w}, {h}, {c})" in attrs.pop("input_payload")
+    layout = (
+        f"(W, H, C) = ({w}, {h}, {c})"
+        if isinstance(graph.nodes[1], Conv2d)
+        else f"flattened in (C, H, W) order, {c * h * w} values"
+    )
+    assert layout in attrs.pop("input_payload")
     assert f"steps {T}s+{L + 1} .. {T}s+{L + T}" in attrs.pop("output_window")
     assert attrs == {
         "format": "lava-dl netx hdf5",

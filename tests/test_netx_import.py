@@ -103,6 +103,17 @@ def edit(path: Path, change) -> Path:
         ),
         (lambda layers: layers["2"].pop("neuron"), "layer 2: a dense layer without neurons"),
         (
+            lambda layers: layers["1"]["neuron"]["vThMant"].write_direct(np.array(262143)),
+            "layer 1: vThMant 262143; accepted: 1 .. 131071",
+        ),
+        (
+            lambda layers: (
+                layers["1"]["neuron"].pop("iDecay"),
+                layers["1"]["neuron"].create_dataset("iDecay", data=np.arange(1000, 1012)),
+            ),
+            "layer 1: iDecay differs between neurons (12 values); accepted: one value",
+        ),
+        (
             lambda layers: layers["1"].create_dataset("bias", data=np.full(12, 5000.0)),
             "layer 1: biases beyond 13 bits are not supported",
         ),

@@ -243,6 +243,11 @@ def how_to_run(graph: Graph, name: str) -> dict[str, str]:
     T, L = graph.T, len(graph.populations)
     bits = int(graph.input.levels).bit_length()
     c, h, w = graph.input.shape
+    layout = (
+        f"laid out (W, H, C) = ({w}, {h}, {c}) (the image's (C, H, W) transposed)"
+        if isinstance(graph.nodes[1], Conv2d)
+        else f"flattened in (C, H, W) order, {c * h * w} values (net.inp is flat before a dense)"
+    )
     plane = (
         f"; the last channel is not the image's: it is {graph.input.levels} everywhere (a "
         "constant plane carrying the input normalisation's offset)"
@@ -255,9 +260,9 @@ def how_to_run(graph: Graph, name: str) -> dict[str, str]:
             f"reset_interval={T}, reset_offset=1)"
         ),
         "input_payload": (
-            f"graded spikes round(x * {graph.input.levels}) of each input x in [0, 1], laid out "
-            f"(W, H, C) = ({w}, {h}, {c}) (the image's (C, H, W) transposed), the same payload "
-            f"at each of the {T} steps of a sample: sample s at steps {T}s+1 .. {T}s+{T}{plane}"
+            f"graded spikes round(x * {graph.input.levels}) of each input x in [0, 1], {layout}, "
+            f"the same payload at each of the {T} steps of a sample: sample s at steps "
+            f"{T}s+1 .. {T}s+{T}{plane}"
         ),
         "output_window": (
             f"sample s's output spikes at steps {T}s+{L + 1} .. {T}s+{L + T} "

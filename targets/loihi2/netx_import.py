@@ -37,6 +37,7 @@ from targets.loihi2.formats import (
     BIAS_MANT_MAX,
     BIAS_MANT_MIN,
     DECAY_UNITY,
+    VTH_MAX,
     input_unit,
     weight_factor,
 )
@@ -91,7 +92,7 @@ def _graph(data: dict[str, Any], name: str, steps: int | None) -> Graph:
 
 def _input_neurons(layer: dict, shape: tuple[int, int, int], levels: int) -> list[Node]:
     """The input layer's neurons behind an identity synapse (module docstring)."""
-    i_decay = int(layer["neuron"].get("iDecay", 0))
+    i_decay = _shared(0, layer["neuron"], "iDecay") if "iDecay" in layer["neuron"] else 0
     if i_decay != DECAY_UNITY:
         raise NetxImportError(
             f"layer 0: input neurons with iDecay {i_decay}; accepted: {DECAY_UNITY} (netx drives "
@@ -140,14 +141,28 @@ def _population(index: int, layer: dict, neuron: dict) -> CubaLIF:
         raise NetxImportError(f"layer {index}: refDelay {neuron['refDelay']}; accepted: 1")
     if bool(neuron.get("gradedSpike", False)):
         raise NetxImportError(f"layer {index}: graded spikes are not supported")
-    i_decay, dv, vth = (int(neuron[key]) for key in ("iDecay", "vDecay", "vThMant"))
+    i_decay, dv, vth = (_shared(index, neuron, key) for key in ("iDecay", "vDecay", "vThMant"))
     if not 1 <= i_decay <= DECAY_UNITY:
         raise NetxImportError(f"layer {index}: iDecay {i_decay}; accepted: 1 .. {DECAY_UNITY}")
+    if not 1 <= vth <= VTH_MAX:
+        raise NetxImportError(f"layer {index}: vThMant {vth}; accepted: 1 .. {VTH_MAX}")
     scale = float(vth << ACT_SHIFT)
     biases = _bias(index, layer, scale)
     name = layer.get("attrs", {}).get("population", f"layer{index}_neuron")
     tau_m = math.inf if dv == 0 else DECAY_UNITY / dv
     return CubaLIF(name, tau_m, DECAY_UNITY / i_decay, 1.0, i_decay - 1, dv, vth, scale, **biases)
+
+
+def _shared(index: int, neuron: dict, key: str) -> int:
+    """A neuron parameter shared by the layer (SLAYER writes one per neuron without
+    `shared_param`; equal values are one)."""
+    values = np.unique(np.asarray(neuron[key]))
+    if values.size != 1:
+        raise NetxImportError(
+            f"layer {index}: {key} differs between neurons ({values.size} values); accepted: one "
+            "value for the layer"
+        )
+    return int(values[0])
 
 
 def _bias(index: int, layer: dict, scale: float) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 Follows stonezwr/TSSL-BP at ffaac71 as described in `shared/reference/tsslbp.md` section 2.2.
 The forward pass is the neuron core's (`toolchain.train.neuron.lif_sequence`), run without an
-autograd graph; du_t = u_t - u^r_{t-1} is recomputed from u in the backward pass.
+autograd graph; the spikes (u > threshold) and du_t = u_t - u^r_{t-1} are recomputed from u in
+the backward pass. On the CPU the fused kernel (`fused.py`) runs the forward and the final
+backward in one pass over T; this module is its reference, which the tests compare it with.
 
 Backward ("final" mode), with g_t = dL/da_t, from T-1 down to 0:
     e_t = g_t / tau_s + (1 - 1/tau_s) e_{t+1}
@@ -10,8 +12,8 @@ Backward ("final" mode), with g_t = dL/da_t, from T-1 down to 0:
     m_t = s_t min(1/du_t, 8)
     dL/dI_t = G_t where a_t >= 1/(4 tau_s), else sigmoid'(u_t) e_t   (G itself is never replaced)
 
-Memory is O(T) per neuron: the PSP (shared with the layer's output), the spikes as bool and u
-before reset are saved, no T x T matrices. Internally time is the first axis, so that every
+Memory is O(T) per neuron: the PSP (shared with the layer's output) and u before reset are
+saved, no T x T matrices. Internally time is the first axis, so that every
 step is one contiguous block.
 """
 
@@ -21,6 +23,7 @@ from typing import Literal
 
 import torch
 
+from toolchain.train.methods.fused import fused_kernel
 from toolchain.train.methods.surrogate import sigmoid_surrogate
 from toolchain.train.neuron import lif_sequence, time_first, time_last
 
@@ -32,13 +35,20 @@ SUBMISSION_INV_DU_CLAMP = 10.0  # June 2020 code: 1/du saturates at 10
 SUBMISSION_RATE_SWITCH = 0.1  # June 2020 code: TSSL only in layers firing above this rate
 
 
+def _kernel(x: torch.Tensor):  # the compiled module, or None
+    return fused_kernel() if x.device.type == "cpu" else None
+
+
 def _forward(
     current: torch.Tensor, tau_m: float, tau_s: float, threshold: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Time-first (psp, spikes as bool, u before reset) of a time-first current."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Time-first (psp, u before reset) of a time-first current."""
+    kernel = _kernel(current)
+    if kernel is not None:
+        return tuple(kernel.forward(current, tau_m, tau_s, threshold))  # type: ignore[return-value]
     with torch.no_grad():
-        psp, spikes, u_pre = lif_sequence(current, tau_m=tau_m, tau_s=tau_s, threshold=threshold)
-    return psp, spikes.bool(), u_pre
+        psp, _, u_pre = lif_sequence(current, tau_m=tau_m, tau_s=tau_s, threshold=threshold)
+    return psp, u_pre
 
 
 def _du(u_pre: torch.Tensor, spikes: torch.Tensor) -> torch.Tensor:
@@ -151,20 +161,27 @@ def tsslbp_grad(
 
 
 class _TSSLBP(torch.autograd.Function):
-    """Saves the PSP (the output's own storage), the spikes as bool and u: no du, no T x T."""
+    """Saves the PSP (the output's own storage) and u: no spikes, no du, no T x T."""
 
     @staticmethod
     def forward(ctx, current, tau_m, tau_s, threshold, mode):  # type: ignore[override]
-        psp, spikes, u_pre = _forward(time_first(current), tau_m, tau_s, threshold)
-        ctx.save_for_backward(psp, spikes, u_pre)
+        psp, u_pre = _forward(time_first(current), tau_m, tau_s, threshold)
+        ctx.save_for_backward(psp, u_pre)
         ctx.params = {"tau_m": tau_m, "tau_s": tau_s, "threshold": threshold, "mode": mode}
-        out_spikes = time_last(spikes.to(current.dtype))
+        out_spikes = time_last((u_pre > threshold).to(current.dtype))
         ctx.mark_non_differentiable(out_spikes)
         return time_last(psp), out_spikes
 
     @staticmethod
     def backward(ctx, grad_psp, _grad_spikes):  # type: ignore[override]
-        grad = _grad(time_first(grad_psp), *ctx.saved_tensors, **ctx.params)
+        psp, u_pre = ctx.saved_tensors
+        p = ctx.params
+        kernel = _kernel(u_pre)
+        if kernel is not None and p["mode"] == "final":
+            args = (p["tau_m"], p["tau_s"], p["threshold"])
+            grad = kernel.backward_final(time_first(grad_psp), psp, u_pre, *args)
+        else:
+            grad = _grad(time_first(grad_psp), psp, u_pre > p["threshold"], u_pre, **p)
         return time_last(grad), None, None, None, None
 
 

@@ -1,0 +1,115 @@
+"""Our netx exports on the real lava-dl 0.6.0: `netx.hdf5.Network` loads each file as its root
+attribute `load_with` says, is fed graded spikes as `input_payload` says, and computes on Lava
+(fixed point) every layer's spikes, currents and voltages in each layer's window exactly as our
+reference simulator does, one sample per run and several samples back to back in one run: the
+MLP and the CNN (rectangular strides and padding) of tests/test_netx.py, and the digits network
+trained and quantised with --netx through the command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from netx_runner import (
+    assert_netx_equals_ours,
+    load_with,
+    requires_lava_dl,
+    root_attribute,
+    run_netx,
+)
+
+from targets.loihi2.netx import save_netx
+from targets.loihi2.simulator import input_payload, simulate
+from targets.loihi2.timing import steps_for
+from toolchain.cli import main
+from toolchain.io import read_graph
+from toolchain.ir import Dense, Graph
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from test_netx import convnet, lif, mlp, replace_node  # noqa: E402
+
+pytestmark = [pytest.mark.interop, requires_lava_dl]
+
+ROOT = Path(__file__).resolve().parents[2]
+STREAM = 5  # samples back to back in one run
+PER_RUN = 2  # samples run one per run
+
+
+def spiking_mlp() -> Graph:
+    """tests/test_netx.py's MLP, whose second layer never reaches its threshold, with one that
+    it reaches (its first layer's currents wrap and its voltages saturate, on Lava as here)."""
+    return replace_node(mlp(), 4, lif("lif2", du=4095, dv=0, vth=50))
+
+
+@pytest.fixture(scope="module")
+def digits_net(tmp_path_factory) -> Path:
+    """The README's chain: train the shipped digits config, quantise with --netx, export."""
+    out = tmp_path_factory.mktemp("digits")
+    config = ROOT / "examples" / "digits_mlp.toml"
+    commands = [
+        ["train", "--config", str(config), "--out", str(out), "--quiet"],
+        ["quantize", str(out / "checkpoint.pt"), "--out", str(out / "netx.onnx"), "--netx"],
+        ["export", str(out / "netx.onnx"), "--format", "netx", "--out", str(out / "digits.net")],
+    ]
+    for command in commands:
+        assert main(command) == 0, command
+    return out / "digits.net"
+
+
+@pytest.fixture(params=["mlp", "convnet", "digits"])
+def exported(request, tmp_path) -> tuple[Path, Graph, np.ndarray]:
+    """A netx file we wrote, the graph it holds and STREAM images for it."""
+    if request.param == "digits":
+        path = request.getfixturevalue("digits_net")
+        images = request.getfixturevalue("digits").test.images[:STREAM]
+        return path, read_graph(path.with_name("netx.onnx")), images
+    graph = {"mlp": spiking_mlp, "convnet": convnet}[request.param]()
+    images = np.random.default_rng(3).random((STREAM, *graph.input.shape))
+    return save_netx(graph, tmp_path / f"{request.param}.net"), graph, images
+
+
+def netx_payload(graph: Graph, images: np.ndarray, steps: int) -> np.ndarray:
+    """`input_payload` for `net.inp`: round(x * levels) at every step of its sample, 0 after,
+    laid out (W, H, C) before a conv and flattened in (C, H, W) order before a dense layer."""
+    payload = input_payload(graph, images)
+    if isinstance(graph.nodes[1], Dense):
+        per_sample = payload.reshape(len(payload), -1)
+    else:
+        per_sample = payload.transpose(0, 3, 2, 1)
+    out = np.zeros((*per_sample.shape[1:], steps), dtype=np.int64)
+    for w, frame in enumerate(per_sample):
+        out[..., w * graph.T : (w + 1) * graph.T] = frame[..., None]
+    return out
+
+
+def check(path: Path, graph: Graph, images: np.ndarray, out_dir: Path) -> None:
+    network = load_with(path)
+    bits = int(graph.input.levels).bit_length()
+    assert network == {"input_message_bits": bits, "reset_interval": graph.T, "reset_offset": 1}
+    c, h, w = graph.input.shape
+    text = root_attribute(path, "input_payload")
+    layout = (
+        f"flattened in (C, H, W) order, {c * h * w} values"
+        if isinstance(graph.nodes[1], Dense)
+        else f"(W, H, C) = ({w}, {h}, {c})"
+    )
+    assert f"round(x * {graph.input.levels})" in text and layout in text
+    steps = steps_for(len(images), graph.T, len(graph.populations))
+    out_dir.mkdir()
+    theirs = run_netx(path, steps, network, out_dir, payload=netx_payload(graph, images, steps))
+    ours = simulate(graph, images, record=True, record_states=True)
+    assert assert_netx_equals_ours(graph, ours, theirs, shift=0) > 0
+    assert ours.output_window_spikes.sum(axis=(1, 2)).all()  # every sample reaches the output
+
+
+def test_one_sample_per_run(exported, tmp_path):
+    path, graph, images = exported
+    for w in range(PER_RUN):
+        check(path, graph, images[w : w + 1], tmp_path / f"sample{w}")
+
+
+def test_samples_streamed_in_one_run(exported, tmp_path):
+    path, graph, images = exported
+    check(path, graph, images, tmp_path / "stream")

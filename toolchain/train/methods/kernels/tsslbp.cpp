@@ -1,0 +1,114 @@
+// TSSL-BP's forward recursion and final-mode backward, fused: one pass over T per neuron, the
+// neurons split over threads. Tensors are time-first (T, n) and contiguous. The arithmetic is
+// toolchain/train/methods/tsslbp.py's, step for step; that module stays the reference.
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kGrain = 2048;  // neurons per task: a few cache lines per step and tensor
+constexpr double kInvDuClamp = 8.0;
+constexpr double kSurrogateAlpha = 0.2;
+
+template <typename scalar_t>
+void forward_chunk(const scalar_t* current, scalar_t* psp, scalar_t* u_pre, int64_t steps,
+                   int64_t n, int64_t begin, int64_t end, scalar_t alpha, scalar_t tau_s,
+                   scalar_t threshold) {
+  std::vector<scalar_t> u_reset(end - begin, 0), a(end - begin, 0);
+  for (int64_t t = 0; t < steps; ++t) {
+    const scalar_t* in = current + t * n;
+    scalar_t* out_a = psp + t * n;
+    scalar_t* out_u = u_pre + t * n;
+    for (int64_t j = begin; j < end; ++j) {
+      const int64_t k = j - begin;
+      const scalar_t u = in[j] + alpha * u_reset[k];
+      const scalar_t s = u > threshold ? scalar_t(1) : scalar_t(0);
+      u_reset[k] = u * (scalar_t(1) - s);
+      a[k] = a[k] + (s - a[k]) / tau_s;
+      out_a[j] = a[k];
+      out_u[j] = u;
+    }
+  }
+}
+
+template <typename scalar_t>
+scalar_t surrogate(scalar_t u, scalar_t threshold) {
+  const scalar_t alpha = scalar_t(kSurrogateAlpha);
+  const scalar_t z = std::clamp((threshold - u) / alpha, scalar_t(-8), scalar_t(8));
+  const scalar_t sig = scalar_t(1) / (scalar_t(1) + std::exp(-z));
+  return sig * (scalar_t(1) - sig) / alpha;
+}
+
+template <typename scalar_t>
+void backward_chunk(const scalar_t* grad_psp, const scalar_t* psp, const scalar_t* u_pre,
+                    scalar_t* grad, int64_t steps, int64_t n, int64_t begin, int64_t end,
+                    scalar_t tau_m, scalar_t tau_s, scalar_t threshold) {
+  const scalar_t theta_m = scalar_t(1) / tau_m, beta_s = scalar_t(1) - scalar_t(1) / tau_s;
+  const scalar_t active_from = scalar_t(1) / (scalar_t(4) * tau_s);
+  std::vector<scalar_t> e(end - begin, 0), g_next(end - begin, 0);
+  for (int64_t t = steps - 1; t >= 0; --t) {
+    const scalar_t* u = u_pre + t * n;
+    const scalar_t* before = t ? u_pre + (t - 1) * n : nullptr;
+    for (int64_t j = begin; j < end; ++j) {
+      const int64_t k = j - begin;
+      e[k] = grad_psp[t * n + j] / tau_s + beta_s * e[k];
+      const bool spiked = u[j] > threshold;
+      if (spiked) {
+        const scalar_t reset = before ? (before[j] > threshold ? scalar_t(0) : before[j]) : 0;
+        const scalar_t inv_du = std::min(scalar_t(1) / (u[j] - reset), scalar_t(kInvDuClamp));
+        g_next[k] = inv_du * (e[k] + theta_m * u[j] * g_next[k]);
+      } else {
+        g_next[k] = (scalar_t(1) - theta_m) * g_next[k];
+      }
+      grad[t * n + j] = psp[t * n + j] >= active_from ? g_next[k] : surrogate(u[j], threshold) * e[k];
+    }
+  }
+}
+
+std::vector<at::Tensor> forward(const at::Tensor& current, double tau_m, double tau_s,
+                                double threshold) {
+  TORCH_CHECK(current.is_contiguous() && current.dim() >= 1, "current: contiguous (T, ...)");
+  auto psp = at::empty_like(current), u_pre = at::empty_like(current);
+  const int64_t steps = current.size(0), n = steps ? current.numel() / steps : 0;
+  AT_DISPATCH_FLOATING_TYPES(current.scalar_type(), "tsslbp_forward", [&] {
+    const auto* in = current.data_ptr<scalar_t>();
+    auto* a = psp.data_ptr<scalar_t>();
+    auto* u = u_pre.data_ptr<scalar_t>();
+    at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+      forward_chunk<scalar_t>(in, a, u, steps, n, begin, end, scalar_t(1.0 - 1.0 / tau_m),
+                              scalar_t(tau_s), scalar_t(threshold));
+    });
+  });
+  return {psp, u_pre};
+}
+
+at::Tensor backward_final(const at::Tensor& grad_psp, const at::Tensor& psp,
+                          const at::Tensor& u_pre, double tau_m, double tau_s, double threshold) {
+  TORCH_CHECK(grad_psp.is_contiguous() && psp.is_contiguous() && u_pre.is_contiguous(),
+              "time-first contiguous tensors");
+  auto grad = at::empty_like(u_pre);
+  const int64_t steps = u_pre.size(0), n = steps ? u_pre.numel() / steps : 0;
+  AT_DISPATCH_FLOATING_TYPES(u_pre.scalar_type(), "tsslbp_backward", [&] {
+    const auto* g = grad_psp.data_ptr<scalar_t>();
+    const auto* a = psp.data_ptr<scalar_t>();
+    const auto* u = u_pre.data_ptr<scalar_t>();
+    auto* out = grad.data_ptr<scalar_t>();
+    at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+      backward_chunk<scalar_t>(g, a, u, out, steps, n, begin, end, scalar_t(tau_m),
+                               scalar_t(tau_s), scalar_t(threshold));
+    });
+  });
+  return grad;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("forward", &forward, "time-first (psp, u before reset) of a time-first current");
+  m.def("backward_final", &backward_final, "final-mode dL/dI, time-first");
+}
