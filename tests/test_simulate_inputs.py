@@ -9,6 +9,7 @@ import torch
 from quantize.pipeline import quantize_checkpoint
 from quantize.scales import quantize_graph
 from targets.loihi2.simulator import simulate
+from targets.loihi2.timing import population_window
 from toolchain.cli import main
 from toolchain.io import read_graph, save_onnx
 from toolchain.ir.lowering import lower
@@ -103,6 +104,29 @@ def test_per_step_inputs_are_read_along_time(files, digits, capsys):
     assert np.array_equal(outputs["x"], outputs["frames"])
     assert np.array_equal(outputs["changed"][:, :2], outputs["x"][:, :2])
     assert not np.array_equal(outputs["changed"][:, 2:], outputs["x"][:, 2:])
+
+
+def test_simulate_reports_every_layers_spikes(files, digits, capsys):
+    """Spikes per sample and rate of each population in its sample's T steps, fixed and float."""
+    f, graph = files["folder"], files["graph"]
+    code, result = run(capsys, files["fixed"], "--inputs", f / "x.npy")
+    assert code == 0
+    reference = simulate(graph, digits.test.images[:SAMPLES], record=True)
+    shapes = dict(zip((n.name for n in graph.nodes), graph.shapes(), strict=True))
+    for index, (layer, population) in enumerate(
+        zip(result["layers"], graph.populations, strict=True)
+    ):
+        window = reference.spikes[population.name][..., population_window(graph, index)]
+        neurons = int(np.prod(shapes[population.name]))
+        assert layer == {
+            "name": population.name,
+            "neurons": neurons,
+            "spikes_per_sample": window.sum() / SAMPLES,
+            "rate": window.sum() / (SAMPLES * neurons * graph.T),
+        }
+        assert 0 < layer["rate"] < 1
+    code, floats = run(capsys, files["checkpoint"], "--inputs", f / "x.npy")
+    assert code == 0 and [layer["neurons"] for layer in floats["layers"]] == [200, 10]
 
 
 def test_a_fixed_graph_takes_per_step_inputs(files, digits, capsys):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -244,7 +245,9 @@ def simulate(args: argparse.Namespace, say: Say) -> dict[str, object]:
         with atomic_path(out) as tmp, tmp.open("wb") as handle:
             np.savez_compressed(handle, output_spikes=spikes, predictions=predictions)
         result["saved"] = str(out)
+    layers = _layer_spikes(graph, extra.pop("spikes"), len(predictions))
     result.update(extra)
+    result["layers"] = layers
     accuracy = f"accuracy {100 * result['accuracy']:.2f} %, " if "accuracy" in result else ""
     say(
         f"{graph.name}, {kind} ({len(predictions)} samples): {accuracy}"
@@ -252,7 +255,36 @@ def simulate(args: argparse.Namespace, say: Say) -> dict[str, object]:
         + "".join(f"; {key.replace('_', ' ')} {sum(n.values())}" for key, n in extra.items())
         + (f"; saved {out}" if out else "")
     )
+    say(_layer_table(layers))
     return result
+
+
+def _layer_spikes(graph: Graph, spikes: dict[str, int], samples: int) -> list[dict[str, object]]:
+    """Per population: neurons, spikes per sample and the rate (per neuron and step) in its
+    sample's T steps."""
+    shapes = dict(zip((n.name for n in graph.nodes), graph.shapes(), strict=True))
+    layers = []
+    for population in graph.populations:
+        neurons, count = math.prod(shapes[population.name]), spikes[population.name]
+        layers.append(
+            {
+                "name": population.name,
+                "neurons": neurons,
+                "spikes_per_sample": count / samples,
+                "rate": count / (samples * neurons * graph.T),
+            }
+        )
+    return layers
+
+
+def _layer_table(layers: list[dict[str, object]]) -> str:
+    lines = [f"{'population':<16} {'neurons':>8} {'spikes/sample':>14} {'rate':>8}"]
+    for layer in layers:
+        lines.append(
+            f"{layer['name']:<16} {layer['neurons']:>8} {layer['spikes_per_sample']:>14.1f} "
+            f"{layer['rate']:>8.4f}"
+        )
+    return "\n".join(lines)
 
 
 def _samples(args: argparse.Namespace, graph: Graph) -> tuple[np.ndarray, np.ndarray | None]:
@@ -292,11 +324,13 @@ def _simulated(
 
         result = run_float(graph, inputs)
         output = result.spikes[graph.populations[-1].name]
-        return np.moveaxis(output, -1, 1), result.predictions, {}
+        spikes = {name: int(s.sum(dtype=np.int64)) for name, s in result.spikes.items()}
+        return np.moveaxis(output, -1, 1), result.predictions, {"spikes": spikes}
     from targets.loihi2.simulator import simulate
 
     result = simulate(graph, inputs, progress=not args.quiet)
     counts = {
+        "spikes": result.spike_counts,
         "current_wraps": result.current_wraps,
         "voltage_saturations": result.voltage_saturations,
     }

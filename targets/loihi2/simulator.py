@@ -32,15 +32,22 @@ integer below 2^24 (float32, chosen when the bound allows) or 2^53 (float64), wh
 order of summation. The bound, unit * max over outputs of sum |W_int| with unit = levels for the
 input synapse and 1 for spikes, is checked once per graph. Convolutions run in torch, whose
 CPU algorithms (oneDNN direct, im2col + GEMM) only reorder sums; NNPACK, which may use Winograd
-or FFT, is switched off around the call. The input is constant for steps 1 .. T, so the first
-synapse is applied once per batch; later synapses are skipped while their source is silent.
-Neuron updates run in place on float64 arrays holding exact integers, batch_size samples at a
-time.
+or FFT, is switched off around the call. A static input is constant for steps 1 .. T, so the
+first synapse is applied once per batch; later synapses are skipped while their source is
+silent. Neuron updates run in place on float64 arrays holding exact integers, batch_size samples
+at a time: one pass per population and step in the compiled kernel `kernels/population.cpp`
+(threaded; built as `toolchain.native` says), or, without it (or with
+`SNN_DEPLOY_SIM_KERNEL=reference`), the numpy passes of `_update_reference`, which it mirrors
+operation for operation (tested equal).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -59,7 +66,11 @@ from targets.loihi2.formats import (
 )
 from targets.loihi2.timing import output_window, reset_offset, resets_every_population
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError
+from toolchain.native import compiled
 from toolchain.train.neuron import predict_from_spikes
+
+KERNEL_SOURCE = Path(__file__).with_name("kernels") / "population.cpp"
+KERNEL_ENV = "SNN_DEPLOY_SIM_KERNEL"
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,7 @@ class SimulationResult:
     voltages_before_reset: dict[str, np.ndarray] | None  # v where it is compared with vth
     current_wraps: dict[str, int]
     voltage_saturations: dict[str, int]
+    spike_counts: dict[str, int]  # population -> spikes in its T-step window, all samples
     window: slice  # the output population's columns of the float steps 0 .. T-1
 
     @property
@@ -157,6 +169,7 @@ class _Recorder:
     voltages_before_reset: dict[str, np.ndarray] | None
     current_wraps: dict[str, int] = field(default_factory=dict)
     voltage_saturations: dict[str, int] = field(default_factory=dict)
+    spike_counts: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -173,6 +186,7 @@ class _Recorder:
             arrays(np.int64) if states else None,
             arrays(np.int64) if states else None,
             arrays(np.int64) if states else None,
+            {p.name: 0 for p in populations},
             {p.name: 0 for p in populations},
             {p.name: 0 for p in populations},
         )
@@ -243,6 +257,7 @@ def simulate(
         voltages_before_reset=recorder.voltages_before_reset,
         current_wraps=recorder.current_wraps,
         voltage_saturations=recorder.voltage_saturations,
+        spike_counts=recorder.spike_counts,
         window=window,
     )
 
@@ -330,6 +345,8 @@ def _run_batch(
                 drive = _sum(drive, _spike_drive(population.recurrent, states[k].spikes))
             _update(population, states[k], drive, recorder.voltages is not None)
             recorder.store(population.name, rows, step - 1, states[k])
+            if k + 2 <= step <= k + T + 1:  # the sample's window of population k + 1
+                recorder.spike_counts[population.name] += int(np.count_nonzero(states[k].spikes))
         recorder.store_output(rows, step - 1, states[-1])
     for (_, population), state in zip(layers, states, strict=True):
         recorder.count(population.name, state)
@@ -355,10 +372,44 @@ def _spike_drive(synapse: _Synapse, spikes: np.ndarray) -> np.ndarray | None:
     return synapse.drive(spikes) if spikes.any() else None
 
 
+@functools.cache
+def population_kernel() -> ModuleType | None:
+    """The compiled population update, or None (the numpy reference runs)."""
+    return compiled("snn_deploy_population", KERNEL_SOURCE, KERNEL_ENV)
+
+
 def _update(
     population: _Population, state: _State, drive: np.ndarray | None, record_crossing: bool
 ) -> None:
     """One Lava step of a population, in place, given its synaptic input a << 6 (None: zero)."""
+    kernel = population_kernel()
+    if kernel is None:
+        _update_reference(population, state, drive, record_crossing)
+        return
+    empty = torch.empty(0)
+    bias = population.bias
+    wraps, saturations = kernel.update(
+        torch.from_numpy(state.u),
+        torch.from_numpy(state.v),
+        empty if drive is None else torch.from_numpy(np.ascontiguousarray(drive)),
+        empty if bias is None else torch.from_numpy(bias.reshape(-1)),
+        math.prod(population.shape[1:]) if len(population.shape) > 1 else 1,
+        torch.from_numpy(state.spikes),
+        torch.from_numpy(state.v_crossing) if record_crossing else empty,
+        population.current_factor,
+        population.voltage_factor,
+        float(population.threshold),
+        float(population.reset_sub or 0),
+        population.reset_sub is not None,
+    )
+    state.current_wraps += wraps
+    state.voltage_saturations += saturations
+
+
+def _update_reference(
+    population: _Population, state: _State, drive: np.ndarray | None, record_crossing: bool
+) -> None:
+    """`_update` in numpy passes: the reference the compiled kernel mirrors."""
     u, v = state.u, state.v
     _decay(u, population.current_factor)
     if drive is not None:

@@ -2,8 +2,9 @@
 attribute `load_with` says, is fed graded spikes as `input_payload` says, and computes on Lava
 (fixed point) every layer's spikes, currents and voltages in each layer's window exactly as our
 reference simulator does, one sample per run and several samples back to back in one run: the
-MLP and the CNN (rectangular strides and padding) of tests/test_netx.py, and the digits network
-trained and quantised with --netx through the command line."""
+MLP and the CNN (rectangular strides and padding) of tests/test_netx.py, the digits network
+trained and quantised with --netx through the command line, the MNIST MLP after an epoch and the
+shipped MNIST CNN, both quantised with --netx."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from targets.loihi2.netx import save_netx
 from targets.loihi2.simulator import input_payload, simulate
 from targets.loihi2.timing import steps_for
 from toolchain.cli import main
+from toolchain.data.datasets import load_dataset
 from toolchain.io import read_graph
 from toolchain.ir import Dense, Graph
 
@@ -58,12 +60,45 @@ def digits_net(tmp_path_factory) -> Path:
     return out / "digits.net"
 
 
-@pytest.fixture(params=["mlp", "convnet", "digits"])
+def quantised_for_netx(out: Path, checkpoint: Path) -> Path:
+    """`quantize --netx` then `export --format netx` of a checkpoint, through the command line."""
+    commands = [
+        ["quantize", str(checkpoint), "--out", str(out / "netx.onnx"), "--netx", "--quiet"],
+        ["export", str(out / "netx.onnx"), "--format", "netx", "--out", str(out / "net.net")],
+    ]
+    for command in commands:
+        assert main(command) == 0, command
+    return out / "net.net"
+
+
+@pytest.fixture(scope="module")
+def mnist_mlp_net(tmp_path_factory) -> Path:
+    """The MNIST MLP config trained for one epoch (enough to spike like a trained network)."""
+    out = tmp_path_factory.mktemp("mnist-mlp")
+    config = ROOT / "examples" / "mnist_mlp.toml"
+    assert (
+        main(["train", "--config", str(config), "--out", str(out), "--epochs", "1", "--quiet"]) == 0
+    )
+    return quantised_for_netx(out, out / "checkpoint.pt")
+
+
+@pytest.fixture(scope="module")
+def mnist_cnn_net(tmp_path_factory) -> Path:
+    """The shipped MNIST CNN (examples/pretrained/mnist_cnn/model.pt)."""
+    out = tmp_path_factory.mktemp("mnist-cnn")
+    return quantised_for_netx(out, ROOT / "examples" / "pretrained" / "mnist_cnn" / "model.pt")
+
+
+@pytest.fixture(params=["mlp", "convnet", "digits", "mnist-mlp", "mnist-cnn"])
 def exported(request, tmp_path) -> tuple[Path, Graph, np.ndarray]:
     """A netx file we wrote, the graph it holds and STREAM images for it."""
     if request.param == "digits":
         path = request.getfixturevalue("digits_net")
         images = request.getfixturevalue("digits").test.images[:STREAM]
+        return path, read_graph(path.with_name("netx.onnx")), images
+    if request.param.startswith("mnist"):
+        path = request.getfixturevalue(f"{request.param.replace('-', '_')}_net")
+        images = load_dataset("mnist").test.images[:STREAM]
         return path, read_graph(path.with_name("netx.onnx")), images
     graph = {"mlp": spiking_mlp, "convnet": convnet}[request.param]()
     images = np.random.default_rng(3).random((STREAM, *graph.input.shape))

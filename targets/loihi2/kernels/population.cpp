@@ -1,0 +1,97 @@
+// One Lava step of a CUBA LIF population in one pass: the reference simulator's `_update`
+// (targets/loihi2/simulator.py), element by element in the same float64 arithmetic, so the
+// integers it holds come out bit for bit the same. Threaded over the batch's elements.
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+
+namespace {
+
+constexpr double kDecayUnity = 4096.0;
+constexpr double kUWrap = 8388608.0;        // 2^23: u wraps to 24 bits
+constexpr double kStateLimit = 8388607.0;   // 2^23 - 1: v saturates
+constexpr int64_t kInt32Limit = 2147483648;  // 2^31
+constexpr int64_t kGrain = 16384;
+
+double wrap_current(double u) {
+  int64_t x = static_cast<int64_t>(u);
+  x = ((x + kInt32Limit) & (2 * kInt32Limit - 1)) - kInt32Limit;  // Lava's int32 sum
+  double w = static_cast<double>(x);
+  if (w > kUWrap) w -= 2 * kUWrap;
+  if (w <= -kUWrap) w += 2 * kUWrap;
+  return w;
+}
+
+}  // namespace
+
+template <typename drive_t>
+void step(double* pu, double* pv, const drive_t* pd, const double* pb, int64_t channels,
+          int64_t inner, bool* ps, double* pc, int64_t n, int64_t current_factor,
+          int64_t voltage_factor, double threshold, double reset_sub, bool subtract,
+          std::atomic<int64_t>& wraps, std::atomic<int64_t>& saturations) {
+  const double cu = current_factor / kDecayUnity, cv = voltage_factor / kDecayUnity;
+  const bool decay_u = current_factor != 4096, decay_v = voltage_factor != 4096;
+  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+    int64_t my_wraps = 0, my_saturations = 0;
+    for (int64_t i = begin; i < end; ++i) {
+      double x = decay_u ? std::trunc(pu[i] * cu) : pu[i];
+      if (pd) x += static_cast<double>(pd[i]);
+      if (x < -kUWrap + 1 || x > kUWrap) {
+        x = wrap_current(x);
+        ++my_wraps;
+      }
+      pu[i] = x;
+      double y = decay_v ? std::trunc(pv[i] * cv) : pv[i];
+      y += x;
+      if (pb) y += pb[(i / inner) % channels];
+      if (y < -kStateLimit || y > kStateLimit) {
+        y = y < 0 ? -kStateLimit : kStateLimit;
+        ++my_saturations;
+      }
+      const bool s = y > threshold;
+      ps[i] = s;
+      if (s) {
+        if (pc) pc[i] = y;
+        y = subtract ? y - reset_sub : 0.0;
+      }
+      pv[i] = y;
+    }
+    wraps += my_wraps;
+    saturations += my_saturations;
+  });
+}
+
+// u, v: float64 state (N, ...), contiguous; drive: the same shape in any real or integer type,
+// or empty (silent input); bias: (C,) per channel, each repeated `inner` times along the state,
+// or empty; spikes: bool out; crossing: float64, v before the reset where spiking, or empty.
+// Returns (current wraps, voltage saturations).
+std::vector<int64_t> update(at::Tensor u, at::Tensor v, const at::Tensor& drive,
+                            const at::Tensor& bias, int64_t inner, at::Tensor spikes,
+                            at::Tensor crossing, int64_t current_factor, int64_t voltage_factor,
+                            double threshold, double reset_sub, bool subtract) {
+  TORCH_CHECK(u.is_contiguous() && v.is_contiguous() && spikes.is_contiguous(), "contiguous");
+  TORCH_CHECK(!drive.numel() || (drive.is_contiguous() && drive.numel() == u.numel()), "drive");
+  std::atomic<int64_t> wraps{0}, saturations{0};
+  const double* pb = bias.numel() ? bias.data_ptr<double>() : nullptr;
+  double* pc = crossing.numel() ? crossing.data_ptr<double>() : nullptr;
+  auto run = [&](auto* pd) {
+    step(u.data_ptr<double>(), v.data_ptr<double>(), pd, pb, bias.numel(), inner,
+         spikes.data_ptr<bool>(), pc, u.numel(), current_factor, voltage_factor, threshold,
+         reset_sub, subtract, wraps, saturations);
+  };
+  if (!drive.numel()) {
+    run(static_cast<const double*>(nullptr));
+  } else {
+    AT_DISPATCH_ALL_TYPES(drive.scalar_type(), "population_update",
+                          [&] { run(drive.data_ptr<scalar_t>()); });
+  }
+  return {wraps.load(), saturations.load()};
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("update", &update, "one Lava step of a CUBA LIF population, in place");
+}

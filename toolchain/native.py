@@ -1,0 +1,34 @@
+"""Compiled kernels: C++ sources built with the machine's compiler by `torch.utils.cpp_extension`
+(`make install` builds them; otherwise their first use does, once per machine and source). Where
+one cannot be built, its caller runs the reference code it mirrors, after one warning; an
+environment variable set to `reference` chooses the reference."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+CHOICES = ("fused", "reference")
+
+
+def compiled(name: str, source: Path, env: str) -> ModuleType | None:
+    """The extension module `name` built from `source`, or None: `env` says `reference`, or
+    the build failed (warned once per call; callers cache the result)."""
+    choice = os.environ.get(env, "fused")
+    if choice not in CHOICES:
+        raise ValueError(f"{env}={choice!r}: one of {', '.join(CHOICES)}")
+    if choice == "reference":
+        return None
+    try:
+        from torch.utils.cpp_extension import load
+
+        return load(name=name, sources=[str(source)], extra_cflags=["-O3"])
+    except Exception as error:  # no compiler, no ninja, a failed build: all mean the reference
+        warnings.warn(
+            f"the {name} kernel could not be built ({type(error).__name__}: {error}); the "
+            "reference implementation runs instead",
+            stacklevel=3,
+        )
+        return None
