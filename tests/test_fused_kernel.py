@@ -41,7 +41,8 @@ def test_final_backward_equals_the_reference():
     psp, u_pre = fused.fused_kernel().forward(current, *PARAMS.values())
     grad_psp = torch.tensor(np.random.default_rng(2).normal(size=current.shape))
     spikes = u_pre > PARAMS["threshold"]
-    ours = fused.fused_kernel().backward_final(grad_psp, psp, u_pre, *PARAMS.values())
+    surrogate = tsslbp.sigmoid_surrogate(u_pre, PARAMS["threshold"])
+    ours = fused.fused_kernel().backward_final(grad_psp, psp, u_pre, surrogate, *PARAMS.values())
     ref = tsslbp._final_backward(grad_psp, psp, spikes, u_pre, **PARAMS)
     torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-14)
     du = u_pre - torch.cat([torch.zeros_like(u_pre[:1]), u_pre[:-1].masked_fill(spikes[:-1], 0)])

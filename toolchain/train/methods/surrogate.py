@@ -9,6 +9,5 @@ SURROGATE_ALPHA = 0.2  # width of the sigmoid surrogate, in units of the membran
 
 def sigmoid_surrogate(u: torch.Tensor, threshold: float) -> torch.Tensor:
     """sigma'((u - V_th)/alpha)/alpha with the argument clipped to [-8, 8], as the authors' code."""
-    z = ((threshold - u) / SURROGATE_ALPHA).clamp(-8.0, 8.0)
-    sig = torch.sigmoid(z)
-    return sig * (1.0 - sig) / SURROGATE_ALPHA
+    sig = ((threshold - u) / SURROGATE_ALPHA).clamp_(-8.0, 8.0).sigmoid_()  # in place: one buffer
+    return sig.mul_(1.0 - sig).div_(SURROGATE_ALPHA)

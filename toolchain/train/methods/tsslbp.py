@@ -179,7 +179,8 @@ class _TSSLBP(torch.autograd.Function):
         kernel = _kernel(u_pre)
         if kernel is not None and p["mode"] == "final":
             args = (p["tau_m"], p["tau_s"], p["threshold"])
-            grad = kernel.backward_final(time_first(grad_psp), psp, u_pre, *args)
+            surrogate = sigmoid_surrogate(u_pre, p["threshold"])  # overwritten by dL/dI
+            grad = kernel.backward_final(time_first(grad_psp), psp, u_pre, surrogate, *args)
         else:
             grad = _grad(time_first(grad_psp), psp, u_pre > p["threshold"], u_pre, **p)
         return time_last(grad), None, None, None, None

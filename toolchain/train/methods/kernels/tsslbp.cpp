@@ -13,7 +13,6 @@ namespace {
 
 constexpr int64_t kGrain = 2048;  // neurons per task: a few cache lines per step and tensor
 constexpr double kInvDuClamp = 8.0;
-constexpr double kSurrogateAlpha = 0.2;
 
 template <typename scalar_t>
 void forward_chunk(const scalar_t* current, scalar_t* psp, scalar_t* u_pre, int64_t steps,
@@ -36,36 +35,30 @@ void forward_chunk(const scalar_t* current, scalar_t* psp, scalar_t* u_pre, int6
   }
 }
 
-template <typename scalar_t>
-scalar_t surrogate(scalar_t u, scalar_t threshold) {
-  const scalar_t alpha = scalar_t(kSurrogateAlpha);
-  const scalar_t z = std::clamp((threshold - u) / alpha, scalar_t(-8), scalar_t(8));
-  const scalar_t sig = scalar_t(1) / (scalar_t(1) + std::exp(-z));
-  return sig * (scalar_t(1) - sig) / alpha;
-}
-
+// grad holds the sigmoid surrogate on entry (computed by torch, vectorised) and dL/dI on exit.
+// The loop is branch-free so that it vectorises: 1/du is computed everywhere and selected.
 template <typename scalar_t>
 void backward_chunk(const scalar_t* grad_psp, const scalar_t* psp, const scalar_t* u_pre,
                     scalar_t* grad, int64_t steps, int64_t n, int64_t begin, int64_t end,
                     scalar_t tau_m, scalar_t tau_s, scalar_t threshold) {
   const scalar_t theta_m = scalar_t(1) / tau_m, beta_s = scalar_t(1) - scalar_t(1) / tau_s;
   const scalar_t active_from = scalar_t(1) / (scalar_t(4) * tau_s);
+  const scalar_t clamp = scalar_t(kInvDuClamp);
   std::vector<scalar_t> e(end - begin, 0), g_next(end - begin, 0);
   for (int64_t t = steps - 1; t >= 0; --t) {
     const scalar_t* u = u_pre + t * n;
-    const scalar_t* before = t ? u_pre + (t - 1) * n : nullptr;
+    const scalar_t* before = u_pre + (t ? t - 1 : 0) * n;
+    const scalar_t* g = grad_psp + t * n;
+    const scalar_t* a = psp + t * n;
+    scalar_t* out = grad + t * n;
     for (int64_t j = begin; j < end; ++j) {
       const int64_t k = j - begin;
-      e[k] = grad_psp[t * n + j] / tau_s + beta_s * e[k];
-      const bool spiked = u[j] > threshold;
-      if (spiked) {
-        const scalar_t reset = before ? (before[j] > threshold ? scalar_t(0) : before[j]) : 0;
-        const scalar_t inv_du = std::min(scalar_t(1) / (u[j] - reset), scalar_t(kInvDuClamp));
-        g_next[k] = inv_du * (e[k] + theta_m * u[j] * g_next[k]);
-      } else {
-        g_next[k] = (scalar_t(1) - theta_m) * g_next[k];
-      }
-      grad[t * n + j] = psp[t * n + j] >= active_from ? g_next[k] : surrogate(u[j], threshold) * e[k];
+      e[k] = g[j] / tau_s + beta_s * e[k];
+      const scalar_t reset = (t == 0 || before[j] > threshold) ? scalar_t(0) : before[j];
+      const scalar_t inv_du = std::min(scalar_t(1) / (u[j] - reset), clamp);
+      const scalar_t fired = inv_du * (e[k] + theta_m * u[j] * g_next[k]);
+      g_next[k] = u[j] > threshold ? fired : (scalar_t(1) - theta_m) * g_next[k];
+      out[j] = a[j] >= active_from ? g_next[k] : out[j] * e[k];
     }
   }
 }
@@ -88,27 +81,28 @@ std::vector<at::Tensor> forward(const at::Tensor& current, double tau_m, double 
 }
 
 at::Tensor backward_final(const at::Tensor& grad_psp, const at::Tensor& psp,
-                          const at::Tensor& u_pre, double tau_m, double tau_s, double threshold) {
-  TORCH_CHECK(grad_psp.is_contiguous() && psp.is_contiguous() && u_pre.is_contiguous(),
+                          const at::Tensor& u_pre, at::Tensor surrogate, double tau_m,
+                          double tau_s, double threshold) {
+  TORCH_CHECK(grad_psp.is_contiguous() && psp.is_contiguous() && u_pre.is_contiguous() &&
+                  surrogate.is_contiguous(),
               "time-first contiguous tensors");
-  auto grad = at::empty_like(u_pre);
   const int64_t steps = u_pre.size(0), n = steps ? u_pre.numel() / steps : 0;
   AT_DISPATCH_FLOATING_TYPES(u_pre.scalar_type(), "tsslbp_backward", [&] {
     const auto* g = grad_psp.data_ptr<scalar_t>();
     const auto* a = psp.data_ptr<scalar_t>();
     const auto* u = u_pre.data_ptr<scalar_t>();
-    auto* out = grad.data_ptr<scalar_t>();
+    auto* out = surrogate.data_ptr<scalar_t>();
     at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
       backward_chunk<scalar_t>(g, a, u, out, steps, n, begin, end, scalar_t(tau_m),
                                scalar_t(tau_s), scalar_t(threshold));
     });
   });
-  return grad;
+  return surrogate;
 }
 
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "time-first (psp, u before reset) of a time-first current");
-  m.def("backward_final", &backward_final, "final-mode dL/dI, time-first");
+  m.def("backward_final", &backward_final, "final-mode dL/dI, time-first, in the surrogate");
 }
