@@ -33,11 +33,10 @@ demo: install
 demo-mnist: install
 	$(BIN)/snn-deploy demo --dataset mnist --out runs/demo-mnist --workers 2
 
-# Rebuilds examples/pretrained/mnist_cnn/ from scratch (about 2.5 hours on 2 cores), with the reference
-# TSSL-BP kernel that the shipped run used (the fused one differs in the last bits).
+# Rebuilds examples/pretrained/mnist_cnn/ from scratch (about 3 hours on 2 cores).
 PRETRAINED := examples/pretrained/mnist_cnn
 pretrained-mnist: install
-	SNN_DEPLOY_TSSLBP_KERNEL=reference $(BIN)/snn-deploy train --config $(PRETRAINED)/config.toml --out runs/mnist-cnn
+	$(BIN)/snn-deploy train --config $(PRETRAINED)/config.toml --out runs/mnist-cnn
 	cp runs/mnist-cnn/best.pt $(PRETRAINED)/model.pt
 	cp runs/mnist-cnn/metrics.json runs/mnist-cnn/metrics.png $(PRETRAINED)/
 	$(BIN)/snn-deploy quantize $(PRETRAINED)/model.pt --out $(PRETRAINED)/fixed.onnx

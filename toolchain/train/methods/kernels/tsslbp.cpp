@@ -25,7 +25,7 @@ void forward_chunk(const scalar_t* current, scalar_t* psp, scalar_t* u_pre, int6
     scalar_t* out_u = u_pre + t * n;
     for (int64_t j = begin; j < end; ++j) {
       const int64_t k = j - begin;
-      const scalar_t u = in[j] + alpha * u_reset[k];
+      const scalar_t u = std::fma(alpha, u_reset[k], in[j]);  // torch.add(x, y, alpha=) fuses
       const scalar_t s = u > threshold ? scalar_t(1) : scalar_t(0);
       u_reset[k] = u * (scalar_t(1) - s);
       a[k] = a[k] + (s - a[k]) / tau_s;
@@ -40,9 +40,12 @@ void forward_chunk(const scalar_t* current, scalar_t* psp, scalar_t* u_pre, int6
 template <typename scalar_t>
 void backward_chunk(const scalar_t* grad_psp, const scalar_t* psp, const scalar_t* u_pre,
                     scalar_t* grad, int64_t steps, int64_t n, int64_t begin, int64_t end,
-                    scalar_t tau_m, scalar_t tau_s, scalar_t threshold) {
-  const scalar_t theta_m = scalar_t(1) / tau_m, beta_s = scalar_t(1) - scalar_t(1) / tau_s;
-  const scalar_t active_from = scalar_t(1) / (scalar_t(4) * tau_s);
+                    double tau_m_, double tau_s_, double threshold_) {
+  // The constants as the reference has them: computed in double, rounded to the tensors' type.
+  const scalar_t tau_s = scalar_t(tau_s_), threshold = scalar_t(threshold_);
+  const scalar_t theta_m = scalar_t(1.0 / tau_m_), beta_s = scalar_t(1.0 - 1.0 / tau_s_);
+  const scalar_t keep_m = scalar_t(1.0 - 1.0 / tau_m_);
+  const scalar_t active_from = scalar_t(1.0 / (4.0 * tau_s_));
   const scalar_t clamp = scalar_t(kInvDuClamp);
   std::vector<scalar_t> e(end - begin, 0), g_next(end - begin, 0);
   for (int64_t t = steps - 1; t >= 0; --t) {
@@ -57,7 +60,7 @@ void backward_chunk(const scalar_t* grad_psp, const scalar_t* psp, const scalar_
       const scalar_t reset = (t == 0 || before[j] > threshold) ? scalar_t(0) : before[j];
       const scalar_t inv_du = std::min(scalar_t(1) / (u[j] - reset), clamp);
       const scalar_t fired = inv_du * (e[k] + theta_m * u[j] * g_next[k]);
-      g_next[k] = u[j] > threshold ? fired : (scalar_t(1) - theta_m) * g_next[k];
+      g_next[k] = u[j] > threshold ? fired : keep_m * g_next[k];
       out[j] = a[j] >= active_from ? g_next[k] : out[j] * e[k];
     }
   }
@@ -93,8 +96,7 @@ at::Tensor backward_final(const at::Tensor& grad_psp, const at::Tensor& psp,
     const auto* u = u_pre.data_ptr<scalar_t>();
     auto* out = surrogate.data_ptr<scalar_t>();
     at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
-      backward_chunk<scalar_t>(g, a, u, out, steps, n, begin, end, scalar_t(tau_m),
-                               scalar_t(tau_s), scalar_t(threshold));
+      backward_chunk<scalar_t>(g, a, u, out, steps, n, begin, end, tau_m, tau_s, threshold);
     });
   });
   return surrogate;
