@@ -47,7 +47,10 @@ def test_final_backward_equals_the_reference(dtype):
     grad_psp = torch.tensor(np.random.default_rng(2).normal(size=current.shape), dtype=dtype)
     spikes = u_pre > PARAMS["threshold"]
     surrogate = tsslbp.sigmoid_surrogate(u_pre, PARAMS["threshold"])
-    ours = fused.fused_kernel().backward_final(grad_psp, psp, u_pre, surrogate, *PARAMS.values())
+    clamp = tsslbp.FINAL_INV_DU_CLAMP
+    ours = fused.fused_kernel().backward_final(
+        grad_psp, psp, u_pre, surrogate, *PARAMS.values(), clamp
+    )
     ref = tsslbp._final_backward(grad_psp, psp, spikes, u_pre, **PARAMS)
     assert torch.equal(ours, ref)
     du = u_pre - torch.cat([torch.zeros_like(u_pre[:1]), u_pre[:-1].masked_fill(spikes[:-1], 0)])

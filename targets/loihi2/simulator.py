@@ -396,11 +396,13 @@ def _update(
         math.prod(population.shape[1:]) if len(population.shape) > 1 else 1,
         torch.from_numpy(state.spikes),
         torch.from_numpy(state.v_crossing) if record_crossing else empty,
-        population.current_factor,
-        population.voltage_factor,
+        population.current_factor / DECAY_UNITY,
+        population.voltage_factor / DECAY_UNITY,
         float(population.threshold),
         float(population.reset_sub or 0),
         population.reset_sub is not None,
+        float(U_WRAP),
+        float(STATE_LIMIT),
     )
     state.current_wraps += wraps
     state.voltage_saturations += saturations

@@ -1,6 +1,8 @@
 // One Lava step of a CUBA LIF population in one pass: the reference simulator's `_update`
 // (targets/loihi2/simulator.py), element by element in the same float64 arithmetic, so the
-// integers it holds come out bit for bit the same. Threaded over the batch's elements.
+// integers it holds come out bit for bit the same. Threaded over the batch's elements. Loihi's
+// constants (the decay unity, the 24-bit limits) come from targets/loihi2/formats.py as
+// arguments.
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
@@ -11,18 +13,13 @@
 
 namespace {
 
-constexpr double kDecayUnity = 4096.0;
-constexpr double kUWrap = 8388608.0;        // 2^23: u wraps to 24 bits
-constexpr double kStateLimit = 8388607.0;   // 2^23 - 1: v saturates
-constexpr int64_t kInt32Limit = 2147483648;  // 2^31
 constexpr int64_t kGrain = 16384;
 
-double wrap_current(double u) {
-  int64_t x = static_cast<int64_t>(u);
-  x = ((x + kInt32Limit) & (2 * kInt32Limit - 1)) - kInt32Limit;  // Lava's int32 sum
-  double w = static_cast<double>(x);
-  if (w > kUWrap) w -= 2 * kUWrap;
-  if (w <= -kUWrap) w += 2 * kUWrap;
+double wrap_current(double u, double u_wrap) {
+  // Lava's int32 sum: conversion to a signed type is modular (C++20).
+  double w = static_cast<int32_t>(static_cast<uint32_t>(static_cast<int64_t>(u)));
+  if (w > u_wrap) w -= 2 * u_wrap;
+  if (w <= -u_wrap) w += 2 * u_wrap;
   return w;
 }
 
@@ -32,30 +29,29 @@ double wrap_current(double u) {
 // outside 24 bits are wrapped in a scalar pass after), then v, the spike and the reset.
 template <typename drive_t>
 void step(double* pu, double* pv, const drive_t* pd, const double* pb, int64_t channels,
-          int64_t inner, bool* ps, double* pc, int64_t n, int64_t current_factor,
-          int64_t voltage_factor, double threshold, double reset_sub, bool subtract,
+          int64_t inner, bool* ps, double* pc, int64_t n, double cu, double cv, double threshold,
+          double reset_sub, bool subtract, double u_wrap, double state_limit,
           std::atomic<int64_t>& wraps, std::atomic<int64_t>& saturations) {
-  // A factor of 4096 keeps everything: 1.0 * x truncated is x, so no branch is needed.
-  const double cu = current_factor / kDecayUnity, cv = voltage_factor / kDecayUnity;
+  // A kept fraction of 1 keeps everything: 1.0 * x truncated is x, so no branch is needed.
   at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
     int64_t outside = 0, clipped = 0;
     for (int64_t i = begin; i < end; ++i) {
       double x = std::trunc(pu[i] * cu);
       if (pd) x += static_cast<double>(pd[i]);
-      outside += (x < -kUWrap + 1) | (x > kUWrap);
+      outside += (x < -u_wrap + 1) | (x > u_wrap);
       pu[i] = x;
     }
     if (outside) {
       for (int64_t i = begin; i < end; ++i) {
-        if (pu[i] < -kUWrap + 1 || pu[i] > kUWrap) pu[i] = wrap_current(pu[i]);
+        if (pu[i] < -u_wrap + 1 || pu[i] > u_wrap) pu[i] = wrap_current(pu[i], u_wrap);
       }
     }
     for (int64_t i = begin; i < end; ++i) {
       double y = std::trunc(pv[i] * cv);
       y += pu[i];
       if (pb) y += pb[(i / inner) % channels];
-      clipped += (y < -kStateLimit) | (y > kStateLimit);
-      y = std::min(std::max(y, -kStateLimit), kStateLimit);
+      clipped += (y < -state_limit) | (y > state_limit);
+      y = std::min(std::max(y, -state_limit), state_limit);
       const bool s = y > threshold;
       ps[i] = s;
       if (pc) pc[i] = s ? y : pc[i];
@@ -68,12 +64,14 @@ void step(double* pu, double* pv, const drive_t* pd, const double* pb, int64_t c
 
 // u, v: float64 state (N, ...), contiguous; drive: the same shape in any real or integer type,
 // or empty (silent input); bias: (C,) per channel, each repeated `inner` times along the state,
-// or empty; spikes: bool out; crossing: float64, v before the reset where spiking, or empty.
-// Returns (current wraps, voltage saturations).
+// or empty; spikes: bool out; crossing: float64, v before the reset where spiking, or empty;
+// current_kept, voltage_kept: the fractions of u and v kept per step. Returns (current wraps,
+// voltage saturations).
 std::vector<int64_t> update(at::Tensor u, at::Tensor v, const at::Tensor& drive,
                             const at::Tensor& bias, int64_t inner, at::Tensor spikes,
-                            at::Tensor crossing, int64_t current_factor, int64_t voltage_factor,
-                            double threshold, double reset_sub, bool subtract) {
+                            at::Tensor crossing, double current_kept, double voltage_kept,
+                            double threshold, double reset_sub, bool subtract, double u_wrap,
+                            double state_limit) {
   TORCH_CHECK(u.is_contiguous() && v.is_contiguous() && spikes.is_contiguous(), "contiguous");
   TORCH_CHECK(!drive.numel() || (drive.is_contiguous() && drive.numel() == u.numel()), "drive");
   std::atomic<int64_t> wraps{0}, saturations{0};
@@ -81,8 +79,8 @@ std::vector<int64_t> update(at::Tensor u, at::Tensor v, const at::Tensor& drive,
   double* pc = crossing.numel() ? crossing.data_ptr<double>() : nullptr;
   auto run = [&](auto* pd) {
     step(u.data_ptr<double>(), v.data_ptr<double>(), pd, pb, bias.numel(), inner,
-         spikes.data_ptr<bool>(), pc, u.numel(), current_factor, voltage_factor, threshold,
-         reset_sub, subtract, wraps, saturations);
+         spikes.data_ptr<bool>(), pc, u.numel(), current_kept, voltage_kept, threshold,
+         reset_sub, subtract, u_wrap, state_limit, wraps, saturations);
   };
   if (!drive.numel()) {
     run(static_cast<const double*>(nullptr));

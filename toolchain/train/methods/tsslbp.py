@@ -178,7 +178,7 @@ class _TSSLBP(torch.autograd.Function):
         p = ctx.params
         kernel = _kernel(u_pre)
         if kernel is not None and p["mode"] == "final":
-            args = (p["tau_m"], p["tau_s"], p["threshold"])
+            args = (p["tau_m"], p["tau_s"], p["threshold"], FINAL_INV_DU_CLAMP)
             surrogate = sigmoid_surrogate(u_pre, p["threshold"])  # overwritten by dL/dI
             grad = kernel.backward_final(time_first(grad_psp), psp, u_pre, surrogate, *args)
         else:

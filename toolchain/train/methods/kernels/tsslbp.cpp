@@ -12,7 +12,6 @@
 namespace {
 
 constexpr int64_t kGrain = 2048;  // neurons per task: a few cache lines per step and tensor
-constexpr double kInvDuClamp = 8.0;
 
 template <typename scalar_t>
 void forward_chunk(const scalar_t* current, scalar_t* psp, scalar_t* u_pre, int64_t steps,
@@ -40,13 +39,13 @@ void forward_chunk(const scalar_t* current, scalar_t* psp, scalar_t* u_pre, int6
 template <typename scalar_t>
 void backward_chunk(const scalar_t* grad_psp, const scalar_t* psp, const scalar_t* u_pre,
                     scalar_t* grad, int64_t steps, int64_t n, int64_t begin, int64_t end,
-                    double tau_m_, double tau_s_, double threshold_) {
+                    double tau_m_, double tau_s_, double threshold_, double inv_du_clamp) {
   // The constants as the reference has them: computed in double, rounded to the tensors' type.
   const scalar_t tau_s = scalar_t(tau_s_), threshold = scalar_t(threshold_);
   const scalar_t theta_m = scalar_t(1.0 / tau_m_), beta_s = scalar_t(1.0 - 1.0 / tau_s_);
   const scalar_t keep_m = scalar_t(1.0 - 1.0 / tau_m_);
   const scalar_t active_from = scalar_t(1.0 / (4.0 * tau_s_));
-  const scalar_t clamp = scalar_t(kInvDuClamp);
+  const scalar_t clamp = scalar_t(inv_du_clamp);
   std::vector<scalar_t> e(end - begin, 0), g_next(end - begin, 0);
   for (int64_t t = steps - 1; t >= 0; --t) {
     const scalar_t* u = u_pre + t * n;
@@ -85,7 +84,7 @@ std::vector<at::Tensor> forward(const at::Tensor& current, double tau_m, double 
 
 at::Tensor backward_final(const at::Tensor& grad_psp, const at::Tensor& psp,
                           const at::Tensor& u_pre, at::Tensor surrogate, double tau_m,
-                          double tau_s, double threshold) {
+                          double tau_s, double threshold, double inv_du_clamp) {
   TORCH_CHECK(grad_psp.is_contiguous() && psp.is_contiguous() && u_pre.is_contiguous() &&
                   surrogate.is_contiguous(),
               "time-first contiguous tensors");
@@ -96,7 +95,8 @@ at::Tensor backward_final(const at::Tensor& grad_psp, const at::Tensor& psp,
     const auto* u = u_pre.data_ptr<scalar_t>();
     auto* out = surrogate.data_ptr<scalar_t>();
     at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
-      backward_chunk<scalar_t>(g, a, u, out, steps, n, begin, end, tau_m, tau_s, threshold);
+      backward_chunk<scalar_t>(g, a, u, out, steps, n, begin, end, tau_m, tau_s, threshold,
+                               inv_du_clamp);
     });
   });
   return surrogate;
