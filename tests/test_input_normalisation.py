@@ -17,6 +17,7 @@ from targets.loihi2.netx_import import read_netx_graph
 from targets.loihi2.simulator import input_payload, simulate
 from toolchain.io import read_graph, save_onnx
 from toolchain.io.nir_write import NirExportError, save_nir
+from toolchain.ir import GraphError, Input
 from toolchain.ir.float_runner import run_float
 from toolchain.ir.lowering import lower
 from toolchain.train.config import Config, ConfigError, InputConfig, load_config
@@ -134,3 +135,15 @@ def test_the_config_checks_the_normalisation():
     with pytest.raises(ConfigError, match="first layer .* must be conv or dense, not pool"):
         Config.from_dict({**base, "layers": pool_first, "input": {"mean": 0.1}})
     assert Config.from_dict(base).input.is_identity  # configs written before [input] load
+
+
+def test_an_input_node_checks_its_plane(digits):
+    with pytest.raises(GraphError, match="a constant plane needs an image channel too"):
+        Input("in", (1, 8, 8), constant_plane=True)
+    with pytest.raises(GraphError, match="constant_plane=1 must be true or false"):
+        Input("in", (2, 8, 8), constant_plane=1)
+    graph = graph_from_model(network(CONV_FIRST, NORMALISED))
+    with pytest.raises(
+        ValueError, match=r"expected \(N, \*\(1, 8, 8\)\) or \(N, 5, \*\(1, 8, 8\)\)"
+    ):
+        input_payload(graph, np.zeros((2, 2, 8, 8)))  # the plane is the runners' to add

@@ -191,8 +191,13 @@ class InputConfig:
         _real("std", self.std, 0, above=True)
 
     @property
+    def has_offset(self) -> bool:
+        """Whether the deployed graph needs a constant input plane for the mean."""
+        return self.mean != 0
+
+    @property
     def is_identity(self) -> bool:
-        return self.mean == 0 and self.std == 1
+        return not self.has_offset and self.std == 1
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -262,7 +267,7 @@ class Config:
         layer_shapes(self.layers, INPUT_SHAPES[self.dataset])
         first = next(spec for spec in self.layers if not isinstance(spec, DropoutSpec))
         _require(
-            self.input.mean == 0 or isinstance(first, ConvSpec | DenseSpec),
+            not self.input.has_offset or isinstance(first, ConvSpec | DenseSpec),
             f"input.mean={self.input.mean}: an offset is carried into the first synapse, so the "
             f"first layer (after dropout) must be conv or dense, not {first.type}",
         )

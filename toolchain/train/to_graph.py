@@ -37,7 +37,7 @@ def graph_from_model(model: SpikingNetwork) -> Graph:
     config = model.config
     norm = config.input
     channels, height, width = model.input_shape
-    plane = norm.mean != 0
+    plane = norm.has_offset
     shape = (channels + int(plane), height, width)
     nodes: list[Node] = [Input("input", shape, INPUT_LEVELS[config.dataset], plane)]
     flat = False
@@ -69,7 +69,7 @@ def _normalisation_folded(
         return weight
     per_channel = weight.reshape(weight.shape[0], input_shape[0], -1).astype(np.float64)
     parts = [per_channel / norm.std]
-    if norm.mean != 0:
+    if norm.has_offset:
         parts.append(-(norm.mean / norm.std) * per_channel.sum(axis=1, keepdims=True))
     folded = np.concatenate(parts, axis=1).astype(weight.dtype)
     return folded.reshape(weight.shape[0], -1, *weight.shape[2:])
