@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml Makefile
 	# torchvision they do not need for this: they go in without their dependencies.
 	$(PIP) install nirtorch==2.6 snntorch==1.0.0 "loguru>=0.7,<1"
 	$(PIP) install --no-deps norse==1.1.0 spikingjelly==2.0.0
+	# Sinabs pins nir <= 1.0.4 and samna (the Speck chip's driver); Rockpool pulls its optional
+	# backends. Neither is needed to run and export their torch networks.
+	$(PIP) install --no-deps sinabs==3.1.3 pbr==7.1.3 rockpool==3.1.0
 	# The compiled kernels (toolchain/native.py), built once here: TSSL-BP's and the simulator's.
 	$(BIN)/python -c "from toolchain.train.methods.fused import fused_kernel as k; k()"
 	$(BIN)/python -c "from targets.loihi2.simulator import population_kernel as k; k()"

@@ -49,6 +49,9 @@ class QuantizationResult:
             )
         report = self.report
         lines.append(f"input levels: {report.input_levels} (the data's own: {report.data_levels})")
+        counts = [f"{r.population} up to {r.max_spikes}" for r in report.layers if r.max_spikes > 1]
+        if counts:
+            lines.append(f"spike counts per step: {', '.join(counts)}")
         if self.float_accuracy is not None:
             lines.append(
                 f"test accuracy: float {100 * self.float_accuracy:.2f} %, after PTQ "

@@ -5,6 +5,8 @@ For each population the scale `lam` (integer voltage per float unit) is the larg
   1. maps the largest incoming float weight to the weight range's end (254),
   2. keeps the threshold mantissa within 17 bits, and
   3. keeps the calibration set's currents and voltages within `headroom` of the 24-bit limit.
+A population that emits spike counts keeps its bound up to SPIKE_COUNT_MAX (the 8 bits of its
+graded spikes); a float bound beyond it (Sinabs: none) is capped there.
 Dense synapses reach a smaller scale by a negative `weight_exp` (the sum is shifted), keeping
 the full weight range; Conv synapses have no exponent in Lava, so their weights shrink instead.
 With `min_weight_exp = 0` (for lava-dl's netx files, which store no dense exponent) dense
@@ -27,6 +29,7 @@ import numpy as np
 
 from quantize.calibration import calibration_ranges
 from targets.loihi2.formats import (
+    SPIKE_COUNT_MAX,
     STATE_LIMIT,
     WEIGHT_EXP_MAX,
     WEIGHT_EXP_MIN,
@@ -74,6 +77,7 @@ class LayerReport:
     current_wraps: int = 0  # filled by the bit-accurate simulator on the calibration set
     voltage_saturations: int = 0
     biases_clipped: int = 0  # beyond bias_mant's 13 bits even at exponent 7
+    max_spikes: int = 1  # a spike count's bound per step on the chip (1: plain spikes)
 
 
 @dataclass
@@ -175,6 +179,7 @@ def apply_scales(graph: Graph, scales: list[LayerScale]) -> tuple[Graph, list[La
             ),
             bias_mant=bias_mant,
             bias_exp=bias_exp,
+            max_spikes=min(population.max_spikes, SPIKE_COUNT_MAX),
         )
         nodes[nodes.index(population)] = fixed
         reports.append(
@@ -193,6 +198,7 @@ def apply_scales(graph: Graph, scales: list[LayerScale]) -> tuple[Graph, list[La
                 0,
                 0,
                 biases_clipped=biases_clipped,
+                max_spikes=fixed.max_spikes,
             )
         )
     return Graph(tuple(nodes), T=graph.T, name=graph.name, edges=graph.edges), reports

@@ -1,7 +1,8 @@
 """NIR files written by the real libraries' exporters import as Graphs whose float simulation
 gives the library's own output spikes, and quantise and run on Lava spike for spike.
 
-Each network is built in snnTorch, Norse or SpikingJelly, run on a static input (the same
+Each network is built in snnTorch, Norse or SpikingJelly (Sinabs and Rockpool, whose neurons
+emit spike counts: test_nir_spike_counts.py), run on a static input (the same
 vector every step, as our Input sends), exported with the library's `nir` exporter, imported
 with that library's conventions and run by our float runner in float64.
 """
@@ -14,6 +15,7 @@ import nir
 import numpy as np
 import pytest
 import torch
+from nir_networks import SHARED, T, conv, dense, full, ours, static_input
 
 from quantize.scales import quantize_graph
 from targets.loihi2.simulator import simulate
@@ -24,48 +26,6 @@ from toolchain.io.nir_read import NirImportError, read_nir
 from toolchain.ir import Graph, SumPool2d
 from toolchain.ir.float_runner import run_float
 from toolchain.ir.lowering import lower
-
-T = 12
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "nir-paper"
-
-
-def full(value: float, *shape: int) -> torch.Tensor:
-    return torch.full(shape, float(value))
-
-
-def dense(n_in, n_out, seed: int, gain=1.0, shift=0.2, layer=torch.nn.Linear, bias=False):
-    """Random weights (leaning positive by `shift`, so that layers fire); the bias zeroed
-    unless asked for."""
-    torch.manual_seed(seed)
-    synapse = layer(n_in, n_out)
-    with torch.no_grad():
-        synapse.weight.mul_(gain).add_(shift)
-        if not bias:
-            synapse.bias.zero_()
-    return synapse
-
-
-def conv(c_in: int, c_out: int, seed: int, gain: float = 1.0, layer=torch.nn.Conv2d, bias=False):
-    torch.manual_seed(seed)
-    synapse = layer(c_in, c_out, 3, padding=1)
-    with torch.no_grad():
-        synapse.weight.mul_(gain).add_(0.05)
-        if not bias:
-            synapse.bias.zero_()
-    return synapse
-
-
-def static_input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).random((1, *shape)).astype(np.float32)
-
-
-def ours(path: Path, x: np.ndarray, **conventions) -> np.ndarray:
-    """Our float runner's output spikes (T, *out) for the static input x (1, *shape)."""
-    graph = read_nir(path, steps=T, **conventions)
-    images = x.reshape(1, *graph.input.shape).astype(np.float64)
-    spikes = run_float(graph, images, dtype=torch.float64).spikes[graph.populations[-1].name]
-    return np.moveaxis(spikes[0], -1, 0)
-
 
 # ----------------------------------------------------------------------------------- snnTorch
 
@@ -387,8 +347,6 @@ def test_spikingjelly_conv_with_average_pooling_on_lava(tmp_path, bias):
 
 
 def test_what_does_not_import_yet_is_refused_by_name(tmp_path):
-    with pytest.raises(NirImportError, match="sinabs neurons emit spike counts"):
-        read_nir(SHARED / "cnn_sinabs.nir", convention="sinabs")
     with pytest.raises(NirImportError, match="'lif1.lif': snnTorch's Synaptic neuron drops"):
         read_nir(SHARED / "braille_noDelay_bias_zero.nir", convention="snntorch", reset="zero")
     nobias = SHARED / "braille_noDelay_noBias_subtract.nir"

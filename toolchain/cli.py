@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dt", type=positive, help="time step in seconds (default: the exporter's)")
     p.add_argument("--reset", choices=["zero", "subtract"], help="how the neurons reset")
+    p.add_argument(
+        "--max-spikes",
+        type=count(1),
+        help="spikes a neuron emits per step at most (default: the exporter's; Sinabs and "
+        "Rockpool emit spike counts, 1 for Sinabs' SingleSpike)",
+    )
     p.add_argument("--steps", type=count(1), help="time steps per sample (T; default 10)")
     p.add_argument("--levels", type=count(1), help="input levels for the chip (default 255)")
     p.set_defaults(run=commands.import_nir)

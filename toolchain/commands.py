@@ -115,6 +115,7 @@ def import_nir(args: argparse.Namespace, say: Say) -> dict[str, object]:
             convention=args.source,
             dt=args.dt,
             reset=args.reset,
+            max_spikes=args.max_spikes,
             steps=args.steps,
             levels=args.levels,
         )

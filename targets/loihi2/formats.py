@@ -27,6 +27,9 @@ BIAS_EXP_MAX = 7  # 3-bit exponent: the bias added to v each step is bias_mant <
 STATE_LIMIT = 2**23 - 1  # u and v live in 24 signed bits; v saturates at +-STATE_LIMIT
 U_WRAP = 2**23  # the current wraps once into (-2^23, 2^23]
 INT32_LIMIT = 2**31  # Lava sums in int32
+INPUT_MESSAGE_BITS = 16  # the input's graded spikes (round(x * levels))
+COUNT_MESSAGE_BITS = 8  # graded spikes of a population that emits spike counts
+SPIKE_COUNT_MAX = 2**COUNT_MESSAGE_BITS - 1
 FLOAT32_EXACT = 2**24
 FLOAT64_EXACT = 2**53
 
@@ -65,6 +68,20 @@ def input_unit(levels: int, first: bool) -> int:
     """The integer payload of one float unit on a synapse: `levels` for the graded-spike input
     of the first synapse, 1 for binary spikes after a population."""
     return levels if first else 1
+
+
+def largest_payload(levels: int, first: bool, max_spikes: int) -> int:
+    """The largest integer one source element sends a synapse per step: `levels` from the
+    input, the source population's spike count bound after it (1 for plain spikes)."""
+    return levels if first else max_spikes
+
+
+def message_bits(first: bool, max_spikes: int) -> int:
+    """Lava's `num_message_bits` of a synapse: graded from the input or from a population that
+    emits spike counts, 0 (binary spikes) otherwise."""
+    if first:
+        return INPUT_MESSAGE_BITS
+    return COUNT_MESSAGE_BITS if max_spikes > 1 else 0
 
 
 def input_payload(images: np.ndarray, levels: int) -> np.ndarray:

@@ -129,6 +129,12 @@ def _check_graph(graph: Graph) -> None:
             )
         if node.bias is not None:
             _refuse(node.name, "has a bias, which netx export does not write yet")
+        if node.max_spikes > 1:
+            _refuse(
+                node.name,
+                f"emits spike counts (up to {node.max_spikes} per step); netx's CUBA neuron "
+                "emits one spike (deploy it on Lava, where it runs as LIFSpikeCount)",
+            )
     for node in graph.nodes:
         if not node.is_fixed:
             what = "weight_int" if isinstance(node, Dense | Conv2d) else "du, dv, vth and scale"

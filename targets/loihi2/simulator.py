@@ -24,6 +24,8 @@ Integers per population and step (int64 here; tz(x) = x / 4096 truncated toward 
   a population with a bias (else 0); `voltage_saturations` counts clips.
 - s = v > (vth << 6); v = 0 where s (u is not reset), or v = v - reset_sub where s for a
   population that resets by subtraction (`LIFSubtractReset`, a microcoded neuron on the chip).
+  A population with max_spikes m > 1 emits the count s = clip((v - 1) // (vth << 6), 0, m)
+  as a graded spike (`LIFSpikeCount`), and v -= s reset_sub, or v = 0 where s > 0.
   States are 0 when the sample reaches the population (with biases, which charge v before,
   every population is reset then, as Lava's LIFReset does).
 
@@ -140,6 +142,7 @@ class _Population:
     reset_sub: int | None  # subtracted from v on a spike; None: v = 0
     bias: np.ndarray | None  # added to v every step, shaped to broadcast over the population
     recurrent: _Synapse | None  # from the population's own spikes of the previous step
+    max_spikes: int = 1  # > 1: the population emits spike counts up to it
 
 
 @dataclass
@@ -148,14 +151,15 @@ class _State:
 
     u: np.ndarray  # integers held in float64: exact, as |u * 4096| < 2^43 < 2^53
     v: np.ndarray
-    spikes: np.ndarray  # bool, the last step's
+    spikes: np.ndarray  # the last step's: bool, or uint8 spike counts
     v_crossing: np.ndarray  # v before the reset, where `spikes` (kept only when recording)
     current_wraps: int = 0
     voltage_saturations: int = 0
 
     @classmethod
-    def zeros(cls, shape: tuple[int, ...]) -> _State:
-        return cls(np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=bool), np.zeros(shape))
+    def zeros(cls, shape: tuple[int, ...], counts: bool = False) -> _State:
+        spikes = np.zeros(shape, dtype=np.uint8 if counts else bool)
+        return cls(np.zeros(shape), np.zeros(shape), spikes, np.zeros(shape))
 
 
 @dataclass
@@ -266,9 +270,12 @@ def _prepare(graph: Graph) -> list[tuple[_Synapse, _Population]]:
     """Pair each synapse with its population, ready to run; refuses undeployable graphs."""
     layers = graph.deployable_layers(recurrent=True)
     shapes = [graph.shapes()[graph.nodes.index(population)] for _, population in layers]
+    sources = [1, *(population.max_spikes for _, population in layers)]
     return [
         (
-            _synapse(synapse, formats.input_unit(graph.input.levels, index == 0)),
+            _synapse(
+                synapse, formats.largest_payload(graph.input.levels, index == 0, sources[index])
+            ),
             _population(population, shape, graph.recurrent_synapse(population)),
         )
         for index, ((synapse, population), shape) in enumerate(zip(layers, shapes, strict=True))
@@ -300,8 +307,9 @@ def _population(
         voltage_factor=formats.voltage_kept(node.dv),
         threshold=formats.threshold_value(node.vth),
         reset_sub=node.reset_sub,
+        max_spikes=node.max_spikes,
         bias=_bias_of(node, shape),
-        recurrent=None if recurrent is None else _synapse(recurrent, 1),
+        recurrent=None if recurrent is None else _synapse(recurrent, node.max_spikes),
     )
 
 
@@ -326,7 +334,10 @@ def _run_batch(
     first receives the sample at step k + 2. Without `resets` it is silent before, so those
     steps are skipped; with them (biases charge it before, as on Lava) it runs from step 1 and
     is reset at Lava's LIFReset steps (`timing.reset_offset`)."""
-    states = [_State.zeros((len(payload), *population.shape)) for _, population in layers]
+    states = [
+        _State.zeros((len(payload), *population.shape), counts=population.max_spikes > 1)
+        for _, population in layers
+    ]
     input_drives = _input_drives(layers[0][0], payload, T)
     for step in range(1, T + len(layers) + 1):
         for k in reversed(range(len(layers))):
@@ -340,13 +351,13 @@ def _run_batch(
             if resets and step % T == reset_offset(k + 1, T):
                 states[k].u.fill(0)
                 states[k].v.fill(0)
-                states[k].spikes.fill(False)  # no recurrent input from the sample before
+                states[k].spikes.fill(0)  # no recurrent input from the sample before
             if population.recurrent is not None:
                 drive = _sum(drive, _spike_drive(population.recurrent, states[k].spikes))
             _update(population, states[k], drive, recorder.voltages is not None)
             recorder.store(population.name, rows, step - 1, states[k])
             if k + 2 <= step <= k + T + 1:  # the sample's window of population k + 1
-                recorder.spike_counts[population.name] += int(np.count_nonzero(states[k].spikes))
+                recorder.spike_counts[population.name] += _spikes_in(states[k].spikes)
         recorder.store_output(rows, step - 1, states[-1])
     for (_, population), state in zip(layers, states, strict=True):
         recorder.count(population.name, state)
@@ -358,6 +369,11 @@ def _input_drives(synapse: _Synapse, payload: np.ndarray, T: int) -> list[np.nda
     if payload.ndim == 4:
         return [synapse.drive(payload).astype(np.float64)] * T
     return [synapse.drive(payload[..., t]).astype(np.float64) for t in range(T)]
+
+
+def _spikes_in(spikes: np.ndarray) -> int:
+    """How many spikes an array of spikes or spike counts holds."""
+    return int(np.count_nonzero(spikes) if spikes.dtype == bool else spikes.sum())
 
 
 def _sum(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
@@ -383,7 +399,7 @@ def _update(
 ) -> None:
     """One Lava step of a population, in place, given its synaptic input a << 6 (None: zero)."""
     kernel = population_kernel()
-    if kernel is None:
+    if kernel is None or population.max_spikes > 1:
         _update_reference(population, state, drive, record_crossing)
         return
     empty = torch.empty(0)
@@ -422,6 +438,9 @@ def _update_reference(
     if population.bias is not None:
         v += population.bias
     state.voltage_saturations += _saturate_voltage(v)
+    if population.max_spikes > 1:
+        _emit_counts(population, state, record_crossing)
+        return
     np.greater(v, population.threshold, out=state.spikes)
     if record_crossing:
         np.copyto(state.v_crossing, v, where=state.spikes)
@@ -429,6 +448,22 @@ def _update_reference(
         np.copyto(v, 0, where=state.spikes)
     else:
         np.subtract(v, population.reset_sub, out=v, where=state.spikes)
+
+
+def _emit_counts(population: _Population, state: _State, record_crossing: bool) -> None:
+    """Spike counts: how many multiples of the threshold v exceeds, up to max_spikes; the
+    reset subtracts reset_sub per spike, or zeroes v. v and the threshold are integers below
+    2^24, so the float quotient's floor is the integer one."""
+    v = state.v
+    counts = np.clip(np.floor((v - 1) / population.threshold), 0, population.max_spikes)
+    state.spikes[...] = counts
+    fired = counts > 0
+    if record_crossing:
+        np.copyto(state.v_crossing, v, where=fired)
+    if population.reset_sub is None:
+        np.copyto(v, 0, where=fired)
+    else:
+        v -= counts * population.reset_sub
 
 
 def _decay(x: np.ndarray, factor: int) -> None:

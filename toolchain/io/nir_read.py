@@ -20,8 +20,9 @@ SumPool2d and AvgPool2d (kernel = stride, no padding), Flatten, LIF, CubaLIF and
 v_leak = v_reset = 0, reset to zero or by subtracting the threshold (at once, or one step late
 as snnTorch does), in a feed-forward chain. Everything else is
 refused with the node's name and type. A neuron that reads its own spikes through a Linear
-(snnTorch's recurrent layers) imports as a self-recurrent population. Spike counts (Sinabs,
-Rockpool), biases into a synaptic filter (CubaLIF) and other cycles are not supported yet.
+(snnTorch's recurrent layers) imports as a self-recurrent population. Sinabs' and Rockpool's
+neurons emit spike counts (`max_spikes`). Biases into a synaptic filter (CubaLIF) and other
+cycles are not supported yet.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from targets.loihi2.formats import INT32_LIMIT
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Input, Node, SumPool2d
 from toolchain.ir.graph import chain_edges
 
@@ -43,6 +45,7 @@ class NirImportError(ValueError):
 
 
 Factors = tuple[np.ndarray, np.ndarray]  # (decay per step, input gain), per neuron
+UNBOUNDED = INT32_LIMIT - 1  # Sinabs' MultiSpike: as many spikes as thresholds crossed
 
 
 def _membrane_euler(node: Any, dt: float) -> Factors:
@@ -73,6 +76,29 @@ def _synapse_norse(node: Any, dt: float) -> Factors:
     return 1.0 - dt * (dt / tau_syn), np.asarray(node.w_in, np.float64)
 
 
+def _membrane_sinabs(node: Any, dt: float) -> Factors:
+    """Sinabs: beta = exp(-dt/tau) with tau in steps, the input normalised by 1 - beta
+    (`norm_input`); its IAF (NIR's IF) adds the input unscaled."""
+    r = np.asarray(node.r, np.float64)
+    if type(node).__name__ == "IF":
+        return np.ones_like(r), r
+    beta = np.exp(-dt / np.asarray(node.tau, np.float64))
+    return beta, (1.0 - beta) * r
+
+
+def _membrane_rockpool(node: Any, dt: float) -> Factors:
+    """Rockpool: beta = exp(-dt/tau_mem), the synaptic current added unscaled (its `r` is
+    tau exp(-dt/tau) / dt, which its own neurons do not use)."""
+    tau = np.asarray(getattr(node, "tau", getattr(node, "tau_mem", None)), np.float64)
+    return np.exp(-dt / tau), np.ones_like(tau)
+
+
+def _synapse_rockpool(node: Any, dt: float) -> Factors:
+    """Rockpool decays the current after adding the input: i_t = alpha (i_{t-1} + x_t)."""
+    alpha = np.exp(-dt / np.asarray(node.tau_syn, np.float64))
+    return alpha, alpha * np.asarray(node.w_in, np.float64)
+
+
 @dataclass(frozen=True)
 class Convention:
     """How one exporter's files are read: the step its exporter assumed, its neurons' reset,
@@ -84,7 +110,7 @@ class Convention:
     membrane: Callable[[Any, float], Factors] = _membrane_euler
     synapse: Callable[[Any, float], Factors] = _synapse_euler
     late: bool = False  # the subtraction lands one step after the spike (snnTorch)
-    counts: bool = False  # several spikes per step, n thresholds subtracted (not supported)
+    max_spikes: int = 1  # > 1: spike counts, as many thresholds subtracted (Sinabs, Rockpool)
 
 
 CONVENTIONS = {
@@ -94,8 +120,10 @@ CONVENTIONS = {
         Convention("snntorch", 1e-4, "subtract", late=True),
         Convention("norse", 1e-3, "zero", _membrane_norse, _synapse_norse),
         Convention("spikingjelly", 1e-4, "zero"),
-        Convention("sinabs", 1.0, "subtract", counts=True),
-        Convention("rockpool", 1e-3, "subtract", counts=True),
+        Convention("sinabs", 1.0, "subtract", _membrane_sinabs, max_spikes=UNBOUNDED),
+        Convention(
+            "rockpool", 1e-3, "subtract", _membrane_rockpool, _synapse_rockpool, max_spikes=2**16
+        ),
     )
 }
 SUPPORTED = (
@@ -109,6 +137,7 @@ def read_nir(
     convention: str = "nir",
     dt: float | None = None,
     reset: str | None = None,
+    max_spikes: int | None = None,
     steps: int | None = None,
     levels: int | None = None,
 ) -> Graph:
@@ -128,14 +157,9 @@ def read_nir(
     reset = reset or recorded.get("reset") or rules.reset
     steps = steps or int(recorded.get("time_steps", 10))
     levels = levels or int(recorded.get("input_levels", 255))
-    if reset == "subtract" and rules.counts:
-        raise NirImportError(
-            f"{path}: {convention} neurons emit spike counts (several spikes per step, as many "
-            "thresholds subtracted), which are not supported yet; networks trained with reset "
-            "to zero can be imported with --reset zero"
-        )
+    max_spikes = max_spikes or rules.max_spikes
     try:
-        importer = _Importer(model, rules, step, convention, reset)
+        importer = _Importer(model, rules, step, convention, reset, max_spikes)
         return importer.graph(path.stem, steps, levels)
     except (NirImportError, GraphError) as error:
         raise NirImportError(f"{path}: {error}") from None
@@ -153,10 +177,16 @@ def _read(path: Path, nir: Any) -> Any:
 
 class _Importer:
     def __init__(
-        self, model: Any, rules: Convention, dt: float, convention: str, reset: str
+        self,
+        model: Any,
+        rules: Convention,
+        dt: float,
+        convention: str,
+        reset: str,
+        max_spikes: int,
     ) -> None:
         self.model, self.rules, self.dt, self.convention = model, rules, dt, convention
-        self.reset = reset
+        self.reset, self.max_spikes = reset, max_spikes
         self.order, self.loops = _chain(model)  # loops: population -> its recurrent synapse
         self.nodes: list[Node] = []
         self.bias: np.ndarray | None = None  # of the synapse just read, for its neurons
@@ -179,8 +209,10 @@ class _Importer:
 
     def _input(self, key: str, node: Any, levels: int) -> None:
         shape = [int(n) for n in np.asarray(next(iter(node.input_type.values())))]
-        while len(shape) > 3 and shape[0] == 1:
-            shape = shape[1:]  # a batch (or time) dimension some exporters keep
+        while len(shape) > 4 and shape[0] == 1:
+            shape = shape[1:]
+        if len(shape) in (2, 4):  # a batch or time dimension (Rockpool, Sinabs) before the shape
+            shape = shape[1:]
         if len(shape) == 1:
             shape = [shape[0], 1, 1]
         if len(shape) != 3:
@@ -273,7 +305,15 @@ class _Importer:
         if key in self.loops:  # its recurrent synapse, placed before it (a recurrent edge)
             self.nodes.append(self._recurrent(key, rows))
         self.nodes.append(
-            CubaLIF(key, tau_m, 1.0 / (1.0 - alpha), 1.0, reset_subtract=subtract, bias=bias)
+            CubaLIF(
+                key,
+                tau_m,
+                1.0 / (1.0 - alpha),
+                1.0,
+                reset_subtract=subtract,
+                bias=bias,
+                max_spikes=self.max_spikes,
+            )
         )
 
     def _recurrent(self, key: str, rows: np.ndarray) -> Dense:

@@ -92,6 +92,11 @@ def _metadata(graph: Graph) -> dict[str, Any]:
 
 
 def _reset(population: CubaLIF) -> str:
+    if population.max_spikes > 1:
+        raise NirExportError(
+            f"node {population.name!r}: emits spike counts (up to {population.max_spikes} per "
+            "step), which NIR has no way to state; export ONNX"
+        )
     if population.reset_subtract is None:
         return "zero"
     if population.reset_subtract != population.threshold:

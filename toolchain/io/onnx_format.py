@@ -13,7 +13,7 @@ shapes. Standard operators (opset 17, IR version 8, for tools and runtimes of th
 - `Conv2d` -> `Conv(x, <node>.weight)` with `kernel_shape`, `strides` [sh, sw], `pads`
   [ph, pw, ph, pw].
 - `Flatten` -> `Flatten(axis=1)`.
-Custom operators, domain `snn_deploy` version 4 (real values are FLOAT attributes, rounded to
+Custom operators, domain `snn_deploy` version 5 (real values are FLOAT attributes, rounded to
 float32 for tools, each with a `<key>_f64` attribute, a double scalar TENSOR holding the exact
 value that reading back uses; a file without `<key>_f64` is read from `<key>`):
 - `snn_deploy.Input(image) -> spikes`, INT `levels`: the direct encoding; `spikes = image` in a
@@ -31,7 +31,8 @@ value that reading back uses; a file without `<key>_f64` is read from `<key>`):
   `reset_subtract` (and, fixed, INT `reset_sub`); absent, a spike resets the voltage to 0. A
   population with a bias has the initialiser `<node>.bias` (per channel or neuron) and, fixed,
   `<node>.bias_mant` (int32) with INT `bias_exp` (version 3; an older reader would miss
-  these, hence the version).
+  these, hence the version). A population that emits spike counts (several spikes per step,
+  Sinabs and Rockpool) has INT `max_spikes` > 1 (version 5); its output is the count.
 The custom nodes have no schema that ONNX knows, so the model declares the type and shape of every
 intermediate tensor in `value_info` (checked against the standard nodes by strict inference).
 
@@ -56,8 +57,8 @@ Metadata (`metadata_props`): `time_steps`, `encoding`, `producer`, `version`, `g
 from __future__ import annotations
 
 DOMAIN = "snn_deploy"
-DOMAIN_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+DOMAIN_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 OPSET = 17
 IR_VERSION = 8
 IMAGE = "image"

@@ -126,6 +126,8 @@ class _Reader:
             fixed["reset_subtract"] = _float(proto, "reset_subtract")
         if "reset_sub" in keys:
             fixed["reset_sub"] = _int(proto, "reset_sub")
+        if "max_spikes" in keys:
+            fixed["max_spikes"] = _int(proto, "max_spikes")
         for key in ("bias", "bias_mant"):
             if f"{proto.name}.{key}" in self.inits:
                 fixed[key] = numpy_helper.to_array(self.inits[f"{proto.name}.{key}"])

@@ -116,6 +116,8 @@ def _write_lif(b: _Builder, node: CubaLIF, xs: list[str], shapes: Shapes) -> str
         attrs.update(_real("reset_subtract", node.reset_subtract))
     if node.reset_sub is not None:
         attrs["reset_sub"] = int(node.reset_sub)
+    if node.max_spikes > 1:
+        attrs["max_spikes"] = int(node.max_spikes)
     if node.bias is not None:
         b.init(f"{node.name}.bias", node.bias)
     if node.bias_mant is not None:

@@ -19,7 +19,7 @@ from toolchain.train.neuron import lif_forward, lif_step, predict_from_spikes, p
 
 @dataclass(frozen=True)
 class FloatResult:
-    spikes: dict[str, np.ndarray]  # per population: (N, *shape, T), 0/1
+    spikes: dict[str, np.ndarray]  # per population: (N, *shape, T), 0/1 or spike counts
     predictions: np.ndarray  # (N,)
 
 
@@ -67,6 +67,7 @@ def run_population(node: CubaLIF, x: torch.Tensor, recurrent: Dense | None = Non
             tau_s=node.tau_s,
             threshold=node.threshold,
             reset_subtract=node.reset_subtract,
+            max_spikes=node.max_spikes,
         )
         return PopulationRun(spikes, current, potential)
     weight = torch.tensor(recurrent.weight, dtype=x.dtype)
@@ -81,6 +82,7 @@ def run_population(node: CubaLIF, x: torch.Tensor, recurrent: Dense | None = Non
             tau_m=node.tau_m,
             threshold=node.threshold,
             reset_subtract=node.reset_subtract,
+            max_spikes=node.max_spikes,
         )
         steps.append((spikes, filtered, potential))
     return PopulationRun(*(torch.stack(series, -1) for series in zip(*steps, strict=True)))
@@ -104,12 +106,17 @@ def run_float(
         for node in graph.feed_forward_nodes[1:]:
             if isinstance(node, CubaLIF):
                 x = run_population(node, x, graph.recurrent_synapse(node)).spikes
-                chunks[node.name].append(x.to(torch.uint8).numpy())
+                chunks[node.name].append(x.to(spike_dtype(node)).numpy())
             else:
                 x = apply_node(node, x)
         predictions.append(predict_from_spikes(x, graph.populations[-1].tau_s))
     spikes = {name: np.concatenate(parts) for name, parts in chunks.items()}
     return FloatResult(spikes, np.concatenate(predictions))
+
+
+def spike_dtype(node: CubaLIF) -> torch.dtype:
+    """The smallest dtype that holds the population's spikes or spike counts."""
+    return torch.uint8 if node.max_spikes <= 255 else torch.int32
 
 
 def graph_input(graph: Graph, images: np.ndarray, dtype: torch.dtype) -> torch.Tensor:

@@ -11,7 +11,9 @@ Semantics (float), for T steps:
   which is TSSL-BP's layer (the PSP a = filtered spikes; W a = filter of W s by linearity).
   With `reset_subtract` set, a spike subtracts it instead: u^r_t = u_t - reset_subtract s_t.
   A `bias` (per neuron of a dense population, per channel of a convolutional one) is added to
-  u every step: u_t = (1 - 1/tau_m) u^r_{t-1} + i_t + bias.
+  u every step: u_t = (1 - 1/tau_m) u^r_{t-1} + i_t + bias. With `max_spikes` m > 1 a neuron
+  emits a spike count, s_t = min(m, #{k >= 1 : u_t > k threshold}) (Sinabs, Rockpool): the
+  reset subtracts reset_subtract s_t, or zeroes u where s_t > 0; the next synapse weighs it.
 A fixed-point node also carries Loihi 2's integers (`targets/loihi2/formats.py` owns their
 ranges and meaning): `weight_int` (and, for Dense, `weight_exp`) on synapses; `du`, `dv`, `vth`
 and `scale` (integer voltage per float unit) on populations, `reset_sub` (the integer
@@ -33,6 +35,8 @@ from targets.loihi2.formats import (
     BIAS_MANT_MIN,
     DU_MAX,
     DV_MAX,
+    INT32_LIMIT,
+    SPIKE_COUNT_MAX,
     STATE_LIMIT,
     VTH_MAX,
     WEIGHT_EXP_MAX,
@@ -275,10 +279,13 @@ class CubaLIF(Node):
     bias: np.ndarray | None = None  # (C,) or (n,): per channel or per neuron
     bias_mant: np.ndarray | None = None
     bias_exp: int = 0
+    max_spikes: int = 1  # spikes per step: 1, or a bound on the spike count
 
     def __post_init__(self) -> None:
         self._check_reset()
         self._check_bias()
+        bound = SPIKE_COUNT_MAX if self.vth is not None else INT32_LIMIT - 1
+        _check_int(self.name, "max_spikes", self.max_spikes, 1, bound)
         if not self.tau_m >= 1:  # infinite: no leak (an integrate-and-fire neuron)
             _fail(self.name, f"tau_m={self.tau_m} must be >= 1 (steps), or inf")
         if not (math.isfinite(self.tau_s) and self.tau_s >= 1):

@@ -3,7 +3,8 @@
 Per layer, spikes are compared time-aligned: population i (0-based) of the fixed-point graph
 emits the float model's step j at Lava step i + 2 + j (one step of delay per synapse hop).
 Agreement is 2 x matching / (float spikes + fixed spikes): 1 when the spike trains are equal,
-0 when no spike matches (and 1 when neither side spikes).
+0 when no spike matches (and 1 when neither side spikes). Where populations emit spike counts,
+a neuron's step matches min(float count, fixed count) spikes.
 
 `Comparison.add` takes two runs of the same samples (each: predictions and per-layer spikes on
 the float time axis); `compare` produces them from the float side (a trained network, or a float
@@ -209,14 +210,14 @@ def add_runs(
             }
         )
     for index, layer in enumerate(result.layers):
-        f = float_run.spikes[index].astype(bool)
-        q = fixed_run.spikes[index].astype(bool)
+        f = float_run.spikes[index].astype(np.int64)  # 0/1, or spike counts
+        q = fixed_run.spikes[index].astype(np.int64)
         layer.float_spikes += int(f.sum())
         layer.fixed_spikes += int(q.sum())
-        layer.matching_spikes += int((f & q).sum())
+        layer.matching_spikes += int(np.minimum(f, q).sum())
         if fixed_run.current_wraps is not None:
             layer.current_wraps += fixed_run.current_wraps[index]
             layer.voltage_saturations += fixed_run.voltage_saturations[index]
         if offset == 0:
-            raster.float_spikes.append(f[0].reshape(-1, result.steps))
-            raster.fixed_spikes.append(q[0].reshape(-1, result.steps))
+            raster.float_spikes.append(f[0].reshape(-1, result.steps) > 0)
+            raster.fixed_spikes.append(q[0].reshape(-1, result.steps) > 0)

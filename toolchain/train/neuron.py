@@ -8,6 +8,10 @@ Per neuron, from u^r = 0 and a = 0 (TSSL-BP's layer, ../shared/reference/tsslbp.
                                              u^r_t = u_t - r s_t, reset by subtraction)
     a_t = a_{t-1} + (s_t - a_{t-1}) / tau_s    (the layer's output, its PSP)
 The prediction is the class whose PSP summed over time is largest (the first of equals).
+
+Imported networks (Sinabs, Rockpool) may emit spike counts: with `max_spikes` m > 1,
+s_t = min(m, #{k >= 1 : u_t > k V_th}), a reset by subtraction takes r s_t, and a reset to 0
+happens where s_t > 0.
 """
 
 from __future__ import annotations
@@ -47,6 +51,11 @@ def heaviside(u: torch.Tensor, threshold: float) -> torch.Tensor:
     return (u > threshold).to(u.dtype)
 
 
+def spike_count(u: torch.Tensor, threshold: float, max_spikes: int) -> torch.Tensor:
+    """How many thresholds u exceeds (strictly), at most `max_spikes`, in u's dtype."""
+    return (torch.ceil(u / threshold) - 1).clamp(0, max_spikes)
+
+
 def lif_step(
     current: torch.Tensor,
     u_reset: torch.Tensor,
@@ -55,12 +64,16 @@ def lif_step(
     threshold: float,
     spike: SpikeFn = heaviside,
     reset_subtract: float | None = None,
+    max_spikes: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One step of the membrane: (u before reset, spikes, u after reset)."""
+    """One step of the membrane: (u before reset, spikes, u after reset). With max_spikes > 1
+    the spikes are counts (not differentiable)."""
     u = torch.add(current, u_reset, alpha=1.0 - 1.0 / tau_m)
-    s = spike(u, threshold)
+    s = spike(u, threshold) if max_spikes == 1 else spike_count(u, threshold, max_spikes)
     if reset_subtract is not None:
         return u, s, u - reset_subtract * s
+    if max_spikes > 1:
+        return u, s, torch.where(s > 0, 0.0, u)
     return u, s, u * (1.0 - s)
 
 
@@ -77,6 +90,7 @@ def lif_sequence(
     threshold: float,
     spike: SpikeFn = heaviside,
     reset_subtract: float | None = None,
+    max_spikes: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The neuron over all steps of a time-first current: time-first (psp, spikes, u before
     reset). Differentiable wherever `spike` is (BPTT); TSSL-BP runs it without a graph."""
@@ -91,6 +105,7 @@ def lif_sequence(
             threshold=threshold,
             spike=spike,
             reset_subtract=reset_subtract,
+            max_spikes=max_spikes,
         )
         a = psp_step(a, s, tau_s)
         psps.append(a)
@@ -106,6 +121,7 @@ def lif_forward(
     tau_s: float,
     threshold: float,
     reset_subtract: float | None = None,
+    max_spikes: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`lif_sequence` on a time-last current: (psp, spikes, u before reset), each (..., T)."""
     out = lif_sequence(
@@ -114,6 +130,7 @@ def lif_forward(
         tau_s=tau_s,
         threshold=threshold,
         reset_subtract=reset_subtract,
+        max_spikes=max_spikes,
     )
     return tuple(time_last(x) for x in out)  # type: ignore[return-value]
 

@@ -16,7 +16,9 @@ The network is the one the reference simulator (`targets.loihi2.simulator`) mode
   population, broadcast over its (W, H, C)); with a bias, per-sample runs also reset each
   population at its window (the bias charges v before the sample arrives). A population that
   resets by subtraction is a `LIFSubtractReset` (`processes/subtract_reset.py`), the same model
-  with `v -= reset_sub` on a spike. For streaming many samples through one compiled network,
+  with `v -= reset_sub` on a spike; one that emits spike counts is a `LIFSpikeCount`
+  (`processes/spike_count.py`), whose counts travel as graded spikes (`num_message_bits` 8 on
+  the synapses it feeds). For streaming many samples through one compiled network,
   `LIFReset(reset_interval=T, reset_offset=(k + 1) % T)` zeroes u and v of population k (1-based)
   before its update at the steps t with t % T == (k + 1) % T: population k processes sample w at
   steps w*T + k + 1 .. w*T + k + T (one step of delay per synapse), so each sample starts from
@@ -39,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from targets.loihi2.formats import conv_sum_problem, input_unit
+from targets.loihi2.formats import conv_sum_problem, largest_payload, message_bits
 from targets.loihi2.timing import reset_offset, resets_every_population
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError
 
@@ -112,10 +114,11 @@ def deployable_layers(graph: Graph) -> list[Layer]:
     """The (synapse, population) pairs of a lowered fixed-point graph; GraphError otherwise."""
     shapes = graph.shapes()
     layers = []
+    source_spikes = 1  # the largest spike count of the synapse's source population
     for index, (synapse, population) in enumerate(graph.deployable_layers(recurrent=True)):
         if isinstance(synapse, Conv2d):
             problem = conv_sum_problem(
-                synapse.weight_int, input_unit(graph.input.levels, index == 0)
+                synapse.weight_int, largest_payload(graph.input.levels, index == 0, source_spikes)
             )
             if problem:
                 raise GraphError(f"node {synapse.name!r}: {problem}")
@@ -127,6 +130,7 @@ def deployable_layers(graph: Graph) -> list[Layer]:
                 f"node {recurrent.name!r}: a recurrent synapse on Lava needs a dense population"
             )
         layers.append(Layer(synapse, population, shape, in_shape, recurrent))
+        source_spikes = population.max_spikes
     return layers
 
 
@@ -211,7 +215,8 @@ def build_network(
     port = source.s_out
     lifs: dict[str, Any] = {}
     for k, layer in enumerate(layers, start=1):
-        connection = _synapse(layer, graph, port.shape, first=k == 1)
+        bits = message_bits(k == 1, layers[k - 2].population.max_spikes if k > 1 else 1)
+        connection = _synapse(layer, port.shape, k == 1, bits)
         port.connect(connection.s_in)
         params = dict(
             shape=layer.lava_shape,
@@ -222,7 +227,16 @@ def build_network(
             name=layer.population.name,
         )
         resets = _resets(k, reset_interval)
-        if layer.population.reset_sub is not None:
+        if layer.population.max_spikes > 1:
+            from targets.loihi2.lava.processes.spike_count import LIFSpikeCount
+
+            lif = LIFSpikeCount(
+                **params,
+                reset_sub=int(layer.population.reset_sub or 0),
+                max_spikes=int(layer.population.max_spikes),
+                **resets,
+            )
+        elif layer.population.reset_sub is not None:
             from targets.loihi2.lava.processes.subtract_reset import LIFSubtractReset
 
             lif = LIFSubtractReset(**params, reset_sub=int(layer.population.reset_sub), **resets)
@@ -232,7 +246,8 @@ def build_network(
             lif = LIFReset(**params, **resets)
         connection.a_out.connect(lif.a_in)
         if layer.recurrent is not None:
-            _close_loop(lif, layer.recurrent, resets)
+            own_bits = message_bits(False, layer.population.max_spikes)
+            _close_loop(lif, layer.recurrent, resets, own_bits)
         lifs[layer.population.name] = lif
         port = lif.s_out
         nxt = layers[k].synapse if k < len(layers) else None
@@ -262,7 +277,7 @@ def _resets(population: int, reset_interval: int | None) -> dict[str, int]:
     }
 
 
-def _close_loop(lif: Any, recurrent: Dense, resets: dict[str, int]) -> None:
+def _close_loop(lif: Any, recurrent: Dense, resets: dict[str, int], bits: int) -> None:
     """lif.s_out -> RecurrentDense -> lif.a_in, silent at the population's reset steps."""
     from lava.utils.weightutils import SignMode
 
@@ -270,7 +285,7 @@ def _close_loop(lif: Any, recurrent: Dense, resets: dict[str, int]) -> None:
 
     loop = RecurrentDense(
         weights=np.ascontiguousarray(recurrent.weight_int.astype(np.int32)),
-        num_message_bits=0,
+        num_message_bits=bits,
         num_weight_bits=9,
         sign_mode=SignMode.MIXED,
         weight_exp=int(recurrent.weight_exp),
@@ -291,13 +306,13 @@ def _bias(layer: Layer) -> dict[str, Any]:
     return {"bias_mant": np.ascontiguousarray(mant, np.int32), "bias_exp": population.bias_exp}
 
 
-def _synapse(layer: Layer, graph: Graph, in_shape: tuple[int, ...], first: bool) -> Any:
+def _synapse(layer: Layer, in_shape: tuple[int, ...], first: bool, bits: int) -> Any:
+    """The Lava Dense or Conv of a layer's synapse; `bits`: its `num_message_bits`."""
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense as LavaDense
     from lava.utils.weightutils import SignMode
 
     node = layer.synapse
-    message_bits = 16 if first else 0
     if isinstance(node, Dense):
         weight = node.weight_int.astype(np.int32)
         if not first and len(layer.in_shape) == 3:
@@ -307,7 +322,7 @@ def _synapse(layer: Layer, graph: Graph, in_shape: tuple[int, ...], first: bool)
             weight = weight[:, np.arange(c * h * w).reshape(c, h, w).transpose(2, 1, 0).ravel()]
         return LavaDense(
             weights=np.ascontiguousarray(weight),
-            num_message_bits=message_bits,
+            num_message_bits=bits,
             num_weight_bits=9,
             sign_mode=SignMode.MIXED,
             weight_exp=int(node.weight_exp),
@@ -318,6 +333,6 @@ def _synapse(layer: Layer, graph: Graph, in_shape: tuple[int, ...], first: bool)
         input_shape=tuple(in_shape),
         stride=node.stride[::-1],  # Lava's (x, y) = (w, h)
         padding=node.padding[::-1],
-        num_message_bits=message_bits,
+        num_message_bits=bits,
         name=node.name,
     )

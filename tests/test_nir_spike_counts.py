@@ -1,0 +1,250 @@
+"""Sinabs and Rockpool neurons emit spike counts (several spikes per step, as many thresholds
+subtracted). Networks built in those libraries and exported by their own exporters import
+with `max_spikes`, give the library's own counts in our float runner, and quantise and run on
+Lava (`LIFSpikeCount`, graded spikes) spike count for spike count equal to the reference
+simulator."""
+
+from pathlib import Path
+
+import nir
+import numpy as np
+import pytest
+import torch
+from nir_networks import SHARED, T, conv, dense, ours, static_input
+
+from quantize.scales import quantize_graph
+from targets.loihi2.simulator import simulate
+from targets.loihi2.timing import population_window
+from toolchain.cli import main
+from toolchain.io import load_onnx, save_onnx
+from toolchain.io.nir_read import UNBOUNDED, read_nir
+from toolchain.io.nir_write import NirExportError, save_nir
+from toolchain.ir import CubaLIF, Dense, Graph, Input
+from toolchain.ir.float_runner import run_float
+from toolchain.ir.lowering import lower
+
+
+def on_lava(fixed: Graph, images: np.ndarray) -> np.ndarray:
+    import targets.loihi2.lava  # noqa: F401
+    from targets.loihi2.lava.runner import run_on_lava
+
+    return run_on_lava(fixed, images).output_spikes
+
+
+# ------------------------------------------------------------------------------------- Sinabs
+
+
+def sinabs_run_and_export(net: torch.nn.Module, x: np.ndarray, path: Path) -> np.ndarray:
+    """Sinabs' output (T, *out) for the static input x (1, *shape), and its NIR file. Its
+    Squeeze layers take (batch * time, ...). Sinabs 3.1.3 writes 0-d parameters and neurons
+    without shapes, which `nir.write` refuses: they are given as 1-element arrays and the shape
+    of the node before (the values unchanged)."""
+    import sinabs
+
+    steps = torch.from_numpy(np.repeat(x, T, axis=0))
+    with torch.no_grad():
+        theirs = net(steps).numpy()
+    sinabs.reset_states(net)
+    graph = sinabs.to_nir(net, steps[:1])
+    _writable(graph)
+    nir.write(path, graph)
+    return theirs
+
+
+def _writable(graph: nir.NIRGraph) -> None:
+    for node in graph.nodes.values():
+        for key, value in vars(node).items():
+            if isinstance(value, torch.Tensor):
+                value = value.detach().numpy()
+            if isinstance(value, np.ndarray):
+                setattr(node, key, value.reshape(-1) if value.ndim == 0 else value)
+    source = {target: origin for origin, target in graph.edges}
+    for key in _chain_order(graph):
+        node = graph.nodes[key]
+        if key in source and any(np.size(v) == 0 for v in node.input_type.values()):
+            shape = next(iter(graph.nodes[source[key]].output_type.values()))
+            node.input_type = {"input": np.array(shape)}
+            node.output_type = {"output": np.array(shape)}
+    graph.infer_types()
+
+
+def _chain_order(graph: nir.NIRGraph) -> list[str]:
+    following = dict(graph.edges)
+    order = ["input"]
+    while order[-1] in following:
+        order.append(following[order[-1]])
+    return order
+
+
+def test_sinabs_dense_lif_and_iaf_counts(tmp_path):
+    import sinabs.layers as sl
+
+    net = torch.nn.Sequential(
+        dense(6, 8, seed=1, gain=4.0, shift=1.5),
+        sl.LIFSqueeze(tau_mem=4.0, batch_size=1),
+        dense(8, 4, seed=2, gain=1.0, shift=0.3),
+        sl.IAFSqueeze(batch_size=1),
+    )
+    x = static_input((6,))
+    theirs = sinabs_run_and_export(net, x, tmp_path / "net.nir")
+    assert theirs.max() >= 2, "the network must emit counts for the test to mean anything"
+    mine = ours(tmp_path / "net.nir", x, convention="sinabs")
+    np.testing.assert_array_equal(mine, theirs)
+    graph = read_nir(tmp_path / "net.nir", convention="sinabs")
+    assert [p.max_spikes for p in graph.populations] == [UNBOUNDED] * 2
+
+
+def test_sinabs_single_spike_with_max_spikes_one(tmp_path):
+    import sinabs.layers as sl
+    from sinabs.activation import SingleSpike
+
+    net = torch.nn.Sequential(
+        dense(6, 8, seed=1, gain=4.0, shift=1.5),
+        sl.LIFSqueeze(tau_mem=4.0, batch_size=1, spike_fn=SingleSpike),
+        dense(8, 4, seed=2, gain=1.0, shift=0.3),
+        sl.IAFSqueeze(batch_size=1, spike_fn=SingleSpike),
+    )
+    x = static_input((6,))
+    theirs = sinabs_run_and_export(net, x, tmp_path / "net.nir")
+    assert theirs.max() == 1 and theirs.any()
+    mine = ours(tmp_path / "net.nir", x, convention="sinabs", max_spikes=1)
+    np.testing.assert_array_equal(mine, theirs)
+    assert ours(tmp_path / "net.nir", x, convention="sinabs").max() > 1
+
+
+def test_sinabs_cnn_with_sum_pooling_runs_on_lava(tmp_path):
+    """Sinabs exports SumPool2d (its nn.AvgPool2d has no NIR form there)."""
+    import sinabs.layers as sl
+
+    net = torch.nn.Sequential(
+        conv(2, 4, seed=7, gain=2.0),
+        sl.IAFSqueeze(batch_size=1),
+        sl.SumPool2d(2),
+        torch.nn.Flatten(),
+        dense(4 * 4 * 4, 5, seed=8, gain=0.5, shift=0.05),
+        sl.IAFSqueeze(batch_size=1),
+    )
+    x = static_input((2, 8, 8), seed=3)
+    theirs = sinabs_run_and_export(net, x, tmp_path / "cnn.nir")
+    assert theirs.max() >= 2
+    np.testing.assert_array_equal(ours(tmp_path / "cnn.nir", x, convention="sinabs"), theirs)
+
+    graph = lower(read_nir(tmp_path / "cnn.nir", convention="sinabs", steps=T))
+    images = np.random.default_rng(4).random((4, 2, 8, 8)).astype(np.float32)
+    fixed, report = quantize_graph(graph, images)
+    assert [layer.max_spikes for layer in report.layers] == [255, 255]
+    reference = simulate(fixed, images)
+    assert reference.output_spikes.max() >= 2
+    np.testing.assert_array_equal(on_lava(fixed, images), reference.output_window_spikes)
+
+
+def test_the_paper_cnn_with_sinabs_conventions_on_lava(capsys):
+    """cnn_sinabs.nir read as Sinabs runs it (IAF neurons emitting spike counts, subtractive
+    reset), quantised on random inputs: Lava equals the reference simulator on every output
+    count. Float against fixed point, the first layer's counts agree on most neurons."""
+    graph = lower(read_nir(SHARED / "cnn_sinabs.nir", convention="sinabs", steps=8))
+    x = np.random.default_rng(0).random((8, *graph.input.shape)).astype(np.float32)
+    fixed, _ = quantize_graph(graph, x)
+    reference = simulate(fixed, x, record=True)
+    first = graph.populations[0].name
+    assert reference.spikes[first].max() >= 2
+    np.testing.assert_array_equal(on_lava(fixed, x[:2]), reference.output_window_spikes[:2])
+    floating = run_float(graph, x).spikes[first].astype(np.int64)
+    fixed_first = reference.spikes[first][..., population_window(fixed, 0)].astype(np.int64)
+    assert (floating == fixed_first).mean() > 0.9
+
+
+# ----------------------------------------------------------------------------------- Rockpool
+
+
+def rockpool_linear(n_in: int, n_out: int, seed: int, gain: float, shift: float):
+    from rockpool.nn.modules import LinearTorch
+
+    torch.manual_seed(seed)
+    weight = (torch.rand(n_in, n_out) - 0.5) * gain + shift
+    return LinearTorch((n_in, n_out), weight=weight)
+
+
+def rockpool_net():
+    from rockpool.nn.combinators import Sequential
+    from rockpool.nn.modules import LIFTorch
+
+    return Sequential(
+        rockpool_linear(6, 8, seed=1, gain=1.0, shift=0.3),
+        LIFTorch(8, tau_mem=0.02, tau_syn=0.005),
+        rockpool_linear(8, 4, seed=2, gain=0.5, shift=0.15),
+        LIFTorch(4, tau_mem=0.01, tau_syn=0.004),
+    )
+
+
+def test_rockpool_cuba_lif_counts_run_on_lava(tmp_path):
+    from rockpool.nn.modules import to_nir
+
+    net = rockpool_net()
+    x = static_input((6,))
+    with torch.no_grad():
+        out, _, _ = net(torch.from_numpy(np.repeat(x[:, None], T, axis=1)))
+    theirs = out[0].numpy()
+    assert theirs.max() >= 2
+    nir.write(tmp_path / "net.nir", to_nir(net))
+    np.testing.assert_array_equal(ours(tmp_path / "net.nir", x, convention="rockpool"), theirs)
+
+    graph = lower(read_nir(tmp_path / "net.nir", convention="rockpool", steps=T))
+    assert [p.max_spikes for p in graph.populations] == [2**16] * 2
+    images = np.random.default_rng(6).random((6, 6, 1, 1)).astype(np.float32)
+    fixed, _ = quantize_graph(graph, images)
+    reference = simulate(fixed, images)
+    assert reference.output_spikes.max() >= 2
+    np.testing.assert_array_equal(on_lava(fixed, images), reference.output_window_spikes)
+
+
+# ------------------------------------------------------------- the chip's side, files and CLI
+
+
+def recurrent_counting_graph() -> Graph:
+    """A dense population that emits counts, reads its own counts back and resets to zero,
+    then one that subtracts: the Lava paths of `LIFSpikeCount` the libraries do not reach."""
+    rng = np.random.default_rng(9)
+    nodes = (
+        Input("in", (5, 1, 1)),
+        Dense("fc1", rng.normal(1.5, 1.0, (7, 5))),
+        Dense("rec", rng.normal(0.0, 0.4, (7, 7))),
+        CubaLIF("lif1", 4.0, 2.0, 0.3, max_spikes=3),
+        Dense("fc2", rng.normal(0.4, 0.5, (3, 7))),
+        CubaLIF("lif2", 8.0, 1.5, 0.5, reset_subtract=0.5, max_spikes=2),
+    )
+    edges = (("in", "fc1"), ("fc1", "lif1"), ("rec", "lif1"), ("lif1", "rec"))
+    edges += (("lif1", "fc2"), ("fc2", "lif2"))
+    return Graph(nodes, T=10, edges=edges)
+
+
+def test_counts_with_a_recurrence_and_reset_to_zero_on_lava():
+    graph = recurrent_counting_graph()
+    images = np.random.default_rng(10).random((5, 5, 1, 1)).astype(np.float32)
+    fixed, _ = quantize_graph(graph, images)
+    reference = simulate(fixed, images, record=True)
+    assert reference.spikes["lif1"].max() == 3, "the bound must be reached"
+    assert reference.output_spikes.max() == 2
+    np.testing.assert_array_equal(on_lava(fixed, images), reference.output_window_spikes)
+
+
+def test_counts_survive_onnx_and_are_refused_by_nir_and_netx(tmp_path):
+    from targets.loihi2.netx import NetxExportError, save_netx
+
+    graph = recurrent_counting_graph()
+    save_onnx(graph, tmp_path / "g.onnx")
+    assert [p.max_spikes for p in load_onnx(tmp_path / "g.onnx").populations] == [3, 2]
+    with pytest.raises(NirExportError, match="'lif1': emits spike counts"):
+        save_nir(graph, tmp_path / "g.nir")
+    fixed, _ = quantize_graph(graph, np.ones((2, 5, 1, 1), np.float32))
+    with pytest.raises(NetxExportError, match="emits spike counts"):
+        save_netx(fixed, tmp_path / "g.net")
+
+
+def test_import_max_spikes_option(tmp_path, capsys):
+    out = tmp_path / "cnn.onnx"
+    args = ["import", str(SHARED / "cnn_sinabs.nir"), "--from", "sinabs", "--out", str(out)]
+    assert main([*args, "--max-spikes", "4", "--quiet"]) == 0
+    assert {p.max_spikes for p in load_onnx(out).populations} == {4}
+    assert main([*args, "--max-spikes", "0", "--quiet"]) == 2
+    assert "--max-spikes" in capsys.readouterr().err
