@@ -41,6 +41,7 @@ from targets.loihi2.formats import (
     max_scale_for_threshold,
     quantize_weights,
     reset_amount,
+    synaptic_bias_integers,
     threshold_mantissa,
     voltage_decay,
     weight_factor,
@@ -76,7 +77,7 @@ class LayerReport:
     calibration_max_voltage: int  # largest |v| expected, in integer units
     current_wraps: int = 0  # filled by the bit-accurate simulator on the calibration set
     voltage_saturations: int = 0
-    biases_clipped: int = 0  # beyond bias_mant's 13 bits even at exponent 7
+    biases_clipped: int = 0  # beyond bias_mant's 13 bits at exponent 7, or a's bias range
     max_spikes: int = 1  # a spike count's bound per step on the chip (1: plain spikes)
 
 
@@ -166,6 +167,12 @@ def apply_scales(graph: Graph, scales: list[LayerScale]) -> tuple[Graph, list[La
         bias_mant, bias_exp, biases_clipped = None, 0, 0
         if population.bias is not None:
             bias_mant, bias_exp, biases_clipped = bias_integers(population.bias, choice.scale)
+        synaptic_bias_int = None
+        if population.synaptic_bias is not None:
+            synaptic_bias_int, clipped_there = synaptic_bias_integers(
+                population.synaptic_bias, choice.scale, population.tau_s
+            )
+            biases_clipped += clipped_there
         fixed = dataclasses.replace(
             population,
             du=current_decay(population.tau_s),
@@ -180,6 +187,7 @@ def apply_scales(graph: Graph, scales: list[LayerScale]) -> tuple[Graph, list[La
             bias_mant=bias_mant,
             bias_exp=bias_exp,
             max_spikes=min(population.max_spikes, SPIKE_COUNT_MAX),
+            synaptic_bias_int=synaptic_bias_int,
         )
         nodes[nodes.index(population)] = fixed
         reports.append(

@@ -58,7 +58,8 @@ MUTANTS = (
         "targets/loihi2/simulator.py",
         "np.trunc(x, out=x)",
         "np.floor(x, out=x)",
-        ("tests/test_reference_sim.py",),
+        # the compiled update runs by default; its test holds it to these numpy passes
+        ("tests/test_reference_sim.py", "tests/test_population_kernel.py"),
     ),
     Mutant(
         "fine-tuning sees the voltage after the reset where a neuron spiked",
@@ -87,6 +88,27 @@ MUTANTS = (
         "param.clamp_(-t.weight_clamp, t.weight_clamp)",
         "param.clamp(-t.weight_clamp, t.weight_clamp)",
         ("tests/test_train.py",),
+    ),
+    Mutant(
+        "the simulator subtracts one reset per step, whatever the spike count",
+        "targets/loihi2/simulator.py",
+        "v -= counts * population.reset_sub",
+        "v -= (counts > 0) * population.reset_sub",
+        ("tests/test_nir_spike_counts.py",),
+    ),
+    Mutant(
+        "the float neuron forgets its refractory step",
+        "toolchain/train/neuron.py",
+        "        held = refractory_mask(s, firing)\n",
+        "        held = None\n",
+        ("tests/test_neuron_variants.py",),
+    ),
+    Mutant(
+        "a synaptic bias bypasses the synaptic filter",
+        "toolchain/ir/float_runner.py",
+        "psp_filter(x + _per_channel(node.synaptic_bias, x), node.tau_s)",
+        "psp_filter(x, node.tau_s) + _per_channel(node.synaptic_bias, x)",
+        ("tests/test_neuron_variants.py",),
     ),
 )
 

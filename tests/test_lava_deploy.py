@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +100,7 @@ def with_extreme_weights(graph: Graph) -> Graph:
             ],
             5,
         ),
-        (  # reset by subtraction (LIFSubtractReset), beside a population that resets to 0
+        (  # reset by subtraction (LIFVariant), beside a population that resets to 0
             13,
             [
                 Layer(6, -6, du=300, dv=100, vth=2000, reset_sub=256000),
@@ -165,6 +166,28 @@ def test_conv_network_streams_bit_exact():
     assert result.probes["lif1"]["v"].shape == (4 * 6 + 3, 2, 3, 2)
     ref = simulate(graph, images, record=True)
     assert ref.spikes["lif0"].any() and ref.spikes["lif1"].any() and result.output_spikes.any()
+    assert_matches_reference(graph, images, result)
+
+
+def test_conv_variants_stream_bit_exact():
+    """LIFVariant on a conv network: spike counts sent as graded spikes into a Conv, a bias into
+    the synaptic current per channel and a refractory step, then counts with a subtractive
+    reset into a Dense. Streamed: every spike count, u and v equal the reference."""
+    rng = np.random.default_rng(6)
+    nodes = list(conv_graph(rng, T=6).nodes)
+    nodes[2] = replace(
+        nodes[2],
+        synaptic_bias=np.array([0.5, -0.2, 0.1]),
+        synaptic_bias_int=np.array([300, -100, 50], np.int32),
+        refractory=1,
+        max_spikes=3,
+    )
+    nodes[4] = replace(nodes[4], reset_subtract=1.0, reset_sub=100, max_spikes=2)
+    graph = Graph(tuple(nodes), T=6)
+    images = rng.uniform(0, 1, (4, 2, 7, 5))
+    ref = simulate(graph, images, record=True)
+    assert ref.spikes["lif0"].max() == 3 and ref.spikes["lif1"].max() == 2
+    result = run_on_lava(graph, images, probe=["lif0", "lif1", "lif2"])
     assert_matches_reference(graph, images, result)
 
 

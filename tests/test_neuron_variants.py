@@ -1,4 +1,5 @@
-"""Populations that reset by subtraction or have a bias: the node's rules, the float runner
+"""Populations that reset by subtraction, have a bias (into v or into the synaptic current),
+emit spike counts or hold v at 0 the step after a spike: the node's rules, the float runner
 against an independent recurrence, the quantiser's integers, and netx's refusal. (Lava against
 the reference simulator: test_reference_vs_lava.py and test_lava_deploy.py; the libraries' own
 spikes: test_nir_import.py.)"""
@@ -15,12 +16,12 @@ from toolchain.ir.float_runner import run_float
 BIAS = np.array([0.3, -0.2, 0.0, 0.05, 0.25])
 
 
-def one_layer(reset_subtract: float | None, bias: np.ndarray | None = None) -> Graph:
+def one_layer(reset_subtract: float | None, bias: np.ndarray | None = None, **variant) -> Graph:
     weight = np.random.default_rng(0).uniform(-0.6, 1.0, (5, 6))
     nodes = (
         Input("in", (6, 1, 1)),
         Dense("fc", weight),
-        CubaLIF("lif", 4.0, 2.0, 1.0, reset_subtract=reset_subtract, bias=bias),
+        CubaLIF("lif", 4.0, 2.0, 1.0, reset_subtract=reset_subtract, bias=bias, **variant),
     )
     return Graph(nodes, T=15)
 
@@ -29,14 +30,18 @@ def recurrence(graph: Graph, x: np.ndarray) -> np.ndarray:
     """The neuron of toolchain.ir.nodes written out step by step in numpy: (N, 5, T)."""
     weight, lif = graph.nodes[1].weight, graph.nodes[2]
     drive = x.reshape(len(x), -1) @ weight.T
+    if lif.synaptic_bias is not None:
+        drive = drive + lif.synaptic_bias
     i = u = np.zeros_like(drive)
+    held = np.zeros(drive.shape, bool)
     spikes = []
     bias = 0.0 if lif.bias is None else lif.bias
     for _ in range(graph.T):
         i = (1 - 1 / lif.tau_s) * i + drive / lif.tau_s
-        u = (1 - 1 / lif.tau_m) * u + i + bias
-        s = u > lif.threshold
-        u = u - lif.reset_subtract * s if lif.reset_subtract else np.where(s, 0.0, u)
+        u = np.where(held, 0.0, (1 - 1 / lif.tau_m) * u + i + bias)
+        s = sum(u > k * lif.threshold for k in range(1, lif.max_spikes + 1))
+        u = u - lif.reset_subtract * s if lif.reset_subtract else np.where(s > 0, 0.0, u)
+        held = (s > 0) & bool(lif.refractory)
         spikes.append(s)
     return np.stack(spikes, -1).astype(np.uint8)
 
@@ -49,6 +54,28 @@ def test_float_runner_follows_the_recurrence(reset_subtract, bias):
     spikes = run_float(graph, x, dtype=torch.float64).spikes["lif"]
     np.testing.assert_array_equal(spikes, recurrence(graph, x))
     assert 0.1 < spikes.mean() < 0.9
+
+
+VARIANTS = {
+    "counts": {"max_spikes": 3},
+    "counts, subtracting": {"max_spikes": 4, "reset_subtract": 0.7},
+    "synaptic bias": {"synaptic_bias": BIAS},
+    "refractory": {"refractory": 1},
+    "all": {"synaptic_bias": -BIAS, "refractory": 1, "max_spikes": 2, "bias": BIAS},
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS.values(), ids=VARIANTS.keys())
+def test_float_runner_follows_the_recurrence_of_each_variant(variant):
+    graph = one_layer(**{"reset_subtract": None, **variant})
+    x = 2 * np.random.default_rng(1).random((20, 6, 1, 1))
+    spikes = run_float(graph, x, dtype=torch.float64).spikes["lif"]
+    np.testing.assert_array_equal(spikes, recurrence(graph, x))
+    assert spikes.any()
+    plain = run_float(one_layer(None), x, dtype=torch.float64).spikes["lif"]
+    assert not np.array_equal(spikes, plain), "the variant must matter on these inputs"
+    if variant.get("max_spikes"):
+        assert spikes.max() > 1
 
 
 def test_the_reset_and_the_bias_change_the_spikes():

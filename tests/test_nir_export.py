@@ -23,12 +23,13 @@ def weights(*shape: int, shift: float = 0.15) -> np.ndarray:
 
 
 def cnn(reset_subtract: bool = False, bias: bool = False) -> Graph:
-    """Conv, pooling at 1.1, flatten, dense; CubaLIF (filter), LIF (no filter) and IF."""
+    """Conv, pooling at 1.1, flatten, dense; CubaLIF (filter), LIF (no filter) and IF; with
+    `bias`, one into the CubaLIF's synaptic filter and one into the LIF's membrane."""
     sub = {"reset_subtract": 1.0} if reset_subtract else {}
     nodes = (
         Input("input", (2, 8, 8), 255),
         Conv2d("conv", weights(4, 2, 3, 3), padding=1),
-        CubaLIF("lif0", 5.0, 3.0, 1.0, **sub),
+        CubaLIF("lif0", 5.0, 3.0, 1.0, synaptic_bias=weights(4) * 0.3 if bias else None, **sub),
         SumPool2d("pool", 2, 1.1),
         Flatten("flat"),
         Dense("fc1", weights(12, 64)),
@@ -81,7 +82,10 @@ def test_what_nir_cannot_state_is_refused_by_name(tmp_path):
     with pytest.raises(NirExportError, match="some populations reset to 0 and others"):
         save_nir(Graph(tuple(nodes), T=9), tmp_path / "x.nir")
     nodes[2] = CubaLIF("lif0", 5.0, 3.0, 1.0, bias=np.ones(4))
-    with pytest.raises(NirExportError, match="node 'lif0': a bias into a neuron with a synaptic"):
+    with pytest.raises(NirExportError, match="node 'lif0': a bias into the membrane of a"):
+        save_nir(Graph(tuple(nodes), T=9), tmp_path / "x.nir")
+    nodes[2] = CubaLIF("lif0", 5.0, 3.0, 1.0, refractory=1)
+    with pytest.raises(NirExportError, match="node 'lif0': holds its membrane at 0"):
         save_nir(Graph(tuple(nodes), T=9), tmp_path / "x.nir")
     nodes[2] = CubaLIF("lif0", float("inf"), 3.0, 1.0)
     with pytest.raises(NirExportError, match="node 'lif0': a neuron that does not leak behind"):
@@ -115,3 +119,30 @@ def test_snntorch_loads_a_dense_lif_network_to_our_spikes(tmp_path):
     ours = run_float(graph, x.reshape(5, 6, 1, 1), dtype=torch.float64).spikes["lif2"]
     np.testing.assert_array_equal(theirs.numpy(), ours)
     assert 0.1 < ours.mean() < 0.9
+
+
+def test_norse_loads_the_trained_digits_network_to_our_spikes(tmp_path, digits_checkpoint, digits):
+    """TSSL-BP's filtered neurons (CubaLIF, reset to 0) as Norse's importer reads them at the
+    file's step: every output spike on 100 digits test images. (Norse reads NIR's Flatten of
+    the image as flattening the batch too: one sample at a time.)"""
+    import norse.torch as norse
+
+    graph = graph_from_checkpoint(digits_checkpoint)
+    save_nir(graph, tmp_path / "digits.nir")
+    model = nir.read(tmp_path / "digits.nir")
+    net = norse.from_nir(model, dt=float(model.metadata["dt"]))
+    images = digits.test.images[:100].astype(np.float32)
+    theirs = np.stack([norse_run(net, torch.from_numpy(image), graph.T) for image in images])
+    ours = run_float(graph, images, dtype=torch.float32).spikes[graph.populations[-1].name]
+    np.testing.assert_array_equal(theirs, ours)
+    assert 0 < ours.mean() < 1
+
+
+def norse_run(net: torch.nn.Module, image: torch.Tensor, steps: int) -> np.ndarray:
+    """A Norse network's output spikes (n_out, T) for one image held for `steps` steps."""
+    state, out = None, []
+    with torch.no_grad():
+        for _ in range(steps):
+            spikes, state = net(image, state)
+            out.append(spikes)
+    return torch.stack(out, -1).numpy()

@@ -1,9 +1,10 @@
 """Sinabs and Rockpool neurons emit spike counts (several spikes per step, as many thresholds
 subtracted). Networks built in those libraries and exported by their own exporters import
 with `max_spikes`, give the library's own counts in our float runner, and quantise and run on
-Lava (`LIFSpikeCount`, graded spikes) spike count for spike count equal to the reference
+Lava (`LIFVariant`, graded spikes) spike count for spike count equal to the reference
 simulator."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import nir
@@ -203,7 +204,7 @@ def test_rockpool_cuba_lif_counts_run_on_lava(tmp_path):
 
 def recurrent_counting_graph() -> Graph:
     """A dense population that emits counts, reads its own counts back and resets to zero,
-    then one that subtracts: the Lava paths of `LIFSpikeCount` the libraries do not reach."""
+    then one that subtracts: the Lava paths of `LIFVariant` the libraries do not reach."""
     rng = np.random.default_rng(9)
     nodes = (
         Input("in", (5, 1, 1)),
@@ -228,16 +229,31 @@ def test_counts_with_a_recurrence_and_reset_to_zero_on_lava():
     np.testing.assert_array_equal(on_lava(fixed, images), reference.output_window_spikes)
 
 
-def test_counts_survive_onnx_and_are_refused_by_nir_and_netx(tmp_path):
+def test_variants_survive_onnx_and_are_refused_by_nir_and_netx(tmp_path):
+    """Spike counts, a synaptic bias and a refractory step, float and fixed point, read back
+    from ONNX to the same nodes and the same simulation; NIR and netx cannot state them."""
     from targets.loihi2.netx import NetxExportError, save_netx
 
     graph = recurrent_counting_graph()
-    save_onnx(graph, tmp_path / "g.onnx")
-    assert [p.max_spikes for p in load_onnx(tmp_path / "g.onnx").populations] == [3, 2]
-    with pytest.raises(NirExportError, match="'lif1': emits spike counts"):
+    lif1 = replace(graph.node("lif1"), synaptic_bias=np.linspace(-0.2, 0.3, 7), refractory=1)
+    nodes = tuple(lif1 if n.name == "lif1" else n for n in graph.nodes)
+    graph = Graph(nodes, T=graph.T, edges=graph.edges)
+    images = np.random.default_rng(11).random((4, 5, 1, 1)).astype(np.float32)
+    fixed, _ = quantize_graph(graph, images)
+    for original in (graph, fixed):
+        save_onnx(original, tmp_path / "g.onnx")
+        back = load_onnx(tmp_path / "g.onnx")
+        for before, after in zip(original.populations, back.populations, strict=True):
+            assert (after.max_spikes, after.refractory) == (before.max_spikes, before.refractory)
+            for key in ("synaptic_bias", "synaptic_bias_int"):
+                np.testing.assert_array_equal(getattr(after, key), getattr(before, key))
+    assert np.any(back.node("lif1").synaptic_bias_int)
+    np.testing.assert_array_equal(
+        simulate(back, images).output_spikes, simulate(fixed, images).output_spikes
+    )
+    with pytest.raises(NirExportError, match="'lif1': holds its membrane at 0"):
         save_nir(graph, tmp_path / "g.nir")
-    fixed, _ = quantize_graph(graph, np.ones((2, 5, 1, 1), np.float32))
-    with pytest.raises(NetxExportError, match="emits spike counts"):
+    with pytest.raises(NetxExportError, match="'lif1': has a bias into its synaptic current"):
         save_netx(fixed, tmp_path / "g.net")
 
 

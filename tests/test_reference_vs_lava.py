@@ -29,7 +29,7 @@ def run_lava(graph: Graph, image: np.ndarray, probe: str) -> dict[str, np.ndarra
     from lava.proc.lif.process import LIF, LIFReset
     from lava.proc.monitor.process import Monitor
 
-    from targets.loihi2.lava.processes.subtract_reset import NEVER, LIFSubtractReset
+    from targets.loihi2.lava.processes.variant import NEVER, LIFVariant
 
     steps = graph.T + len(graph.populations)
     payload = input_payload(graph, image[None])[0]
@@ -59,7 +59,7 @@ def run_lava(graph: Graph, image: np.ndarray, probe: str) -> dict[str, np.ndarra
         if biased:
             resets = {"reset_interval": graph.T, "reset_offset": (k + 1) % graph.T}
         if population.reset_sub is not None:
-            lif = LIFSubtractReset(**params, reset_sub=population.reset_sub, **resets)
+            lif = LIFVariant(**params, reset_sub=population.reset_sub, **resets)
         elif biased:
             lif = LIFReset(**params, **resets)
         else:
@@ -182,7 +182,7 @@ def test_two_populations_match_lava():
 
 
 def test_subtractive_reset_matches_lava():
-    """Spikes subtract reset_sub from v (LIFSubtractReset): in the first population twice the
+    """Spikes subtract reset_sub from v (LIFVariant): in the first population twice the
     threshold, so v ends above 0 (and spikes follow each other) or below it; in the second
     less than the threshold."""
     rng = np.random.default_rng(5)

@@ -25,6 +25,7 @@ VTH_MAX = 2**17 - 1  # 17-bit mantissa: vth << 6 stays below 2**23
 BIAS_MANT_MIN, BIAS_MANT_MAX = -(2**12), 2**12 - 1  # 13-bit signed mantissa
 BIAS_EXP_MAX = 7  # 3-bit exponent: the bias added to v each step is bias_mant << bias_exp
 STATE_LIMIT = 2**23 - 1  # u and v live in 24 signed bits; v saturates at +-STATE_LIMIT
+SYNAPTIC_BIAS_LIMIT = STATE_LIMIT >> ACT_SHIFT  # a bias into a, alone within u's 24 bits
 U_WRAP = 2**23  # the current wraps once into (-2^23, 2^23]
 INT32_LIMIT = 2**31  # Lava sums in int32
 INPUT_MESSAGE_BITS = 16  # the input's graded spikes (round(x * levels))
@@ -116,6 +117,15 @@ def bias_integers(bias: np.ndarray, scale: float) -> tuple[np.ndarray, int, int]
     mant = np.rint(target / 2**exp)
     clipped = int(np.count_nonzero((mant < BIAS_MANT_MIN) | (mant > BIAS_MANT_MAX)))
     return np.clip(mant, BIAS_MANT_MIN, BIAS_MANT_MAX).astype(np.int32), exp, clipped
+
+
+def synaptic_bias_integers(bias: np.ndarray, scale: float, tau_s: float) -> tuple[np.ndarray, int]:
+    """A bias into the synaptic current as the integer added to a every step (so 64 times it
+    to u): round(bias * scale / (tau_s * 64)), clipped; also how many were clipped."""
+    target = np.rint(np.asarray(bias, np.float64) * scale / (tau_s * 2**ACT_SHIFT))
+    clipped = int(np.count_nonzero(np.abs(target) > SYNAPTIC_BIAS_LIMIT))
+    ints = np.clip(target, -SYNAPTIC_BIAS_LIMIT, SYNAPTIC_BIAS_LIMIT).astype(np.int32)
+    return ints, clipped
 
 
 def max_scale_for_bias(bias: np.ndarray) -> float:

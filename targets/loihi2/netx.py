@@ -125,15 +125,21 @@ def _check_graph(graph: Graph) -> None:
             _refuse(
                 node.name,
                 "resets by subtraction; netx's CUBA neuron resets to 0 (deploy it on Lava, "
-                "where it runs as LIFSubtractReset)",
+                "where it runs as LIFVariant)",
             )
         if node.bias is not None:
             _refuse(node.name, "has a bias, which netx export does not write yet")
+        if node.synaptic_bias is not None or node.refractory:
+            _refuse(
+                node.name,
+                "has a bias into its synaptic current or a refractory step, which netx's CUBA "
+                "neuron has not (deploy it on Lava, where it runs as LIFVariant)",
+            )
         if node.max_spikes > 1:
             _refuse(
                 node.name,
                 f"emits spike counts (up to {node.max_spikes} per step); netx's CUBA neuron "
-                "emits one spike (deploy it on Lava, where it runs as LIFSpikeCount)",
+                "emits one spike (deploy it on Lava, where it runs as LIFVariant)",
             )
     for node in graph.nodes:
         if not node.is_fixed:

@@ -23,9 +23,11 @@ Integers per population and step (int64 here; tz(x) = x / 4096 truncated toward 
 - v = clip(tz(v * (4096 - dv)) + u + b, -(2^23 - 1), 2^23 - 1), b = bias_mant << bias_exp of
   a population with a bias (else 0); `voltage_saturations` counts clips.
 - s = v > (vth << 6); v = 0 where s (u is not reset), or v = v - reset_sub where s for a
-  population that resets by subtraction (`LIFSubtractReset`, a microcoded neuron on the chip).
+  population that resets by subtraction (`LIFVariant`, a microcoded neuron on the chip).
   A population with max_spikes m > 1 emits the count s = clip((v - 1) // (vth << 6), 0, m)
-  as a graded spike (`LIFSpikeCount`), and v -= s reset_sub, or v = 0 where s > 0.
+  as a graded spike, and v -= s reset_sub, or v = 0 where s > 0. A synaptic bias c is added to
+  a (u += (a + c) << 6); a refractory population's v is 0 the step after a spike, before the
+  threshold. These run as `LIFVariant` on Lava (a microcoded neuron on the chip).
   States are 0 when the sample reaches the population (with biases, which charge v before,
   every population is reset then, as Lava's LIFReset does).
 
@@ -143,6 +145,14 @@ class _Population:
     bias: np.ndarray | None  # added to v every step, shaped to broadcast over the population
     recurrent: _Synapse | None  # from the population's own spikes of the previous step
     max_spikes: int = 1  # > 1: the population emits spike counts up to it
+    synaptic_bias: np.ndarray | None = None  # c << 6, added to u with the drive
+    refractory: int = 0  # 1: v = 0 the step after a spike
+
+    @property
+    def is_variant(self) -> bool:
+        """Whether it needs `_update_reference`: the compiled update has no counts, synaptic
+        bias or refractory step."""
+        return self.max_spikes > 1 or self.synaptic_bias is not None or bool(self.refractory)
 
 
 @dataclass
@@ -307,17 +317,19 @@ def _population(
         voltage_factor=formats.voltage_kept(node.dv),
         threshold=formats.threshold_value(node.vth),
         reset_sub=node.reset_sub,
-        max_spikes=node.max_spikes,
-        bias=_bias_of(node, shape),
+        bias=_bias_of(node.bias_mant, node.bias_exp, shape),
         recurrent=None if recurrent is None else _synapse(recurrent, node.max_spikes),
+        max_spikes=node.max_spikes,
+        synaptic_bias=_bias_of(node.synaptic_bias_int, ACT_SHIFT, shape),
+        refractory=node.refractory,
     )
 
 
-def _bias_of(node: CubaLIF, shape: tuple[int, ...]) -> np.ndarray | None:
-    """bias_mant << bias_exp per channel (or neuron), shaped (C, 1, 1) or (n,)."""
-    if node.bias_mant is None:
+def _bias_of(mant: np.ndarray | None, exp: int, shape: tuple[int, ...]) -> np.ndarray | None:
+    """mant << exp per channel (or neuron), shaped (C, 1, 1) or (n,)."""
+    if mant is None:
         return None
-    bias = node.bias_mant.astype(np.int64) << node.bias_exp
+    bias = mant.astype(np.int64) << exp
     return bias.reshape(-1, *[1] * (len(shape) - 1)).astype(np.float64)
 
 
@@ -399,7 +411,7 @@ def _update(
 ) -> None:
     """One Lava step of a population, in place, given its synaptic input a << 6 (None: zero)."""
     kernel = population_kernel()
-    if kernel is None or population.max_spikes > 1:
+    if kernel is None or population.is_variant:
         _update_reference(population, state, drive, record_crossing)
         return
     empty = torch.empty(0)
@@ -432,12 +444,16 @@ def _update_reference(
     _decay(u, population.current_factor)
     if drive is not None:
         u += drive
+    if population.synaptic_bias is not None:
+        u += population.synaptic_bias
     state.current_wraps += _wrap_current(u)
     _decay(v, population.voltage_factor)
     v += u
     if population.bias is not None:
         v += population.bias
     state.voltage_saturations += _saturate_voltage(v)
+    if population.refractory:
+        np.copyto(v, 0, where=state.spikes > 0)  # still the previous step's spikes
     if population.max_spikes > 1:
         _emit_counts(population, state, record_crossing)
         return

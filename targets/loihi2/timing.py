@@ -32,8 +32,12 @@ def output_window(graph: Graph) -> slice:
 
 def resets_every_population(graph: Graph) -> bool:
     """Whether every population must be reset when a sample reaches it, even one sample at a
-    time: a bias charges v before the sample arrives (without one, v is still 0 then)."""
-    return any(population.bias is not None for population in graph.populations)
+    time: a bias (into v or into the synaptic current) charges the neurons before the sample
+    arrives (without one, they are still 0 then)."""
+    return any(
+        population.bias is not None or population.synaptic_bias is not None
+        for population in graph.populations
+    )
 
 
 def reset_offset(population: int, T: int) -> int:

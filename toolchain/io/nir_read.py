@@ -15,14 +15,15 @@ synapse that feeds it (row by row; a convolution's per output channel). Per-neur
 that differ are folded the same way (v / threshold has threshold 1, exactly, whichever reset).
 
 Supported: Input, Output, Affine and Linear, Conv2d (groups 1, dilation 1), with their biases
-into LIF and IF neurons (a constant input to the membrane, folded like the weights),
+(into LIF and IF neurons a constant input to the membrane; into a CubaLIF's synaptic filter a
+`synaptic_bias`; folded like the weights),
 SumPool2d and AvgPool2d (kernel = stride, no padding), Flatten, LIF, CubaLIF and IF with
 v_leak = v_reset = 0, reset to zero or by subtracting the threshold (at once, or one step late
 as snnTorch does), in a feed-forward chain. Everything else is
 refused with the node's name and type. A neuron that reads its own spikes through a Linear
 (snnTorch's recurrent layers) imports as a self-recurrent population. Sinabs' and Rockpool's
-neurons emit spike counts (`max_spikes`). Biases into a synaptic filter (CubaLIF) and other
-cycles are not supported yet.
+neurons emit spike counts (`max_spikes`); snnTorch's Synaptic neurons resetting to zero hold
+the membrane at 0 the step after a spike (`refractory`). Other cycles are not supported yet.
 """
 
 from __future__ import annotations
@@ -268,14 +269,11 @@ class _Importer:
         self._population(key, node, (np.zeros(1), np.ones(1)))
 
     def _cubalif(self, key: str, node: Any, levels: int) -> None:
-        if self.convention == "snntorch" and self.reset == "zero":
-            raise NirImportError(
-                f"node {key!r}: snnTorch's Synaptic neuron drops the step's input when it resets "
-                "to zero, which our neurons do not; only its Leaky (LIF) imports with --reset zero"
-            )
-        self._population(key, node, self.rules.synapse(node, self.dt))
+        # snnTorch's Synaptic neuron, resetting to zero, zeroes the whole next step's membrane
+        refractory = int(self.convention == "snntorch" and self.reset == "zero")
+        self._population(key, node, self.rules.synapse(node, self.dt), refractory)
 
-    def _population(self, key: str, node: Any, synapse: Factors) -> None:
+    def _population(self, key: str, node: Any, synapse: Factors, refractory: int = 0) -> None:
         for field in ("v_leak", "v_reset"):
             value = getattr(node, field, None)
             if value is not None and np.any(np.asarray(value) != 0):
@@ -294,16 +292,15 @@ class _Importer:
         rows = self._fold_into_synapse(key, gain)
         tau_m = math.inf if beta == 1 else 1.0 / (1.0 - beta)
         subtract = self._reset_subtract(key, beta)
-        bias = None
-        if self.bias is not None:
-            if alpha != 0:
-                raise NirImportError(
-                    f"node {key!r}: a bias that enters through a synaptic filter (alpha="
-                    f"{alpha:.6g}) is not supported; biases into LIF and IF neurons are"
-                )
-            bias = np.broadcast_to(self.bias * rows, rows.shape).astype(np.float64)
+        bias = self.bias
         if key in self.loops:  # its recurrent synapse, placed before it (a recurrent edge)
-            self.nodes.append(self._recurrent(key, rows))
+            recurrent, recurrent_bias = self._recurrent(key, rows)
+            self.nodes.append(recurrent)
+            if recurrent_bias is not None:
+                bias = recurrent_bias if bias is None else bias + recurrent_bias
+        if bias is not None:
+            bias = np.broadcast_to(bias * rows, rows.shape).astype(np.float64)
+        synaptic = alpha != 0  # a bias enters the synaptic filter; with none, it is v's own
         self.nodes.append(
             CubaLIF(
                 key,
@@ -311,22 +308,22 @@ class _Importer:
                 1.0 / (1.0 - alpha),
                 1.0,
                 reset_subtract=subtract,
-                bias=bias,
+                bias=None if synaptic else bias,
                 max_spikes=self.max_spikes,
+                synaptic_bias=bias if synaptic else None,
+                refractory=refractory,
             )
         )
 
-    def _recurrent(self, key: str, rows: np.ndarray) -> Dense:
+    def _recurrent(self, key: str, rows: np.ndarray) -> tuple[Dense, np.ndarray | None]:
         """The Linear or Affine that feeds population `key` its own spikes, with the same gain
-        per neuron as its other synapse; its bias joins the population's."""
+        per neuron as its other synapse, and its bias (unscaled), which joins the population's."""
         name = self.loops[key]
         node = self.model.nodes[name]
         if type(node).__name__ not in ("Linear", "Affine"):
             raise NirImportError(f"node {name!r}: a recurrent synapse must be Linear or Affine")
-        if _bias(getattr(node, "bias", None)) is not None:
-            raise NirImportError(f"node {name!r}: a bias on a recurrent synapse is not supported")
         weight = np.asarray(node.weight, np.float64) * rows.reshape(-1, 1)
-        return Dense(name, weight)
+        return Dense(name, weight), _bias(getattr(node, "bias", None))
 
     def _reset_subtract(self, key: str, beta: float) -> float | None:
         """What a spike subtracts from v / threshold at once: 1, or 1 / beta for a subtraction

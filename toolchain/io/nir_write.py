@@ -8,7 +8,8 @@ in steps times DT:
   is 1), v_leak = 0, v_reset = 0;
 - one without (tau_s = 1) is a `LIF` (tau = tau_m DT, r = tau_m), or an `IF` (r = 1/DT) when
   it does not leak; its bias, a constant input to the membrane, is the bias of the `Affine` or
-  `Conv2d` before it (a bias behind a synaptic filter has no NIR form and is refused);
+  `Conv2d` before it, as is a `synaptic_bias` (a bias into the membrane behind a synaptic
+  filter has no NIR form and is refused);
 - `Dense` is `Linear` (or `Affine`, after a `Flatten` where its input has several dimensions;
   an (n, 1, 1) input is the vector (n,)), `Conv2d` is `Conv2d`, `Flatten` is `Flatten`, and
   `SumPool2d` is `SumPool2d` followed by a `Scale` of its weight when that is not 1.
@@ -92,6 +93,11 @@ def _metadata(graph: Graph) -> dict[str, Any]:
 
 
 def _reset(population: CubaLIF) -> str:
+    if population.refractory:
+        raise NirExportError(
+            f"node {population.name!r}: holds its membrane at 0 the step after a spike, which "
+            "NIR has no way to state; export ONNX"
+        )
     if population.max_spikes > 1:
         raise NirExportError(
             f"node {population.name!r}: emits spike counts (up to {population.max_spikes} per "
@@ -163,14 +169,17 @@ def _vector_or(shape: tuple[int, ...]) -> tuple[int, ...]:
 def _bias_before(graph: Graph, synapse: Dense | Conv2d, size: int) -> np.ndarray | None:
     """The bias of the population this synapse feeds, which NIR puts on the synapse."""
     target = next(graph.node(b) for a, b in graph.edges if a == synapse.name)
-    if not isinstance(target, CubaLIF) or target.bias is None:
+    if not isinstance(target, CubaLIF):
         return None
-    if target.tau_s != 1:
+    if target.bias is not None and target.tau_s != 1:
         raise NirExportError(
-            f"node {target.name!r}: a bias into a neuron with a synaptic filter (tau_s = "
-            f"{target.tau_s:.6g}) has no NIR form"
+            f"node {target.name!r}: a bias into the membrane of a neuron with a synaptic "
+            f"filter (tau_s = {target.tau_s:.6g}) has no NIR form"
         )
-    return np.broadcast_to(target.bias, (size,)).astype(np.float64)
+    biases = [b for b in (target.bias, target.synaptic_bias) if b is not None]
+    if not biases:
+        return None
+    return np.broadcast_to(sum(biases), (size,)).astype(np.float64)
 
 
 def _neuron(node: CubaLIF, shape: tuple[int, ...]) -> Any:

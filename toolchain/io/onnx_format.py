@@ -32,7 +32,10 @@ value that reading back uses; a file without `<key>_f64` is read from `<key>`):
   population with a bias has the initialiser `<node>.bias` (per channel or neuron) and, fixed,
   `<node>.bias_mant` (int32) with INT `bias_exp` (version 3; an older reader would miss
   these, hence the version). A population that emits spike counts (several spikes per step,
-  Sinabs and Rockpool) has INT `max_spikes` > 1 (version 5); its output is the count.
+  Sinabs and Rockpool) has INT `max_spikes` > 1 (version 5); its output is the count. A bias
+  into the synaptic current is the initialiser `<node>.synaptic_bias` and, fixed,
+  `<node>.synaptic_bias_int` (int32); INT `refractory` 1 holds u at 0 the step after a spike
+  (version 5).
 The custom nodes have no schema that ONNX knows, so the model declares the type and shape of every
 intermediate tensor in `value_info` (checked against the standard nodes by strict inference).
 

@@ -126,9 +126,10 @@ class _Reader:
             fixed["reset_subtract"] = _float(proto, "reset_subtract")
         if "reset_sub" in keys:
             fixed["reset_sub"] = _int(proto, "reset_sub")
-        if "max_spikes" in keys:
-            fixed["max_spikes"] = _int(proto, "max_spikes")
-        for key in ("bias", "bias_mant"):
+        for key in ("max_spikes", "refractory"):
+            if key in keys:
+                fixed[key] = _int(proto, key)
+        for key in ("bias", "bias_mant", "synaptic_bias", "synaptic_bias_int"):
             if f"{proto.name}.{key}" in self.inits:
                 fixed[key] = numpy_helper.to_array(self.inits[f"{proto.name}.{key}"])
         if "bias_exp" in keys:

@@ -118,6 +118,12 @@ def _write_lif(b: _Builder, node: CubaLIF, xs: list[str], shapes: Shapes) -> str
         attrs["reset_sub"] = int(node.reset_sub)
     if node.max_spikes > 1:
         attrs["max_spikes"] = int(node.max_spikes)
+    if node.refractory:
+        attrs["refractory"] = int(node.refractory)
+    if node.synaptic_bias is not None:
+        b.init(f"{node.name}.synaptic_bias", node.synaptic_bias)
+    if node.synaptic_bias_int is not None:
+        b.init(f"{node.name}.synaptic_bias_int", node.synaptic_bias_int.astype(np.int32))
     if node.bias is not None:
         b.init(f"{node.name}.bias", node.bias)
     if node.bias_mant is not None:

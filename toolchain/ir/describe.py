@@ -70,6 +70,13 @@ def _neuron(node: CubaLIF) -> str:
         text += f", reset by subtracting {node.reset_subtract:.4g}"
     if node.bias is not None:
         text += f", bias in [{node.bias.min():.4g}, {node.bias.max():.4g}]"
+    if node.synaptic_bias is not None:
+        low, high = node.synaptic_bias.min(), node.synaptic_bias.max()
+        text += f", synaptic bias in [{low:.4g}, {high:.4g}]"
+    if node.max_spikes > 1:
+        text += f", spike counts up to {node.max_spikes}"
+    if node.refractory:
+        text += ", held at 0 the step after a spike"
     return text
 
 

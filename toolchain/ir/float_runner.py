@@ -14,7 +14,13 @@ import torch.nn.functional as F
 
 from toolchain.data.encoding import repeat_over_time
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Node, SumPool2d
-from toolchain.train.neuron import lif_forward, lif_step, predict_from_spikes, psp_filter
+from toolchain.train.neuron import (
+    lif_forward,
+    lif_step,
+    predict_from_spikes,
+    psp_filter,
+    refractory_mask,
+)
 
 
 @dataclass(frozen=True)
@@ -42,11 +48,11 @@ def apply_node(node: Node, x: torch.Tensor, weight: torch.Tensor | None = None) 
     raise TypeError(f"node {node.name!r}: no float semantics for {type(node).__name__}")
 
 
-def _bias(node: CubaLIF, x: torch.Tensor) -> torch.Tensor | float:
-    """The population's bias, (C,) shaped to add over (N, C, ..., T); 0 without one."""
-    if node.bias is None:
+def _per_channel(values: np.ndarray | None, x: torch.Tensor) -> torch.Tensor | float:
+    """A population's bias, (C,) shaped to add over x (N, C, ...); 0 without one."""
+    if values is None:
         return 0.0
-    return torch.tensor(node.bias, dtype=x.dtype).reshape(-1, *[1] * (x.ndim - 2))
+    return torch.tensor(values, dtype=x.dtype).reshape(-1, *[1] * (x.ndim - 2))
 
 
 @dataclass(frozen=True)
@@ -60,30 +66,33 @@ def run_population(node: CubaLIF, x: torch.Tensor, recurrent: Dense | None = Non
     """A population over all steps of its synaptic input x (N, *shape, T); with `recurrent`,
     it also reads its own spikes of the previous step through that Dense, step by step."""
     if recurrent is None:
-        current = psp_filter(x, node.tau_s)
+        current = psp_filter(x + _per_channel(node.synaptic_bias, x), node.tau_s)
         _, spikes, potential = lif_forward(
-            current + _bias(node, x),
+            current + _per_channel(node.bias, x),
             tau_m=node.tau_m,
             tau_s=node.tau_s,
             threshold=node.threshold,
-            reset_subtract=node.reset_subtract,
-            max_spikes=node.max_spikes,
+            firing=node.firing,
         )
         return PopulationRun(spikes, current, potential)
     weight = torch.tensor(recurrent.weight, dtype=x.dtype)
-    decay, bias = 1.0 - 1.0 / node.tau_s, _bias(node, x[..., 0])
-    filtered = membrane = spikes = torch.zeros_like(x[..., 0])
+    decay, step_input = 1.0 - 1.0 / node.tau_s, x[..., 0]
+    bias, synaptic_bias = (_per_channel(b, step_input) for b in (node.bias, node.synaptic_bias))
+    filtered = membrane = spikes = torch.zeros_like(step_input)
+    held = None
     steps: list[tuple[torch.Tensor, ...]] = []
     for t in range(x.shape[-1]):
-        filtered = decay * filtered + (x[..., t] + spikes @ weight.T) / node.tau_s
+        drive = x[..., t] + spikes @ weight.T + synaptic_bias
+        filtered = decay * filtered + drive / node.tau_s
         potential, spikes, membrane = lif_step(
             filtered + bias,
             membrane,
             tau_m=node.tau_m,
             threshold=node.threshold,
-            reset_subtract=node.reset_subtract,
-            max_spikes=node.max_spikes,
+            firing=node.firing,
+            held=held,
         )
+        held = refractory_mask(spikes, node.firing)
         steps.append((spikes, filtered, potential))
     return PopulationRun(*(torch.stack(series, -1) for series in zip(*steps, strict=True)))
 

@@ -14,11 +14,15 @@ Semantics (float), for T steps:
   u every step: u_t = (1 - 1/tau_m) u^r_{t-1} + i_t + bias. With `max_spikes` m > 1 a neuron
   emits a spike count, s_t = min(m, #{k >= 1 : u_t > k threshold}) (Sinabs, Rockpool): the
   reset subtracts reset_subtract s_t, or zeroes u where s_t > 0; the next synapse weighs it.
+  A `synaptic_bias` enters the synaptic filter with the input, i_t = (1 - 1/tau_s) i_{t-1} +
+  (x_t + synaptic_bias) / tau_s (a NIR Affine's bias before a CubaLIF). With `refractory` 1,
+  u_t = 0 the step after a spike (snnTorch's Synaptic neuron resetting to zero).
 A fixed-point node also carries Loihi 2's integers (`targets/loihi2/formats.py` owns their
 ranges and meaning): `weight_int` (and, for Dense, `weight_exp`) on synapses; `du`, `dv`, `vth`
 and `scale` (integer voltage per float unit) on populations, `reset_sub` (the integer
 subtracted from v on a spike) on those that reset by subtraction, and `bias_mant`, `bias_exp`
-(bias_mant << bias_exp added to v every step) on those with a bias.
+(bias_mant << bias_exp added to v every step) on those with a bias, and `synaptic_bias_int`
+(added to the synaptic input a every step, before Lava's << 6) on those with a synaptic bias.
 """
 
 from __future__ import annotations
@@ -38,12 +42,14 @@ from targets.loihi2.formats import (
     INT32_LIMIT,
     SPIKE_COUNT_MAX,
     STATE_LIMIT,
+    SYNAPTIC_BIAS_LIMIT,
     VTH_MAX,
     WEIGHT_EXP_MAX,
     WEIGHT_EXP_MIN,
     WEIGHT_MAX,
     WEIGHT_MIN,
 )
+from toolchain.train.neuron import Firing
 
 
 class GraphError(ValueError):
@@ -280,10 +286,15 @@ class CubaLIF(Node):
     bias_mant: np.ndarray | None = None
     bias_exp: int = 0
     max_spikes: int = 1  # spikes per step: 1, or a bound on the spike count
+    synaptic_bias: np.ndarray | None = None  # (C,) or (n,), into the synaptic filter
+    synaptic_bias_int: np.ndarray | None = None
+    refractory: int = 0  # 1: u held at 0 the step after a spike
 
     def __post_init__(self) -> None:
         self._check_reset()
         self._check_bias()
+        self._check_synaptic_bias()
+        _check_int(self.name, "refractory", self.refractory, 0, 1)
         bound = SPIKE_COUNT_MAX if self.vth is not None else INT32_LIMIT - 1
         _check_int(self.name, "max_spikes", self.max_spikes, 1, bound)
         if not self.tau_m >= 1:  # infinite: no leak (an integrate-and-fire neuron)
@@ -322,15 +333,31 @@ class CubaLIF(Node):
             _check_int_array(self.name, "bias_mant", self.bias_mant, self.bias.shape, bounds)
         _check_int(self.name, "bias_exp", self.bias_exp, 0, BIAS_EXP_MAX)
 
+    def _check_synaptic_bias(self) -> None:
+        bias, ints = self.synaptic_bias, self.synaptic_bias_int
+        if bias is not None:
+            _check_float_array(self.name, "synaptic_bias", bias, 1)
+        if (ints is not None) != (bias is not None and self.vth is not None):
+            _fail(self.name, "synaptic_bias_int is set exactly when a fixed population has one")
+        if ints is not None:
+            bounds = (-SYNAPTIC_BIAS_LIMIT, SYNAPTIC_BIAS_LIMIT)
+            _check_int_array(self.name, "synaptic_bias_int", ints, bias.shape, bounds)
+
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        if self.bias is not None and self.bias.shape != shape[:1]:
-            wanted = shape[:1]
-            _fail(self.name, f"bias has shape {self.bias.shape}; inputs {shape} need {wanted}")
+        for key in ("bias", "synaptic_bias"):
+            values = getattr(self, key)
+            if values is not None and values.shape != shape[:1]:
+                wanted = shape[:1]
+                _fail(self.name, f"{key} has shape {values.shape}; inputs {shape} need {wanted}")
         return shape
 
     @property
     def is_fixed(self) -> bool:
         return self.vth is not None
+
+    @property
+    def firing(self) -> Firing:
+        return Firing(self.reset_subtract, self.max_spikes, self.refractory)
 
 
 SYNAPSES = (Dense, Conv2d)

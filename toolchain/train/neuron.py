@@ -9,14 +9,16 @@ Per neuron, from u^r = 0 and a = 0 (TSSL-BP's layer, ../shared/reference/tsslbp.
     a_t = a_{t-1} + (s_t - a_{t-1}) / tau_s    (the layer's output, its PSP)
 The prediction is the class whose PSP summed over time is largest (the first of equals).
 
-Imported networks (Sinabs, Rockpool) may emit spike counts: with `max_spikes` m > 1,
-s_t = min(m, #{k >= 1 : u_t > k V_th}), a reset by subtraction takes r s_t, and a reset to 0
-happens where s_t > 0.
+Imported networks fire in ways TSSL-BP's neuron does not (`Firing`): with `max_spikes` m > 1
+they emit spike counts s_t = min(m, #{k >= 1 : u_t > k V_th}) (Sinabs, Rockpool), a reset by
+subtraction takes r s_t and a reset to 0 happens where s_t > 0; with `refractory` 1, u is held
+at 0 the step after a spike (snnTorch's reset to zero of its Synaptic neurons).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -51,6 +53,18 @@ def heaviside(u: torch.Tensor, threshold: float) -> torch.Tensor:
     return (u > threshold).to(u.dtype)
 
 
+@dataclass(frozen=True)
+class Firing:
+    """How a neuron spikes and resets: TSSL-BP's (one spike, reset to 0) by default."""
+
+    reset_subtract: float | None = None  # what a spike subtracts from u; None: reset to 0
+    max_spikes: int = 1  # > 1: spike counts up to it
+    refractory: int = 0  # 1: u is held at 0 the step after a spike
+
+
+PLAIN = Firing()
+
+
 def spike_count(u: torch.Tensor, threshold: float, max_spikes: int) -> torch.Tensor:
     """How many thresholds u exceeds (strictly), at most `max_spikes`, in u's dtype."""
     return (torch.ceil(u / threshold) - 1).clamp(0, max_spikes)
@@ -63,18 +77,26 @@ def lif_step(
     tau_m: float,
     threshold: float,
     spike: SpikeFn = heaviside,
-    reset_subtract: float | None = None,
-    max_spikes: int = 1,
+    firing: Firing = PLAIN,
+    held: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One step of the membrane: (u before reset, spikes, u after reset). With max_spikes > 1
-    the spikes are counts (not differentiable)."""
+    """One step of the membrane: (u before reset, spikes, u after reset). Spike counts are not
+    differentiable; `held` (bool) marks refractory neurons, whose u is 0 this step."""
     u = torch.add(current, u_reset, alpha=1.0 - 1.0 / tau_m)
-    s = spike(u, threshold) if max_spikes == 1 else spike_count(u, threshold, max_spikes)
-    if reset_subtract is not None:
-        return u, s, u - reset_subtract * s
-    if max_spikes > 1:
+    if held is not None:
+        u = torch.where(held, 0.0, u)
+    counts = firing.max_spikes > 1
+    s = spike_count(u, threshold, firing.max_spikes) if counts else spike(u, threshold)
+    if firing.reset_subtract is not None:
+        return u, s, u - firing.reset_subtract * s
+    if counts:
         return u, s, torch.where(s > 0, 0.0, u)
     return u, s, u * (1.0 - s)
+
+
+def refractory_mask(spikes: torch.Tensor, firing: Firing) -> torch.Tensor | None:
+    """The neurons `lif_step` holds at the next step, after these spikes; None: no refractory."""
+    return spikes > 0 if firing.refractory else None
 
 
 def psp_step(a: torch.Tensor, spikes: torch.Tensor, tau_s: float) -> torch.Tensor:
@@ -89,14 +111,14 @@ def lif_sequence(
     tau_s: float,
     threshold: float,
     spike: SpikeFn = heaviside,
-    reset_subtract: float | None = None,
-    max_spikes: int = 1,
+    firing: Firing = PLAIN,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The neuron over all steps of a time-first current: time-first (psp, spikes, u before
     reset). Differentiable wherever `spike` is (BPTT); TSSL-BP runs it without a graph."""
     u_reset = torch.zeros_like(current[0])
     a = torch.zeros_like(current[0])
     psps, spikes, potentials = [], [], []
+    held = None
     for t in range(len(current)):
         u, s, u_reset = lif_step(
             current[t],
@@ -104,9 +126,10 @@ def lif_sequence(
             tau_m=tau_m,
             threshold=threshold,
             spike=spike,
-            reset_subtract=reset_subtract,
-            max_spikes=max_spikes,
+            firing=firing,
+            held=held,
         )
+        held = refractory_mask(s, firing)
         a = psp_step(a, s, tau_s)
         psps.append(a)
         spikes.append(s)
@@ -120,8 +143,7 @@ def lif_forward(
     tau_m: float,
     tau_s: float,
     threshold: float,
-    reset_subtract: float | None = None,
-    max_spikes: int = 1,
+    firing: Firing = PLAIN,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`lif_sequence` on a time-last current: (psp, spikes, u before reset), each (..., T)."""
     out = lif_sequence(
@@ -129,8 +151,7 @@ def lif_forward(
         tau_m=tau_m,
         tau_s=tau_s,
         threshold=threshold,
-        reset_subtract=reset_subtract,
-        max_spikes=max_spikes,
+        firing=firing,
     )
     return tuple(time_last(x) for x in out)  # type: ignore[return-value]
 

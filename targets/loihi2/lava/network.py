@@ -15,10 +15,10 @@ The network is the one the reference simulator (`targets.loihi2.simulator`) mode
 - LIF: the graph's du, dv, vth, bias_mant and bias_exp (per channel of a convolutional
   population, broadcast over its (W, H, C)); with a bias, per-sample runs also reset each
   population at its window (the bias charges v before the sample arrives). A population that
-  resets by subtraction is a `LIFSubtractReset` (`processes/subtract_reset.py`), the same model
-  with `v -= reset_sub` on a spike; one that emits spike counts is a `LIFSpikeCount`
-  (`processes/spike_count.py`), whose counts travel as graded spikes (`num_message_bits` 8 on
-  the synapses it feeds). For streaming many samples through one compiled network,
+  resets by subtraction, emits spike counts, has a bias into its synaptic current or a
+  refractory step is a `LIFVariant` (`processes/variant.py`), the same model with those
+  changed; counts travel as graded spikes (`num_message_bits` 8 on the synapses they feed).
+  For streaming many samples through one compiled network,
   `LIFReset(reset_interval=T, reset_offset=(k + 1) % T)` zeroes u and v of population k (1-based)
   before its update at the steps t with t % T == (k + 1) % T: population k processes sample w at
   steps w*T + k + 1 .. w*T + k + T (one step of delay per synapse), so each sample starts from
@@ -227,19 +227,10 @@ def build_network(
             name=layer.population.name,
         )
         resets = _resets(k, reset_interval)
-        if layer.population.max_spikes > 1:
-            from targets.loihi2.lava.processes.spike_count import LIFSpikeCount
+        if _is_variant(layer.population):
+            from targets.loihi2.lava.processes.variant import LIFVariant
 
-            lif = LIFSpikeCount(
-                **params,
-                reset_sub=int(layer.population.reset_sub or 0),
-                max_spikes=int(layer.population.max_spikes),
-                **resets,
-            )
-        elif layer.population.reset_sub is not None:
-            from targets.loihi2.lava.processes.subtract_reset import LIFSubtractReset
-
-            lif = LIFSubtractReset(**params, reset_sub=int(layer.population.reset_sub), **resets)
+            lif = LIFVariant(**params, **_variant(layer), **resets)
         elif reset_interval is None:
             lif = LIF(**params)
         else:
@@ -267,7 +258,7 @@ def build_network(
 
 def _resets(population: int, reset_interval: int | None) -> dict[str, int]:
     """When population `population` (1-based) is reset: at its sample windows, or never."""
-    from targets.loihi2.lava.processes.subtract_reset import NEVER
+    from targets.loihi2.lava.processes.variant import NEVER
 
     if reset_interval is None:
         return {"reset_interval": NEVER, "reset_offset": 0}
@@ -301,9 +292,36 @@ def _bias(layer: Layer) -> dict[str, Any]:
     population = layer.population
     if population.bias_mant is None:
         return {"bias_mant": 0, "bias_exp": 0}
-    per_neuron = population.bias_mant.reshape(-1, *[1] * (len(layer.shape) - 1))
-    mant = to_lava_order(np.broadcast_to(per_neuron, layer.shape), layer.shape)
-    return {"bias_mant": np.ascontiguousarray(mant, np.int32), "bias_exp": population.bias_exp}
+    return {"bias_mant": _per_neuron(population.bias_mant, layer), "bias_exp": population.bias_exp}
+
+
+def _per_neuron(values: np.ndarray, layer: Layer) -> np.ndarray:
+    """Per-channel (or per-neuron) integers over the population, in Lava's shape."""
+    per_channel = values.reshape(-1, *[1] * (len(layer.shape) - 1))
+    spread = to_lava_order(np.broadcast_to(per_channel, layer.shape), layer.shape)
+    return np.ascontiguousarray(spread, np.int32)
+
+
+def _is_variant(population: CubaLIF) -> bool:
+    """Whether Lava's LIF cannot run it as it is: it needs `LIFVariant`."""
+    return (
+        population.reset_sub is not None
+        or population.max_spikes > 1
+        or population.synaptic_bias_int is not None
+        or bool(population.refractory)
+    )
+
+
+def _variant(layer: Layer) -> dict[str, Any]:
+    """`LIFVariant`'s parameters for a population."""
+    population = layer.population
+    synaptic_bias = population.synaptic_bias_int
+    return {
+        "reset_sub": int(population.reset_sub or 0),
+        "max_spikes": int(population.max_spikes),
+        "synaptic_bias": 0 if synaptic_bias is None else _per_neuron(synaptic_bias, layer),
+        "refractory": int(population.refractory),
+    }
 
 
 def _synapse(layer: Layer, in_shape: tuple[int, ...], first: bool, bits: int) -> Any:
