@@ -1,11 +1,14 @@
 """How the long commands scale with the cores: calibration, float simulation and the reference
-simulator on the shipped MNIST CNN, with 1 thread and with every core, in one run.
-
-Each measurement runs in a fresh process whose thread count is fixed before torch and numpy
-start (`OMP_NUM_THREADS`, `torch.set_num_threads`): torch's intra-op pool runs the convolutions
-and products, the simulator's compiled update splits its neurons over the same pool
-(`at::parallel_for`), numpy's BLAS runs the dense products. Speed-up = time with 1 thread /
-time with all of them; 2 cores allow at most 2.
+simulator on the shipped MNIST CNN, in one run, three ways:
+- 1 thread: one process, one thread;
+- threads: one process with a thread per core (what the commands do): torch's intra-op pool
+  runs the convolutions and products, the simulator's compiled update splits its neurons over
+  the same pool (`at::parallel_for`), numpy's BLAS runs the dense products;
+- processes: one single-threaded process per core, all at once, each doing the whole work (what
+  a worker pool over shards of the samples would do at best).
+Each measurement runs in fresh processes whose thread count is fixed before torch and numpy
+start (`OMP_NUM_THREADS`, `torch.set_num_threads`). Speed-up = throughput over the 1-thread
+run's; N cores allow at most N.
 
     .venv/bin/python benchmarks/core_scaling.py [--samples 2000]
 """
@@ -58,11 +61,18 @@ def measure(samples: int) -> dict[str, float]:
     return seconds
 
 
-def in_subprocess(threads: int, samples: int) -> dict[str, float]:
+def in_subprocesses(threads: int, samples: int, count: int = 1) -> list[dict[str, float]]:
+    """The seconds per task of `count` processes with `threads` threads each, run at once."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     command = [sys.executable, __file__, "--child", str(threads), "--samples", str(samples)]
-    run = subprocess.run(command, env=env, capture_output=True, text=True, check=True, cwd=REPO)
-    return json.loads(run.stdout)
+    children = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, cwd=REPO)
+        for _ in range(count)
+    ]
+    outputs = [child.communicate()[0] for child in children]
+    if any(child.returncode for child in children):
+        raise SystemExit("a measuring process failed")
+    return [json.loads(out) for out in outputs]
 
 
 def main() -> None:
@@ -77,15 +87,19 @@ def main() -> None:
         print(json.dumps(measure(args.samples)))
         return
     cores = os.cpu_count() or 1
-    one, every = in_subprocess(1, args.samples), in_subprocess(cores, args.samples)
-    rows = {
-        name: {
-            "seconds_1": one[name],
-            f"seconds_{cores}": every[name],
-            "speedup": one[name] / every[name],
+    (one,) = in_subprocesses(1, args.samples)
+    (threaded,) = in_subprocesses(cores, args.samples)
+    parallel = in_subprocesses(1, args.samples, count=cores)
+    rows = {}
+    for name in TASKS:
+        slowest = max(run[name] for run in parallel)
+        rows[name] = {
+            "seconds_1_thread": one[name],
+            f"seconds_{cores}_threads": threaded[name],
+            f"seconds_{cores}_processes_each": slowest,
+            "speedup_threads": one[name] / threaded[name],
+            "speedup_processes": cores * one[name] / slowest,
         }
-        for name in TASKS
-    }
     result = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -96,10 +110,11 @@ def main() -> None:
         "python": platform.python_version(),
     }
     write_text(RESULTS, json.dumps(result, indent=2))
-    print(f"{'task':<22}{'1 thread s':>12}{f'{cores} threads s':>14}{'speed-up':>10}")
+    print(f"{'task':<22}{'1 thread s':>11}{'speed-up, threads':>19}{'speed-up, processes':>21}")
     for name, row in rows.items():
         print(
-            f"{name:<22}{row['seconds_1']:>12.2f}{row[f'seconds_{cores}']:>14.2f}{row['speedup']:>10.2f}"
+            f"{name:<22}{row['seconds_1_thread']:>11.2f}{row['speedup_threads']:>19.2f}"
+            f"{row['speedup_processes']:>21.2f}"
         )
     print(f"wrote {RESULTS}")
 

@@ -91,14 +91,17 @@ def post_training(
     labels: np.ndarray | None,
     *,
     netx: bool = False,
+    workers: int = 1,
 ) -> QuantizationResult:
     """PTQ of a lowered float graph on calibration images; on `images`, how often float and
-    fixed point predict alike, and with `labels` their accuracies."""
-    float_pred = run_float(graph, images).predictions
-    fixed, report = quantize_graph(graph, calibration, min_weight_exp=0 if netx else WEIGHT_EXP_MIN)
-    calib = simulate(fixed, calibration)
+    fixed point predict alike, and with `labels` their accuracies. `workers`: processes for
+    the calibration and the simulations (`toolchain.parallel`)."""
+    float_pred = run_float(graph, images, workers=workers).predictions
+    exp = 0 if netx else WEIGHT_EXP_MIN
+    fixed, report = quantize_graph(graph, calibration, min_weight_exp=exp, workers=workers)
+    calib = simulate(fixed, calibration, workers=workers)
     report.record_overflows(calib.current_wraps, calib.voltage_saturations)
-    fixed_pred = simulate(fixed, images).predictions
+    fixed_pred = simulate(fixed, images, workers=workers).predictions
     accuracies = (None, None)
     if labels is not None:
         accuracies = (float(np.mean(float_pred == labels)), float(np.mean(fixed_pred == labels)))
@@ -106,9 +109,10 @@ def post_training(
     return QuantizationResult(fixed, report, *accuracies, agreement=agreement)
 
 
-def fixed_accuracy(graph: Graph, split: Split) -> float:
+def fixed_accuracy(graph: Graph, split: Split, workers: int = 1) -> float:
     """Accuracy of the bit-accurate simulator."""
-    return float((simulate(graph, split.images).predictions == split.labels).mean())
+    predictions = simulate(graph, split.images, workers=workers).predictions
+    return float((predictions == split.labels).mean())
 
 
 def quantize_checkpoint(
@@ -119,6 +123,7 @@ def quantize_checkpoint(
     finetune_epochs: int = 0,
     progress: bool = True,
     netx: bool = False,
+    workers: int = 1,
 ) -> QuantizationResult:
     """PTQ of the trained network, then optional fine-tuning on the integer forward pass.
 
@@ -126,14 +131,15 @@ def quantize_checkpoint(
     holds the graph exactly; the input synapse then uses fewer weight bits."""
     graph = lower(graph_from_checkpoint(checkpoint))
     images = calibration_images(dataset.train, calibration, checkpoint.config.train.seed)
-    result = post_training(graph, images, dataset.test.images, dataset.test.labels, netx=netx)
+    test = dataset.test
+    result = post_training(graph, images, test.images, test.labels, netx=netx, workers=workers)
     if finetune_epochs:
         torch.manual_seed(checkpoint.config.train.seed)
         sent = with_input_levels(graph, result.report.input_levels)
         tuner = FixedPointFinetuner(sent, result.report.scales(), checkpoint.config)
         for epoch in range(finetune_epochs):
             loss, train_acc = tuner.epoch(dataset, progress)
-            test_acc = fixed_accuracy(tuner.fixed_graph(), dataset.test)
+            test_acc = fixed_accuracy(tuner.fixed_graph(), dataset.test, workers)
             result.finetune.append(
                 {
                     "epoch": epoch + 1,

@@ -254,13 +254,15 @@ def quantize_graph(
     *,
     headroom: float = 0.5,
     min_weight_exp: int = WEIGHT_EXP_MIN,
+    workers: int = 1,
 ) -> tuple[Graph, QuantReport]:
-    """Post-training quantisation of a lowered float Graph on calibration images (N, C, H, W).
+    """Post-training quantisation of a lowered float Graph on calibration images (N, C, H, W),
+    calibrated in `workers` processes.
 
     The fixed graph's input may have fewer levels than `graph`'s (`choose_input_levels`)."""
     if not graph.is_lowered:
         raise GraphError("quantise a lowered graph: fold pooling and flatten first (lower())")
-    ranges = calibration_ranges(graph, calibration)
+    ranges = calibration_ranges(graph, calibration, workers)
     levels = choose_input_levels(graph, ranges, headroom)
     sent = with_input_levels(graph, levels)
     fixed, layers = apply_scales(sent, choose_scales(sent, ranges, headroom, min_weight_exp))

@@ -66,7 +66,7 @@ MUTANTS = (
         "targets/loihi2/simulator.py",
         "np.copyto(state.v_crossing, v, where=state.spikes)",
         "pass",
-        ("tests/test_quantize.py",),
+        ("tests/test_quantize.py", "tests/test_population_kernel.py"),
     ),
     Mutant(
         "compare counts the fixed accuracy from the float predictions",
@@ -117,7 +117,7 @@ def killer(mutant: Mutant) -> str | None:
     """The first test that fails with the mutant's line changed (in a copy of the tree)."""
     with tempfile.TemporaryDirectory(prefix=".mutant-", dir=ROOT.parent) as tmp:
         copy = Path(tmp)  # a sibling of the checkout: ../shared resolves the same
-        ignore = shutil.ignore_patterns(".venv", ".git", "runs")
+        ignore = shutil.ignore_patterns(".venv*", ".git", "runs", ".gpu")
         shutil.copytree(ROOT, copy, ignore=ignore, dirs_exist_ok=True)
         target = copy / mutant.path
         text = target.read_text()

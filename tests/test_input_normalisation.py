@@ -1,6 +1,7 @@
 """Input normalisation, (x - mean) / std before the first layer: the config, the fold into the
 first synapse with a constant input plane, and that plane through every runner and file format
-(float runner = the trained network; reference simulator = Lava; ONNX and netx keep it)."""
+(float runner = the trained network; reference simulator = Lava; ONNX and netx keep it; NIR
+carries it as the first population's synaptic bias)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from targets.loihi2.netx import how_to_run, save_netx
 from targets.loihi2.netx_import import read_netx_graph
 from targets.loihi2.simulator import input_payload, simulate
 from toolchain.io import read_graph, save_onnx
+from toolchain.io.nir_read import read_nir
 from toolchain.io.nir_write import NirExportError, save_nir
 from toolchain.ir import GraphError, Input
 from toolchain.ir.float_runner import run_float
@@ -118,9 +120,29 @@ def test_onnx_and_netx_keep_the_plane(fixed_conv, tmp_path, digits):
     assert "constant plane" in how_to_run(fixed_conv, "fixed.net")["input_payload"]
 
 
-def test_nir_export_refuses_the_plane(tmp_path):
-    graph = graph_from_model(network(DENSE_FIRST, NORMALISED))
-    with pytest.raises(NirExportError, match="constant plane"):
+UNPADDED_CONV_FIRST = [{**CONV_FIRST[0], "padding": 0}, *CONV_FIRST[1:]]
+
+
+@pytest.mark.parametrize("layers", [UNPADDED_CONV_FIRST, DENSE_FIRST], ids=["conv", "dense"])
+def test_nir_export_carries_the_plane_as_the_first_synaptic_bias(tmp_path, digits, layers):
+    """NIR cannot state the plane: the file's first synapse has the plane's weights summed as
+    its bias (into the first population's synaptic filter), and reads back to every spike."""
+    graph = graph_from_model(network(layers, NORMALISED))
+    save_nir(graph, tmp_path / "model.nir")
+    back = read_nir(tmp_path / "model.nir")
+    assert not back.input.constant_plane and back.input.shape == (1, 8, 8)
+    assert np.any(back.populations[0].synaptic_bias)
+    images = digits.test.images[:50]
+    ours = run_float(graph, images, dtype=torch.float64).spikes
+    theirs = run_float(back, images, dtype=torch.float64).spikes
+    for name, spikes in ours.items():
+        np.testing.assert_array_equal(theirs[name], spikes)
+        assert spikes.any()
+
+
+def test_nir_export_refuses_the_plane_through_padding(tmp_path):
+    graph = graph_from_model(network(CONV_FIRST, NORMALISED))
+    with pytest.raises(NirExportError, match="constant plane passes a padded convolution"):
         save_nir(graph, tmp_path / "model.nir")
     assert not (tmp_path / "model.nir").exists()
 

@@ -146,3 +146,26 @@ def norse_run(net: torch.nn.Module, image: torch.Tensor, steps: int) -> np.ndarr
             spikes, state = net(image, state)
             out.append(spikes)
     return torch.stack(out, -1).numpy()
+
+
+def test_the_shipped_mnist_cnn_exports_with_its_normalisation(tmp_path):
+    """The paper's CNN, trained with (x - 0.1307) / 0.3081: its constant plane becomes the
+    first convolution's bias (no padding there), and the NIR file gives every spike of every
+    population back, on 100 MNIST test images."""
+    from conftest import MNIST_DIR, ROOT
+
+    from toolchain.data.datasets import load_mnist
+    from toolchain.train.checkpoint import Checkpoint
+
+    model = ROOT / "examples" / "pretrained" / "mnist_cnn" / "model.pt"
+    graph = graph_from_checkpoint(Checkpoint.load(model))
+    assert graph.input.constant_plane
+    save_nir(graph, tmp_path / "mnist_cnn.nir")
+    nir.read(tmp_path / "mnist_cnn.nir")  # with type checking
+    back = read_nir(tmp_path / "mnist_cnn.nir")
+    images = load_mnist(MNIST_DIR).test.images[:100]
+    ours = run_float(graph, images, dtype=torch.float64)
+    theirs = run_float(back, images, dtype=torch.float64)
+    for name, spikes in ours.spikes.items():
+        np.testing.assert_array_equal(theirs.spikes[name], spikes)
+    np.testing.assert_array_equal(theirs.predictions, ours.predictions)

@@ -195,9 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("compare", "deploy"):
         sub.choices[name].add_argument("--inputs", type=Path, help="your inputs, .npy")
         sub.choices[name].add_argument("--labels", type=Path, help="labels of --inputs, .npy")
-    for name in ("deploy", "demo"):
+    for name in ("quantize", "simulate", "compare", "deploy", "demo"):
         sub.choices[name].add_argument(
-            "--workers", type=count(1), default=1, help="independent Lava runtimes in parallel"
+            "--workers",
+            type=count(1),
+            default=1,
+            help="processes that share the samples: independent Lava runtimes, calibration and "
+            "simulation shards (default 1)",
         )
     for name in ("train", "quantize", "simulate", "compare", "deploy", "demo"):
         sub.choices[name].add_argument(

@@ -156,6 +156,7 @@ def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
             finetune_epochs=args.finetune,
             progress=not args.quiet,
             netx=args.netx,
+            workers=args.workers,
         )
     else:
         graph = _lowered(read_graph(source))
@@ -174,7 +175,9 @@ def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
         else:
             test_images, labels = _user_samples(graph, args.inputs, args.labels, graded=True)
             images = test_images[: args.calibration]
-        result = post_training(graph, images, test_images, labels, netx=args.netx)
+        result = post_training(
+            graph, images, test_images, labels, netx=args.netx, workers=args.workers
+        )
     save_onnx(result.graph, out)
     report = {"graph": str(out), **result.to_json()}
     write_text(report_path, json.dumps(report, indent=2))
@@ -323,13 +326,13 @@ def _simulated(
     if not graph.is_fixed:
         from toolchain.ir.float_runner import run_float
 
-        result = run_float(graph, inputs)
+        result = run_float(graph, inputs, workers=args.workers)
         output = result.spikes[graph.populations[-1].name]
         spikes = {name: int(s.sum(dtype=np.int64)) for name, s in result.spikes.items()}
         return np.moveaxis(output, -1, 1), result.predictions, {"spikes": spikes}
     from targets.loihi2.simulator import simulate
 
-    result = simulate(graph, inputs, progress=not args.quiet)
+    result = simulate(graph, inputs, progress=not args.quiet, workers=args.workers)
     counts = {
         "spikes": result.spike_counts,
         "current_wraps": result.current_wraps,
@@ -389,7 +392,9 @@ def compare(args: argparse.Namespace, say: Say) -> dict[str, object]:
     if labels is None:
         raise GraphError(f"{args.inputs}: compare reports accuracies; give --labels Y.npy too")
     out = output_folder(args.out or args.graph.parent / f"{args.graph.stem}-compare")
-    comparison, raster = compare(floating, graph, Split(images, labels), progress=not args.quiet)
+    comparison, raster = compare(
+        floating, graph, Split(images, labels), progress=not args.quiet, workers=args.workers
+    )
     report = comparison.to_json()
     write_text(out / "compare.json", json.dumps(report, indent=2))
     plots = plot_comparison(comparison, raster, out)

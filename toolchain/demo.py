@@ -116,7 +116,8 @@ def run_demo(
         checkpoint, graph = _shipped_network(say)
     test = data.test
     say(f"float network and reference simulator on all {len(test)} test images")
-    comparison, raster = compare(model_from_checkpoint(checkpoint), graph, test, progress=progress)
+    model = model_from_checkpoint(checkpoint)
+    comparison, raster = compare(model, graph, test, progress=progress, workers=workers)
     write_text(run_dir / "compare.json", json.dumps(comparison.to_json(), indent=2))
     plot_comparison(comparison, raster, run_dir)
     count = min(lava_samples or LAVA_SAMPLES[dataset], len(test))

@@ -71,6 +71,7 @@ from targets.loihi2.formats import (
 from targets.loihi2.timing import output_window, reset_offset, resets_every_population
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError
 from toolchain.native import compiled
+from toolchain.parallel import in_shards
 from toolchain.train.neuron import predict_from_spikes
 
 KERNEL_SOURCE = Path(__file__).with_name("kernels") / "population.cpp"
@@ -245,11 +246,62 @@ def simulate(
     record_states: bool = False,
     batch_size: int = 1000,
     progress: bool = False,
+    workers: int = 1,
 ) -> SimulationResult:
     """Run the fixed-point graph on images (N, C, H, W) in [0, 1], or inputs per step (N, T, C,
-    H, W), for S = T + L Lava steps."""
+    H, W), for S = T + L Lava steps; with workers > 1, shards of the samples in that many
+    processes (`toolchain.parallel`), the same integers."""
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
+    options = {"record": record, "record_states": record_states, "batch_size": batch_size}
+    if workers > 1:
+        input_payload(graph, images)  # bad input fails here, once, not in every worker
+        shards = in_shards(
+            lambda first, stop: _simulate(graph, images[first:stop], **options),
+            len(images),
+            workers,
+            progress=progress,
+            desc="simulate",
+        )
+        return _concatenate([part for _, _, part in shards])
+    return _simulate(graph, images, **options, progress=progress)
+
+
+def _concatenate(parts: list[SimulationResult]) -> SimulationResult:
+    """One result of consecutive shards' results."""
+
+    def joined(arrays: list[dict[str, np.ndarray] | None]) -> dict[str, np.ndarray] | None:
+        if arrays[0] is None:
+            return None
+        return {name: np.concatenate([a[name] for a in arrays]) for name in arrays[0]}
+
+    def summed(counts: list[dict[str, int]]) -> dict[str, int]:
+        return {name: sum(c[name] for c in counts) for name in counts[0]}
+
+    return SimulationResult(
+        output_spikes=np.concatenate([p.output_spikes for p in parts]),
+        predictions=np.concatenate([p.predictions for p in parts]),
+        spikes=joined([p.spikes for p in parts]),
+        currents=joined([p.currents for p in parts]),
+        voltages=joined([p.voltages for p in parts]),
+        voltages_before_reset=joined([p.voltages_before_reset for p in parts]),
+        current_wraps=summed([p.current_wraps for p in parts]),
+        voltage_saturations=summed([p.voltage_saturations for p in parts]),
+        spike_counts=summed([p.spike_counts for p in parts]),
+        window=parts[0].window,
+    )
+
+
+def _simulate(
+    graph: Graph,
+    images: np.ndarray,
+    *,
+    record: bool,
+    record_states: bool,
+    batch_size: int,
+    progress: bool = False,
+) -> SimulationResult:
+    """`simulate` in this process."""
     layers = _prepare(graph)
     resets = resets_every_population(graph)
     payload = input_payload(graph, images)

@@ -22,6 +22,7 @@ its `import_from_nir` reads the LIF populations of such a file (reset to 0) exac
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from toolchain.atomic import atomic_path
 from toolchain.data.encoding import ENCODING
-from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, Input, SumPool2d
+from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, Input, Node, SumPool2d
 
 DT = 1e-4  # snnTorch's step: its importer reads LIF files with it
 PRODUCER = "snn-deploy"
@@ -43,6 +44,9 @@ class NirExportError(ValueError):
 def graph_to_nir(graph: Graph) -> Any:
     """The NIR graph of `graph` (its float parameters), with the metadata to read it back."""
     import nir
+
+    if graph.input.constant_plane:
+        graph = without_constant_plane(graph)
 
     shapes = dict(zip((n.name for n in graph.nodes), graph.shapes(), strict=True))
     in_shapes = {n.name: shapes[graph.sources(n.name)[0]] for n in graph.nodes[1:]}
@@ -62,6 +66,47 @@ def graph_to_nir(graph: Graph) -> Any:
     edges += [(f"{k}_flatten", k) for k in nodes if f"{k}_flatten" in nodes]
     edges.append((renamed[output], "output"))
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=_metadata(graph))
+
+
+def without_constant_plane(graph: Graph) -> Graph:
+    """The same float network with an input normalisation's constant plane (`Input`) carried
+    instead by the first population's synaptic bias: the plane's weights times 1, the same
+    input every step. Exact for a Dense first synapse and a Conv2d without padding (padding
+    would make the plane's sum differ at the border)."""
+    first = next(n for n in graph.nodes[1:] if isinstance(n, Dense | Conv2d))
+    population = graph.node(next(b for a, b in graph.edges if a == first.name))
+    between = graph.nodes[1 : graph.nodes.index(first)]
+    if not isinstance(population, CubaLIF) or any(not isinstance(n, Flatten) for n in between):
+        raise NirExportError(
+            f"node {first.name!r}: an input normalisation's plane is folded into the first "
+            "synapse only where the input reaches it directly and it feeds neurons"
+        )
+    channels, height, width = graph.input.shape
+    if isinstance(first, Conv2d):
+        if any(first.padding):
+            raise NirExportError(
+                f"node {first.name!r}: the input normalisation's constant plane passes a padded "
+                "convolution, whose border sums differ, so NIR cannot state it as a bias"
+            )
+        plane, kept = first.weight[:, -1].sum(axis=(1, 2)), first.weight[:, :-1]
+        synapse: Node = Conv2d(first.name, kept, first.stride, first.padding)
+    else:
+        weight = first.weight.reshape(len(first.weight), channels, height * width)
+        plane, kept = weight[:, -1].sum(axis=1), weight[:, :-1].reshape(len(weight), -1)
+        synapse = Dense(first.name, kept)
+    plane = plane.astype(np.float64)
+    old = population.synaptic_bias
+    bias = plane if old is None else old + plane
+    nodes = []
+    for node in graph.nodes:
+        if node is graph.input:
+            node = replace(node, shape=node.image_shape, constant_plane=False)
+        elif node is first:
+            node = synapse
+        elif node is population:
+            node = replace(node, synaptic_bias=bias)
+        nodes.append(node)
+    return Graph(tuple(nodes), T=graph.T, name=graph.name, edges=graph.edges)
 
 
 def save_nir(graph: Graph, path: Path | str) -> Path:
@@ -120,11 +165,6 @@ def _nir_nodes(
 
     name = node.name
     if isinstance(node, Input):
-        if node.constant_plane:
-            raise NirExportError(
-                f"node {name!r}: its last channel is a constant plane carrying an input "
-                "normalisation's offset, which NIR has no way to state; export ONNX or netx"
-            )
         return [(name, nir.Input(input_type={"input": np.array(_vector_or(node.shape))}))]
     if isinstance(node, Dense):
         bias = _bias_before(graph, node, node.weight.shape[0])

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from toolchain.data.encoding import repeat_over_time
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Node, SumPool2d
+from toolchain.parallel import over_shards
 from toolchain.train.neuron import (
     lif_forward,
     lif_step,
@@ -97,12 +98,33 @@ def run_population(node: CubaLIF, x: torch.Tensor, recurrent: Dense | None = Non
     return PopulationRun(*(torch.stack(series, -1) for series in zip(*steps, strict=True)))
 
 
-@torch.no_grad()
 def run_float(
-    graph: Graph, images: np.ndarray, *, dtype: torch.dtype = torch.float32, batch_size: int = 500
+    graph: Graph,
+    images: np.ndarray,
+    *,
+    dtype: torch.dtype = torch.float32,
+    batch_size: int = 500,
+    workers: int = 1,
 ) -> FloatResult:
     """Spikes of every population and the predictions, for images (N, C, H, W), repeated over
-    the graph's T steps, or per-step inputs (N, T, C, H, W)."""
+    the graph's T steps, or per-step inputs (N, T, C, H, W); with workers > 1, shards of the
+    samples in that many processes (`toolchain.parallel`)."""
+    parts = over_shards(
+        lambda first, stop: _run_float(graph, images[first:stop], dtype, batch_size),
+        len(images),
+        workers,
+    )
+    spikes = {
+        name: np.concatenate([part.spikes[name] for part in parts]) for name in parts[0].spikes
+    }
+    return FloatResult(spikes, np.concatenate([part.predictions for part in parts]))
+
+
+@torch.no_grad()
+def _run_float(
+    graph: Graph, images: np.ndarray, dtype: torch.dtype, batch_size: int
+) -> FloatResult:
+    """`run_float` in this process."""
     if not (graph.is_chain or graph.is_self_recurrent_chain):
         raise GraphError(
             f"graph {graph.name!r}: the float runner runs chains, with populations that may "

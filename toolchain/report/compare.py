@@ -14,6 +14,7 @@ batch. Plots are in `toolchain.report.plots`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -25,6 +26,7 @@ from targets.loihi2.timing import population_window
 from toolchain.data.datasets import Split
 from toolchain.ir import Graph, GraphError
 from toolchain.ir.float_runner import run_float
+from toolchain.parallel import in_shards
 from toolchain.train.network import SpikingLayer, SpikingNetwork
 
 
@@ -127,9 +129,10 @@ def compare(
     *,
     batch_size: int = 500,
     progress: bool = False,
+    workers: int = 1,
 ) -> tuple[Comparison, Raster]:
     """Runs the float model (or float Graph) and the fixed-point graph on `split`, batch by
-    batch."""
+    batch; with workers > 1, shards of batches in that many processes (`toolchain.parallel`)."""
     populations = graph.populations
     layers = (
         len(model.populations)
@@ -153,14 +156,26 @@ def compare(
     raster = Raster(0, [], [])
     if not isinstance(model, Graph):
         model.eval()
+    batches = math.ceil(len(split) / batch_size)
+
+    def runs(first: int, stop: int) -> list[tuple[Run, Run]]:
+        pieces = range(first * batch_size, min(stop * batch_size, len(split)), batch_size)
+        images = [split.images[start : start + batch_size] for start in pieces]
+        return [(_float_run(model, x), _fixed_run(graph, x)) for x in images]
+
+    # one batch per shard, so that a batch's spikes are let go once counted
+    shards = (
+        in_shards(runs, batches, workers, per_worker=math.ceil(batches / workers))
+        if workers > 1
+        else ((index, index + 1, runs(index, index + 1)) for index in range(batches))
+    )
     with tqdm(total=len(split), desc="compare", unit="sample", disable=not progress) as bar:
-        for start in range(0, len(split), batch_size):
-            images = split.images[start : start + batch_size]
-            labels = split.labels[start : start + batch_size]
-            add_runs(
-                result, raster, _float_run(model, images), _fixed_run(graph, images), labels, start
-            )
-            bar.update(len(images))
+        for first, _, pairs in shards:
+            for index, (float_run, fixed_run) in enumerate(pairs, start=first):
+                start = index * batch_size
+                labels = split.labels[start : start + batch_size]
+                add_runs(result, raster, float_run, fixed_run, labels, start)
+                bar.update(len(labels))
     return result, raster
 
 
