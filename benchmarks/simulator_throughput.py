@@ -6,7 +6,8 @@ quantised with PTQ. In one run, on the same 10000 test images:
 - floor: the bare float32 matrix products of the same shapes that the simulator must do at
   least: the input synapse once per batch (the image is constant), every other synapse once per
   Lava step (S = T + 3 steps), nothing else.
-Goal (issue 3): the simulator within 2x of that floor.
+Goal (issue 13): the simulator within 1.5x of that floor. The two are timed in turns, and the
+ratio is the median of the rounds' ratios.
 
     .venv/bin/python benchmarks/simulator_throughput.py [--checkpoint CHECKPOINT]
 """
@@ -42,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CHECKPOINT = REPO / "runs/bench-mnist-mlp/checkpoint.pt"
 RESULTS = REPO / "benchmarks/results/simulator_throughput.json"
 BATCH = 1000
-REPEATS = 3
+REPEATS = 7
 
 
 def fixed_graph(checkpoint_path: Path, data_dir: Path) -> tuple[Graph, np.ndarray, np.ndarray]:
@@ -71,13 +72,22 @@ def floor_products(graph: Graph, images: np.ndarray) -> None:
                 source @ weight
 
 
-def timed(fn) -> float:
-    times = []
-    for _ in range(REPEATS):
-        began = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
+def seconds(fn) -> float:
+    began = time.perf_counter()
+    fn()
+    return time.perf_counter() - began
+
+
+def interleaved(first, second) -> tuple[float, float, float]:
+    """Median seconds of each and the median of their per-round ratios, timing them in turns
+    so that a slow spell of the machine hits both (the floor alone moved 40 % between runs)."""
+    rounds = [(seconds(first), seconds(second)) for _ in range(REPEATS)]
+    ratios = [a / b for a, b in rounds]
+    return (
+        statistics.median(a for a, _ in rounds),
+        statistics.median(b for _, b in rounds),
+        statistics.median(ratios),
+    )
 
 
 def main() -> None:
@@ -89,8 +99,9 @@ def main() -> None:
     args = parser.parse_args()
     graph, images, labels = fixed_graph(args.checkpoint, args.data_dir)
     accuracy = float((simulate(graph, images, batch_size=BATCH).predictions == labels).mean())
-    sim_s = timed(lambda: simulate(graph, images, batch_size=BATCH))
-    floor_s = timed(lambda: floor_products(graph, images))
+    sim_s, floor_s, ratio = interleaved(
+        lambda: simulate(graph, images, batch_size=BATCH), lambda: floor_products(graph, images)
+    )
     result = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -101,7 +112,7 @@ def main() -> None:
         "floor_seconds": floor_s,
         "simulator_samples_per_s": len(images) / sim_s,
         "floor_samples_per_s": len(images) / floor_s,
-        "ratio_simulator_to_floor": sim_s / floor_s,
+        "ratio_simulator_to_floor": ratio,  # the median of the rounds' ratios
         "torch": torch.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
@@ -112,7 +123,7 @@ def main() -> None:
     print(f"{'reference simulator':<28}{sim_s:>9.3f}{len(images) / sim_s:>11.0f}")
     print(f"{'bare products (floor)':<28}{floor_s:>9.3f}{len(images) / floor_s:>11.0f}")
     print(
-        f"simulator / floor = {sim_s / floor_s:.2f} (goal <= 2); fixed-point accuracy "
+        f"simulator / floor = {ratio:.2f} (median of {REPEATS} rounds; goal <= 1.5); accuracy "
         f"{100 * accuracy:.2f} %; wrote {RESULTS}"
     )
 

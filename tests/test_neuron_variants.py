@@ -156,3 +156,29 @@ def test_netx_refuses_subtraction_and_biases(tmp_path):
     with pytest.raises(NetxExportError, match="node 'lif': has a bias"):
         save_netx(biased, tmp_path / "x.net")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_readout_outputs_its_membrane_and_reads_out_from_it():
+    """A readout never spikes nor resets: its output is the membrane of the recurrence, and the
+    prediction the neuron whose membrane summed over time is largest. Only the last population
+    reads out; it fires in no other way."""
+    graph = one_layer(None, readout=True)
+    x = np.random.default_rng(1).random((20, 6, 1, 1))
+    run = run_float(graph, x, dtype=torch.float64)
+    weight, lif = graph.nodes[1].weight, graph.nodes[2]
+    drive = x.reshape(len(x), -1) @ weight.T
+    i = u = np.zeros_like(drive)
+    membrane = []
+    for _ in range(graph.T):
+        i = (1 - 1 / lif.tau_s) * i + drive / lif.tau_s
+        u = (1 - 1 / lif.tau_m) * u + i
+        membrane.append(u)
+    expected = np.stack(membrane, -1)
+    np.testing.assert_allclose(run.spikes["lif"], expected, rtol=1e-12)
+    assert expected.max() > lif.threshold, "it would have spiked"
+    np.testing.assert_array_equal(run.predictions, expected.sum(-1).argmax(-1))
+    with pytest.raises(GraphError, match="a readout never spikes"):
+        CubaLIF("lif", 4.0, 2.0, 1.0, readout=True, max_spikes=2)
+    nodes = (*one_layer(None, readout=True).nodes, Dense("fc2", np.ones((2, 5))))
+    with pytest.raises(GraphError, match="'lif': only the last population can be a readout"):
+        Graph((*nodes, CubaLIF("out", 4.0, 2.0, 1.0)), T=5)

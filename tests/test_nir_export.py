@@ -169,3 +169,25 @@ def test_the_shipped_mnist_cnn_exports_with_its_normalisation(tmp_path):
     for name, spikes in ours.spikes.items():
         np.testing.assert_array_equal(theirs.spikes[name], spikes)
     np.testing.assert_array_equal(theirs.predictions, ours.predictions)
+
+
+def test_a_readout_exports_as_nir_li_and_reads_back(tmp_path):
+    rng = np.random.default_rng(5)
+    graph = Graph(
+        (
+            Input("in", (6, 1, 1)),
+            Dense("fc1", rng.normal(0.3, 0.6, (8, 6))),
+            CubaLIF("lif1", 4.0, 1.0, 0.5),
+            Dense("fc2", rng.normal(0.0, 0.6, (3, 8))),
+            CubaLIF("out", 5.0, 1.0, 1.0, readout=True),
+        ),
+        T=10,
+    )
+    save_nir(graph, tmp_path / "li.nir")
+    assert type(nir.read(tmp_path / "li.nir").nodes["out"]).__name__ == "LI"
+    back = read_nir(tmp_path / "li.nir")
+    x = rng.random((20, 6, 1, 1))
+    ours = run_float(graph, x, dtype=torch.float64)
+    theirs = run_float(back, x, dtype=torch.float64)
+    np.testing.assert_allclose(theirs.spikes["out"], ours.spikes["out"], rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(theirs.predictions, ours.predictions)

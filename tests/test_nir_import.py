@@ -306,6 +306,73 @@ def test_norse_cells(tmp_path, cell):
     np.testing.assert_array_equal(ours(tmp_path / "net.nir", x, convention="norse"), theirs)
 
 
+def test_norse_convolutional_network_runs_on_lava(tmp_path):
+    """Conv2d into LIFBoxCell twice (Norse 1.1 exports no Flatten or pooling): Norse's own
+    spikes of every output neuron, then quantised and run on Lava equal to the reference."""
+    import norse.torch as norse
+
+    import targets.loihi2.lava  # noqa: F401
+    from targets.loihi2.lava.runner import run_on_lava
+
+    def cell(*shape: int):
+        p = norse.LIFBoxParameters(
+            tau_mem_inv=full(250, *shape), v_th=full(0.3, *shape), v_leak=torch.zeros(shape)
+        )
+        return norse.LIFBoxCell(p, dt=1e-3)
+
+    net = norse.SequentialState(
+        conv(2, 4, seed=7, gain=1.0), cell(4, 8, 8), conv(4, 3, seed=8, gain=1.0), cell(3, 8, 8)
+    )
+    x = static_input((2, 8, 8), seed=3)
+    theirs = norse_run(net, x)
+    assert 0.05 < theirs.mean() < 0.95
+    norse_export(net, x, tmp_path / "conv.nir")
+    np.testing.assert_array_equal(ours(tmp_path / "conv.nir", x, convention="norse"), theirs)
+    graph = read_nir(tmp_path / "conv.nir", convention="norse", steps=T)
+    images = np.random.default_rng(4).random((3, 2, 8, 8)).astype(np.float32)
+    fixed, _ = quantize_graph(graph, images)
+    lava = run_on_lava(fixed, images)
+    assert lava.output_spikes.any()
+    np.testing.assert_array_equal(lava.output_spikes, simulate(fixed, images).output_window_spikes)
+
+
+def test_norse_leaky_integrator_readout_runs_on_lava(tmp_path):
+    """A LIBoxCell read-out (NIR's LI): its membrane is the output. Ours follows Norse's
+    voltages (to float32 rounding) and prediction; quantised, Lava sends the integer membrane
+    every step, equal to the reference simulator's, and the predictions agree with the float
+    graph's on most inputs."""
+    import norse.torch as norse
+
+    import targets.loihi2.lava  # noqa: F401
+    from targets.loihi2.lava.runner import run_on_lava
+
+    lif = norse.LIFBoxParameters(tau_mem_inv=full(250, 8), v_th=full(0.4, 8), v_leak=torch.zeros(8))
+    li = norse.LIBoxParameters(tau_mem_inv=full(200, 4), v_leak=torch.zeros(4))
+    net = norse.SequentialState(
+        dense(6, 8, 3, 3.0, 0.2), norse.LIFBoxCell(lif, dt=1e-3),
+        dense(8, 4, 4, 1.0, 0.0), norse.LIBoxCell(li, dt=1e-3),
+    )  # fmt: skip
+    x = static_input((6,), seed=1)
+    theirs = norse_run(net, x)
+    norse_export(net, x, tmp_path / "li.nir")
+    graph = read_nir(tmp_path / "li.nir", convention="norse", steps=T)
+    assert [p.readout for p in graph.populations] == [False, True]
+    run = run_float(graph, x.reshape(1, 6, 1, 1).astype(np.float64), dtype=torch.float64)
+    mine = np.moveaxis(run.spikes[graph.populations[-1].name][0], -1, 0)
+    np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+    assert run.predictions[0] == theirs.sum(0).argmax()
+
+    images = np.random.default_rng(4).random((12, 6, 1, 1)).astype(np.float32)
+    fixed, _ = quantize_graph(graph, images)
+    reference = simulate(fixed, images)
+    assert reference.output_spikes.dtype == np.int64 and np.abs(reference.output_spikes).max() > 0
+    lava = run_on_lava(fixed, images[:4])
+    np.testing.assert_array_equal(lava.output_spikes, reference.output_window_spikes[:4])
+    np.testing.assert_array_equal(lava.predictions, reference.predictions[:4])
+    floating = run_float(graph, images).predictions
+    assert (floating == reference.predictions).mean() >= 0.75
+
+
 # ------------------------------------------------------------------------------- SpikingJelly
 
 

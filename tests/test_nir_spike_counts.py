@@ -95,6 +95,27 @@ def test_sinabs_dense_lif_and_iaf_counts(tmp_path):
     assert [p.max_spikes for p in graph.populations] == [UNBOUNDED] * 2
 
 
+def test_sinabs_exp_leak_readout(tmp_path):
+    """Sinabs' ExpLeak (NIR's LI, its input not normalised) as the read-out after counting LIF
+    neurons: Sinabs' own membrane, to float32 rounding, and its prediction."""
+    import sinabs.layers as sl
+
+    net = torch.nn.Sequential(
+        dense(6, 8, seed=1, gain=4.0, shift=1.5),
+        sl.LIFSqueeze(tau_mem=4.0, batch_size=1),
+        dense(8, 4, seed=2, gain=1.0, shift=0.3),
+        sl.ExpLeakSqueeze(tau_mem=5.0, batch_size=1),
+    )
+    x = static_input((6,))
+    theirs = sinabs_run_and_export(net, x, tmp_path / "net.nir")
+    graph = read_nir(tmp_path / "net.nir", convention="sinabs", steps=T)
+    assert graph.populations[-1].readout
+    run = run_float(graph, x.reshape(1, 6, 1, 1).astype(np.float64), dtype=torch.float64)
+    mine = np.moveaxis(run.spikes[graph.populations[-1].name][0], -1, 0)
+    np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-5)
+    assert run.predictions[0] == theirs.sum(0).argmax()
+
+
 def test_sinabs_single_spike_with_max_spikes_one(tmp_path):
     import sinabs.layers as sl
     from sinabs.activation import SingleSpike
@@ -166,22 +187,29 @@ def rockpool_linear(n_in: int, n_out: int, seed: int, gain: float, shift: float)
     return LinearTorch((n_in, n_out), weight=weight)
 
 
-def rockpool_net():
+def rockpool_net(kind: str):
+    """LIFTorch (a CubaLIF in NIR) or LIFNeuronTorch (a LIF) layers."""
     from rockpool.nn.combinators import Sequential
-    from rockpool.nn.modules import LIFTorch
+    from rockpool.nn.modules import LIFNeuronTorch, LIFTorch
+
+    def neurons(n: int, tau_mem: float, tau_syn: float):
+        if kind == "LIFTorch":
+            return LIFTorch(n, tau_mem=tau_mem, tau_syn=tau_syn)
+        return LIFNeuronTorch(n, tau_mem=tau_mem)
 
     return Sequential(
         rockpool_linear(6, 8, seed=1, gain=1.0, shift=0.3),
-        LIFTorch(8, tau_mem=0.02, tau_syn=0.005),
+        neurons(8, 0.02, 0.005),
         rockpool_linear(8, 4, seed=2, gain=0.5, shift=0.15),
-        LIFTorch(4, tau_mem=0.01, tau_syn=0.004),
+        neurons(4, 0.01, 0.004),
     )
 
 
-def test_rockpool_cuba_lif_counts_run_on_lava(tmp_path):
+@pytest.mark.parametrize("kind", ["LIFTorch", "LIFNeuronTorch"])
+def test_rockpool_counts_run_on_lava(tmp_path, kind):
     from rockpool.nn.modules import to_nir
 
-    net = rockpool_net()
+    net = rockpool_net(kind)
     x = static_input((6,))
     with torch.no_grad():
         out, _, _ = net(torch.from_numpy(np.repeat(x[:, None], T, axis=1)))
@@ -253,6 +281,11 @@ def test_variants_survive_onnx_and_are_refused_by_nir_and_netx(tmp_path):
     )
     with pytest.raises(NirExportError, match="'lif1': holds its membrane at 0"):
         save_nir(graph, tmp_path / "g.nir")
+    readout = replace(fixed.node("lif2"), reset_subtract=None, reset_sub=None, max_spikes=1)
+    readout = replace(readout, readout=True)
+    with_readout = Graph((*fixed.nodes[:-1], readout), T=fixed.T, edges=fixed.edges)
+    save_onnx(with_readout, tmp_path / "r.onnx")
+    assert load_onnx(tmp_path / "r.onnx").node("lif2").readout
     with pytest.raises(NetxExportError, match="'lif1': has a bias into its synaptic current"):
         save_netx(fixed, tmp_path / "g.net")
 

@@ -328,7 +328,10 @@ def _simulated(
 
         result = run_float(graph, inputs, workers=args.workers)
         output = result.spikes[graph.populations[-1].name]
-        spikes = {name: int(s.sum(dtype=np.int64)) for name, s in result.spikes.items()}
+        spikes = {
+            p.name: 0 if p.readout else int(result.spikes[p.name].sum(dtype=np.int64))
+            for p in graph.populations
+        }
         return np.moveaxis(output, -1, 1), result.predictions, {"spikes": spikes}
     from targets.loihi2.simulator import simulate
 

@@ -129,6 +129,8 @@ def _check_graph(graph: Graph) -> None:
             )
         if node.bias is not None:
             _refuse(node.name, "has a bias, which netx export does not write yet")
+        if node.readout:
+            _refuse(node.name, "is a readout (its membrane is the output), which netx cannot state")
         if node.synaptic_bias is not None or node.refractory:
             _refuse(
                 node.name,

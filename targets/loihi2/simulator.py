@@ -27,7 +27,9 @@ Integers per population and step (int64 here; tz(x) = x / 4096 truncated toward 
   A population with max_spikes m > 1 emits the count s = clip((v - 1) // (vth << 6), 0, m)
   as a graded spike, and v -= s reset_sub, or v = 0 where s > 0. A synaptic bias c is added to
   a (u += (a + c) << 6); a refractory population's v is 0 the step after a spike, before the
-  threshold. These run as `LIFVariant` on Lava (a microcoded neuron on the chip).
+  threshold. A readout population never spikes: it sends its v every step (a graded spike of
+  up to 24 bits), and the output holds those voltages. These run as `LIFVariant` on Lava (a
+  microcoded neuron on the chip).
   States are 0 when the sample reaches the population (with biases, which charge v before,
   every population is reset then, as Lava's LIFReset does).
 
@@ -82,7 +84,7 @@ KERNEL_ENV = "SNN_DEPLOY_SIM_KERNEL"
 class SimulationResult:
     """Spikes (and optionally states) of every Lava step, columns 0 .. S-1 = steps 1 .. S."""
 
-    output_spikes: np.ndarray  # (N, n_out, S) uint8
+    output_spikes: np.ndarray  # (N, n_out, S) uint8; a readout's voltages, int64 (`output_dtype`)
     predictions: np.ndarray  # (N,) int64
     spikes: dict[str, np.ndarray] | None  # population -> (N, *shape, S) uint8
     currents: dict[str, np.ndarray] | None  # population -> u, (N, *shape, S) int64
@@ -148,12 +150,14 @@ class _Population:
     max_spikes: int = 1  # > 1: the population emits spike counts up to it
     synaptic_bias: np.ndarray | None = None  # c << 6, added to u with the drive
     refractory: int = 0  # 1: v = 0 the step after a spike
+    readout: bool = False  # never spikes: sends v
 
     @property
     def is_variant(self) -> bool:
         """Whether it needs `_update_reference`: the compiled update has no counts, synaptic
-        bias or refractory step."""
-        return self.max_spikes > 1 or self.synaptic_bias is not None or bool(self.refractory)
+        bias, refractory step or readout."""
+        variant = self.max_spikes > 1 or self.synaptic_bias is not None or bool(self.refractory)
+        return variant or self.readout
 
 
 @dataclass
@@ -168,9 +172,9 @@ class _State:
     voltage_saturations: int = 0
 
     @classmethod
-    def zeros(cls, shape: tuple[int, ...], counts: bool = False) -> _State:
-        spikes = np.zeros(shape, dtype=np.uint8 if counts else bool)
-        return cls(np.zeros(shape), np.zeros(shape), spikes, np.zeros(shape))
+    def zeros(cls, shape: tuple[int, ...], counts: bool = False, readout: bool = False) -> _State:
+        dtype = np.float64 if readout else np.uint8 if counts else bool
+        return cls(np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype), np.zeros(shape))
 
 
 @dataclass
@@ -190,14 +194,17 @@ class _Recorder:
     def create(
         cls, populations: list[_Population], n: int, steps: int, record: bool, states: bool
     ) -> _Recorder:
-        def arrays(dtype: type) -> dict[str, np.ndarray]:
-            return {p.name: np.zeros((n, *p.shape, steps), dtype=dtype) for p in populations}
+        def arrays(dtype: type | None) -> dict[str, np.ndarray]:
+            return {
+                p.name: np.zeros((n, *p.shape, steps), dtype=dtype or _spike_dtype(p))
+                for p in populations
+            }
 
         last = populations[-1]
-        output = np.zeros((n, int(np.prod(last.shape)), steps), dtype=np.uint8)
+        output = np.zeros((n, int(np.prod(last.shape)), steps), dtype=_spike_dtype(last))
         return cls(
             output,
-            arrays(np.uint8) if record else None,
+            arrays(None) if record else None,
             arrays(np.int64) if states else None,
             arrays(np.int64) if states else None,
             arrays(np.int64) if states else None,
@@ -221,6 +228,15 @@ class _Recorder:
     def count(self, name: str, state: _State) -> None:
         self.current_wraps[name] += state.current_wraps
         self.voltage_saturations[name] += state.voltage_saturations
+
+
+def output_dtype(graph: Graph) -> type:
+    """The dtype of a graph's output per step: spikes (counts up to 255) or a readout's v."""
+    return np.int64 if graph.populations[-1].readout else np.uint8
+
+
+def _spike_dtype(population: _Population) -> type:
+    return np.int64 if population.readout else np.uint8
 
 
 def input_payload(graph: Graph, images: np.ndarray) -> np.ndarray:
@@ -316,7 +332,7 @@ def _simulate(
     window = output_window(graph)
     return SimulationResult(
         output_spikes=recorder.output,
-        predictions=predict_from_spikes(recorder.output[..., window], graph.populations[-1].tau_s),
+        predictions=predict_from_spikes(recorder.output[..., window], graph.output_filter),
         spikes=recorder.spikes,
         currents=recorder.currents,
         voltages=recorder.voltages,
@@ -374,6 +390,7 @@ def _population(
         max_spikes=node.max_spikes,
         synaptic_bias=_bias_of(node.synaptic_bias_int, ACT_SHIFT, shape),
         refractory=node.refractory,
+        readout=node.readout,
     )
 
 
@@ -399,7 +416,11 @@ def _run_batch(
     steps are skipped; with them (biases charge it before, as on Lava) it runs from step 1 and
     is reset at Lava's LIFReset steps (`timing.reset_offset`)."""
     states = [
-        _State.zeros((len(payload), *population.shape), counts=population.max_spikes > 1)
+        _State.zeros(
+            (len(payload), *population.shape),
+            counts=population.max_spikes > 1,
+            readout=population.readout,
+        )
         for _, population in layers
     ]
     input_drives = _input_drives(layers[0][0], payload, T)
@@ -436,7 +457,9 @@ def _input_drives(synapse: _Synapse, payload: np.ndarray, T: int) -> list[np.nda
 
 
 def _spikes_in(spikes: np.ndarray) -> int:
-    """How many spikes an array of spikes or spike counts holds."""
+    """How many spikes an array of spikes or spike counts holds (a readout's v: none)."""
+    if spikes.dtype == np.float64:
+        return 0
     return int(np.count_nonzero(spikes) if spikes.dtype == bool else spikes.sum())
 
 
@@ -506,6 +529,11 @@ def _update_reference(
     state.voltage_saturations += _saturate_voltage(v)
     if population.refractory:
         np.copyto(v, 0, where=state.spikes > 0)  # still the previous step's spikes
+    if population.readout:
+        state.spikes[...] = v
+        if record_crossing:
+            state.v_crossing[...] = v
+        return
     if population.max_spikes > 1:
         _emit_counts(population, state, record_crossing)
         return

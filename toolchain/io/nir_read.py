@@ -78,13 +78,15 @@ def _synapse_norse(node: Any, dt: float) -> Factors:
 
 
 def _membrane_sinabs(node: Any, dt: float) -> Factors:
-    """Sinabs: beta = exp(-dt/tau) with tau in steps, the input normalised by 1 - beta
-    (`norm_input`); its IAF (NIR's IF) adds the input unscaled."""
+    """Sinabs: beta = exp(-dt/tau) with tau in steps, its LIF's input normalised by 1 - beta
+    (`norm_input`, on by default there); its IAF (NIR's IF) and ExpLeak (NIR's LI, `norm_input`
+    off by default) add the input unscaled."""
     r = np.asarray(node.r, np.float64)
-    if type(node).__name__ == "IF":
+    kind = type(node).__name__
+    if kind == "IF":
         return np.ones_like(r), r
     beta = np.exp(-dt / np.asarray(node.tau, np.float64))
-    return beta, (1.0 - beta) * r
+    return beta, r if kind == "LI" else (1.0 - beta) * r
 
 
 def _membrane_rockpool(node: Any, dt: float) -> Factors:
@@ -128,7 +130,8 @@ CONVENTIONS = {
     )
 }
 SUPPORTED = (
-    "Input, Output, Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Scale, Flatten, LIF, CubaLIF, IF"
+    "Input, Output, Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Scale, Flatten, LIF, CubaLIF, "
+    "IF, LI (the last layer)"
 )
 
 
@@ -268,12 +271,23 @@ class _Importer:
     def _if(self, key: str, node: Any, levels: int) -> None:
         self._population(key, node, (np.zeros(1), np.ones(1)))
 
+    def _li(self, key: str, node: Any, levels: int) -> None:
+        """A leaky integrator: never spikes, its membrane is the output (the last layer)."""
+        self._population(key, node, (np.zeros(1), np.ones(1)), readout=True)
+
     def _cubalif(self, key: str, node: Any, levels: int) -> None:
         # snnTorch's Synaptic neuron, resetting to zero, zeroes the whole next step's membrane
         refractory = int(self.convention == "snntorch" and self.reset == "zero")
         self._population(key, node, self.rules.synapse(node, self.dt), refractory)
 
-    def _population(self, key: str, node: Any, synapse: Factors, refractory: int = 0) -> None:
+    def _population(
+        self,
+        key: str,
+        node: Any,
+        synapse: Factors,
+        refractory: int = 0,
+        readout: bool = False,
+    ) -> None:
         for field in ("v_leak", "v_reset"):
             value = getattr(node, field, None)
             if value is not None and np.any(np.asarray(value) != 0):
@@ -287,11 +301,11 @@ class _Importer:
                 f"node {key!r}: per-step decays alpha={alpha:.6g}, beta={beta:.6g} are outside "
                 f"[0, 1) and [0, 1]: is dt={self.dt} the exporter's step?"
             )
-        threshold = np.asarray(node.v_threshold, np.float64)
+        threshold = np.asarray(getattr(node, "v_threshold", 1.0), np.float64)
         gain = g_mem * g_syn / (1.0 - alpha) / threshold
         rows = self._fold_into_synapse(key, gain)
         tau_m = math.inf if beta == 1 else 1.0 / (1.0 - beta)
-        subtract = self._reset_subtract(key, beta)
+        subtract = None if readout else self._reset_subtract(key, beta)
         bias = self.bias
         if key in self.loops:  # its recurrent synapse, placed before it (a recurrent edge)
             recurrent, recurrent_bias = self._recurrent(key, rows)
@@ -309,9 +323,10 @@ class _Importer:
                 1.0,
                 reset_subtract=subtract,
                 bias=None if synaptic else bias,
-                max_spikes=self.max_spikes,
+                max_spikes=1 if readout else self.max_spikes,
                 synaptic_bias=bias if synaptic else None,
                 refractory=refractory,
+                readout=readout,
             )
         )
 

@@ -229,6 +229,13 @@ def _neuron(node: CubaLIF, shape: tuple[int, ...]) -> Any:
         return np.full(shape, float(value))
 
     leaks = math.isfinite(node.tau_m)
+    if node.readout:
+        if node.tau_s != 1 or not leaks:
+            raise NirExportError(
+                f"node {node.name!r}: a readout is NIR's LI, which has no synaptic filter and "
+                "leaks (tau_s must be 1, tau_m finite)"
+            )
+        return nir.LI(tau=full(node.tau_m * DT), r=full(node.tau_m), v_leak=full(0.0))
     if node.tau_s == 1 and not leaks:
         return nir.IF(r=full(1.0 / DT), v_threshold=full(node.threshold), v_reset=full(0.0))
     if not leaks:

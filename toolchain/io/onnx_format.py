@@ -34,7 +34,8 @@ value that reading back uses; a file without `<key>_f64` is read from `<key>`):
   these, hence the version). A population that emits spike counts (several spikes per step,
   Sinabs and Rockpool) has INT `max_spikes` > 1 (version 5); its output is the count. A bias
   into the synaptic current is the initialiser `<node>.synaptic_bias` and, fixed,
-  `<node>.synaptic_bias_int` (int32); INT `refractory` 1 holds u at 0 the step after a spike
+  `<node>.synaptic_bias_int` (int32); INT `refractory` 1 holds u at 0 the step after a spike;
+  INT `readout` 1 marks the last population as a leaky integrator whose output is its membrane
   (version 5).
 The custom nodes have no schema that ONNX knows, so the model declares the type and shape of every
 intermediate tensor in `value_info` (checked against the standard nodes by strict inference).

@@ -129,6 +129,8 @@ class _Reader:
         for key in ("max_spikes", "refractory"):
             if key in keys:
                 fixed[key] = _int(proto, key)
+        if "readout" in keys:
+            fixed["readout"] = bool(_int(proto, "readout"))
         for key in ("bias", "bias_mant", "synaptic_bias", "synaptic_bias_int"):
             if f"{proto.name}.{key}" in self.inits:
                 fixed[key] = numpy_helper.to_array(self.inits[f"{proto.name}.{key}"])

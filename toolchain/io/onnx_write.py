@@ -120,6 +120,8 @@ def _write_lif(b: _Builder, node: CubaLIF, xs: list[str], shapes: Shapes) -> str
         attrs["max_spikes"] = int(node.max_spikes)
     if node.refractory:
         attrs["refractory"] = int(node.refractory)
+    if node.readout:
+        attrs["readout"] = 1
     if node.synaptic_bias is not None:
         b.init(f"{node.name}.synaptic_bias", node.synaptic_bias)
     if node.synaptic_bias_int is not None:

@@ -77,6 +77,8 @@ def _neuron(node: CubaLIF) -> str:
         text += f", spike counts up to {node.max_spikes}"
     if node.refractory:
         text += ", held at 0 the step after a spike"
+    if node.readout:
+        text += ", readout (no spikes: its membrane is the output)"
     return text
 
 

@@ -6,6 +6,7 @@ population that reads its own previous spikes (`Graph.recurrent_synapse`) step b
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,7 @@ from toolchain.train.neuron import (
 
 @dataclass(frozen=True)
 class FloatResult:
-    spikes: dict[str, np.ndarray]  # per population: (N, *shape, T), 0/1 or spike counts
+    spikes: dict[str, np.ndarray]  # per population: (N, *shape, T), 0/1, counts or a membrane
     predictions: np.ndarray  # (N,)
 
 
@@ -58,7 +59,7 @@ def _per_channel(values: np.ndarray | None, x: torch.Tensor) -> torch.Tensor | f
 
 @dataclass(frozen=True)
 class PopulationRun:
-    spikes: torch.Tensor  # (N, *shape, T)
+    spikes: torch.Tensor  # (N, *shape, T); a readout's: its membrane
     current: torch.Tensor  # the synaptic current (Loihi's u; the bias goes to v)
     potential: torch.Tensor  # the membrane before reset
 
@@ -72,10 +73,10 @@ def run_population(node: CubaLIF, x: torch.Tensor, recurrent: Dense | None = Non
             current + _per_channel(node.bias, x),
             tau_m=node.tau_m,
             tau_s=node.tau_s,
-            threshold=node.threshold,
+            threshold=math.inf if node.readout else node.threshold,
             firing=node.firing,
         )
-        return PopulationRun(spikes, current, potential)
+        return PopulationRun(potential if node.readout else spikes, current, potential)
     weight = torch.tensor(recurrent.weight, dtype=x.dtype)
     decay, step_input = 1.0 - 1.0 / node.tau_s, x[..., 0]
     bias, synaptic_bias = (_per_channel(b, step_input) for b in (node.bias, node.synaptic_bias))
@@ -137,16 +138,19 @@ def _run_float(
         for node in graph.feed_forward_nodes[1:]:
             if isinstance(node, CubaLIF):
                 x = run_population(node, x, graph.recurrent_synapse(node)).spikes
-                chunks[node.name].append(x.to(spike_dtype(node)).numpy())
+                chunks[node.name].append(x.to(spike_dtype(node, dtype)).numpy())
             else:
                 x = apply_node(node, x)
-        predictions.append(predict_from_spikes(x, graph.populations[-1].tau_s))
+        predictions.append(predict_from_spikes(x.flatten(1, -2), graph.output_filter))
     spikes = {name: np.concatenate(parts) for name, parts in chunks.items()}
     return FloatResult(spikes, np.concatenate(predictions))
 
 
-def spike_dtype(node: CubaLIF) -> torch.dtype:
-    """The smallest dtype that holds the population's spikes or spike counts."""
+def spike_dtype(node: CubaLIF, dtype: torch.dtype) -> torch.dtype:
+    """The smallest dtype that holds the population's spikes or spike counts; a readout's
+    membrane keeps the run's float `dtype`."""
+    if node.readout:
+        return dtype
     return torch.uint8 if node.max_spikes <= 255 else torch.int32
 
 

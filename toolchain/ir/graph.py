@@ -64,6 +64,12 @@ class Graph:
         if duplicates:
             raise GraphError(f"node names must be unique, repeated: {duplicates}")
         self._check_edges()
+        readouts = [n.name for n in self.nodes if isinstance(n, CubaLIF) and n.readout]
+        sources = {source for source, _ in self.edges}
+        if readouts and (readouts != [self.nodes[-1].name] or readouts[0] in sources):
+            raise GraphError(
+                f"node {readouts[0]!r}: only the last population can be a readout, feeding nothing"
+            )
         self.shapes()  # validates every node against its inputs
 
     def _check_edges(self) -> None:
@@ -147,6 +153,13 @@ class Graph:
     @property
     def populations(self) -> list[CubaLIF]:
         return [node for node in self.nodes if isinstance(node, CubaLIF)]
+
+    @property
+    def output_filter(self) -> float:
+        """The synaptic time constant through which the prediction reads the output: the last
+        population's tau_s for its spikes, 1 (none) for a readout's membrane."""
+        last = self.populations[-1]
+        return 1.0 if last.readout else last.tau_s
 
     @property
     def is_lowered(self) -> bool:

@@ -14,7 +14,10 @@ Semantics (float), for T steps:
   u every step: u_t = (1 - 1/tau_m) u^r_{t-1} + i_t + bias. With `max_spikes` m > 1 a neuron
   emits a spike count, s_t = min(m, #{k >= 1 : u_t > k threshold}) (Sinabs, Rockpool): the
   reset subtracts reset_subtract s_t, or zeroes u where s_t > 0; the next synapse weighs it.
-  A `synaptic_bias` enters the synaptic filter with the input, i_t = (1 - 1/tau_s) i_{t-1} +
+  A `readout` population never spikes (nor resets): its output is its membrane u_t, a leaky
+  integrator (NIR's LI), and the prediction is the neuron whose u summed over time is largest;
+  only a graph's last population reads out. A `synaptic_bias` enters the synaptic filter with
+  the input, i_t = (1 - 1/tau_s) i_{t-1} +
   (x_t + synaptic_bias) / tau_s (a NIR Affine's bias before a CubaLIF). With `refractory` 1,
   u_t = 0 the step after a spike (snnTorch's Synaptic neuron resetting to zero).
 A fixed-point node also carries Loihi 2's integers (`targets/loihi2/formats.py` owns their
@@ -289,12 +292,18 @@ class CubaLIF(Node):
     synaptic_bias: np.ndarray | None = None  # (C,) or (n,), into the synaptic filter
     synaptic_bias_int: np.ndarray | None = None
     refractory: int = 0  # 1: u held at 0 the step after a spike
+    readout: bool = False  # never spikes; outputs its membrane (NIR's LI)
 
     def __post_init__(self) -> None:
         self._check_reset()
         self._check_bias()
         self._check_synaptic_bias()
         _check_int(self.name, "refractory", self.refractory, 0, 1)
+        if not isinstance(self.readout, bool):
+            _fail(self.name, f"readout={self.readout!r} must be true or false")
+        firing = (self.reset_subtract, self.max_spikes, self.refractory)
+        if self.readout and firing != (None, 1, 0):
+            _fail(self.name, "a readout never spikes: no reset_subtract, max_spikes or refractory")
         bound = SPIKE_COUNT_MAX if self.vth is not None else INT32_LIMIT - 1
         _check_int(self.name, "max_spikes", self.max_spikes, 1, bound)
         if not self.tau_m >= 1:  # infinite: no leak (an integrate-and-fire neuron)

@@ -39,6 +39,7 @@ class LayerComparison:
     matching_spikes: int = 0
     current_wraps: int = 0
     voltage_saturations: int = 0
+    readout: bool = False  # outputs its membrane: no spikes to agree on
 
     @property
     def agreement(self) -> float:
@@ -149,7 +150,7 @@ def compare(
         len(split),
         graph.T,
         layers=[
-            LayerComparison(p.name, int(np.prod(shape)))
+            LayerComparison(p.name, int(np.prod(shape)), readout=p.readout)
             for p, shape in zip(populations, shapes, strict=True)
         ],
     )
@@ -225,11 +226,13 @@ def add_runs(
             }
         )
     for index, layer in enumerate(result.layers):
-        f = float_run.spikes[index].astype(np.int64)  # 0/1, or spike counts
-        q = fixed_run.spikes[index].astype(np.int64)
-        layer.float_spikes += int(f.sum())
-        layer.fixed_spikes += int(q.sum())
-        layer.matching_spikes += int(np.minimum(f, q).sum())
+        f = float_run.spikes[index]  # 0/1, spike counts, or a readout's membrane
+        q = fixed_run.spikes[index]
+        if not layer.readout:
+            f, q = f.astype(np.int64), q.astype(np.int64)
+            layer.float_spikes += int(f.sum())
+            layer.fixed_spikes += int(q.sum())
+            layer.matching_spikes += int(np.minimum(f, q).sum())
         if fixed_run.current_wraps is not None:
             layer.current_wraps += fixed_run.current_wraps[index]
             layer.voltage_saturations += fixed_run.voltage_saturations[index]

@@ -16,9 +16,10 @@ The network is the one the reference simulator (`targets.loihi2.simulator`) mode
   population, broadcast over its (W, H, C)); with a bias, per-sample runs also reset each
   population at its window (the bias charges v before the sample arrives). A population that
   resets by subtraction, emits spike counts, has a bias into its synaptic current or a
-  refractory step is a `LIFVariant` (`processes/variant.py`), the same model with those
-  changed; counts travel as graded spikes (`num_message_bits` 8 on the synapses they feed).
-  For streaming many samples through one compiled network,
+  refractory step, or reads out its membrane is a `LIFVariant` (`processes/variant.py`), the
+  same model with those changed; counts travel as graded spikes (`num_message_bits` 8 on the
+  synapses they feed), a readout's v as a graded spike to the sink. For streaming many samples
+  through one compiled network,
   `LIFReset(reset_interval=T, reset_offset=(k + 1) % T)` zeroes u and v of population k (1-based)
   before its update at the steps t with t % T == (k + 1) % T: population k processes sample w at
   steps w*T + k + 1 .. w*T + k + T (one step of delay per synapse), so each sample starts from
@@ -309,6 +310,7 @@ def _is_variant(population: CubaLIF) -> bool:
         or population.max_spikes > 1
         or population.synaptic_bias_int is not None
         or bool(population.refractory)
+        or population.readout
     )
 
 
@@ -321,6 +323,7 @@ def _variant(layer: Layer) -> dict[str, Any]:
         "max_spikes": int(population.max_spikes),
         "synaptic_bias": 0 if synaptic_bias is None else _per_neuron(synaptic_bias, layer),
         "refractory": int(population.refractory),
+        "readout": int(population.readout),
     }
 
 

@@ -44,7 +44,7 @@ from targets.loihi2.lava.network import (
     stream_columns,
 )
 from targets.loihi2.lava.session import LavaTimeout, Session, default_timeout
-from targets.loihi2.simulator import input_payload
+from targets.loihi2.simulator import input_payload, output_dtype
 from targets.loihi2.timing import steps_for
 from toolchain.ir import Graph
 from toolchain.train.neuron import predict_from_spikes
@@ -67,8 +67,9 @@ CHUNK_STEPS = 256  # steps per run() call (rounded up to whole samples)
 class LavaResult:
     """What a Lava run produced.
 
-    output_spikes: (N, n_out, T) uint8, the output population's window of every sample, neurons
-        in graph order ((C, H, W) flattened for a convolutional output).
+    output_spikes: (N, n_out, T) uint8 (a readout's voltages: int64), the output population's
+        window of every sample, neurons in graph order ((C, H, W) flattened for a convolutional
+        output).
     predictions: (N,) int64, `predict_from_spikes` of output_spikes.
     steps: Lava steps run (N*T + L streaming, N*(T + L) per sample).
     seconds: wall time of building, compiling, running and reading back.
@@ -165,10 +166,10 @@ def run_payload_on_lava(
             probes = _read_probes(network)
         finally:
             session.close()
-    output = _output_windows(spikes, out_shape, n, T, L)
+    output = _output_windows(spikes, out_shape, n, T, L).astype(output_dtype(graph))
     return LavaResult(
         output_spikes=output,
-        predictions=predict_from_spikes(output, graph.populations[-1].tau_s),
+        predictions=predict_from_spikes(output, graph.output_filter),
         steps=total,
         seconds=time.perf_counter() - started,
         probes=probes,
@@ -212,15 +213,16 @@ def run_per_sample(
             traces.append(_read_probes(network))
         finally:
             session.close()
-        outputs.append(_output_windows(spikes, out_shape, 1, T, L)[0])
-    output = np.stack(outputs) if outputs else np.zeros((0, math.prod(out_shape), T), np.uint8)
+        outputs.append(_output_windows(spikes, out_shape, 1, T, L)[0].astype(output_dtype(graph)))
+    empty = np.zeros((0, math.prod(out_shape), T), output_dtype(graph))
+    output = np.stack(outputs) if outputs else empty
     probes = {
         name: {var: np.concatenate([t[name][var] for t in traces]) for var in ("u", "v")}
         for name in (traces[0] if traces else {})
     }
     return LavaResult(
         output_spikes=output,
-        predictions=predict_from_spikes(output, graph.populations[-1].tau_s),
+        predictions=predict_from_spikes(output, graph.output_filter),
         steps=n * steps,
         seconds=time.perf_counter() - started,
         probes=probes,
@@ -261,10 +263,10 @@ def _samples_done(steps: int, n: int, T: int, L: int) -> int:
 def _output_windows(
     spikes: np.ndarray, shape: tuple[int, ...], n: int, T: int, L: int
 ) -> np.ndarray:
-    """Sink data (*lava_shape, steps) -> (n, n_out, T) uint8 of every sample's output window."""
+    """Sink data (*lava_shape, steps) -> (n, n_out, T) of every sample's output window."""
     flat = from_lava_order(np.moveaxis(spikes, -1, 0), shape).reshape(spikes.shape[-1], -1).T
     columns = np.arange(n)[:, None] * T + L + np.arange(T)
-    return flat[:, columns].transpose(1, 0, 2).astype(np.uint8)
+    return flat[:, columns].transpose(1, 0, 2)
 
 
 def _read_probes(network: LavaNetwork) -> dict[str, dict[str, np.ndarray]]:

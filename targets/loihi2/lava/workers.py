@@ -103,7 +103,7 @@ def run_on_lava_workers(
     output = np.concatenate(parts)
     return LavaResult(
         output_spikes=output,
-        predictions=predict_from_spikes(output, graph.populations[-1].tau_s),
+        predictions=predict_from_spikes(output, graph.output_filter),
         steps=steps,
         seconds=time.perf_counter() - started,
         probes={},

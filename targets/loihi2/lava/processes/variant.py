@@ -7,7 +7,9 @@ trained elsewhere may instead
   spike (Sinabs' MultiSpike, Rockpool; the synapses they feed have `num_message_bits` > 0);
 - carry a bias into the synaptic current, `synaptic_bias`, added to the synaptic input a every
   step (a NIR Affine's bias before a CubaLIF);
-- hold v at 0 the step after a spike, `refractory` 1 (snnTorch's Synaptic resetting to zero).
+- hold v at 0 the step after a spike, `refractory` 1 (snnTorch's Synaptic resetting to zero);
+- never spike and send v itself every step, `readout` 1 (a leaky integrator read out, NIR's LI;
+  a graded spike of up to 24 bits to the sink).
 `LIFVariant`'s fixed-point model is Lava's `PyLifResetModelBitAcc` (decays, wrap, saturation,
 threshold, the periodic reset for streaming) with only these changed, the same arithmetic as
 the reference simulator. On a Loihi 2 chip each needs a microcoded neuron program, which cannot
@@ -30,7 +32,8 @@ NEVER = 2**30  # a reset interval no run reaches: one sample per run
 
 class LIFVariant(LIFReset):
     """`LIFReset` with a subtractive reset (reset_sub > 0; 0: v = 0), spike counts
-    (max_spikes > 1), a bias into the synaptic input and a refractory step."""
+    (max_spikes > 1), a bias into the synaptic input, a refractory step, or no spikes but v
+    sent every step (readout)."""
 
     def __init__(
         self,
@@ -39,6 +42,7 @@ class LIFVariant(LIFReset):
         max_spikes: int = 1,
         synaptic_bias: int | np.ndarray = 0,
         refractory: int = 0,
+        readout: int = 0,
         **params,
     ) -> None:
         super().__init__(**params)
@@ -47,6 +51,7 @@ class LIFVariant(LIFReset):
         self.max_spikes = Var(shape=(1,), init=max_spikes)
         self.synaptic_bias = Var(shape=shape, init=synaptic_bias)
         self.refractory = Var(shape=(1,), init=refractory)
+        self.readout = Var(shape=(1,), init=readout)
         self.fired = Var(shape=shape, init=0)  # the last step's spikes
 
 
@@ -59,6 +64,7 @@ class PyLifVariantModelBitAcc(PyLifResetModelBitAcc):
     max_spikes: int = LavaPyType(int, np.int32, precision=8)
     synaptic_bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     refractory: int = LavaPyType(int, np.int32, precision=1)
+    readout: int = LavaPyType(int, np.int32, precision=1)
     fired: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=8)
 
     def subthr_dynamics(self, activation_in: np.ndarray) -> None:
@@ -69,10 +75,14 @@ class PyLifVariantModelBitAcc(PyLifResetModelBitAcc):
             self.v[self.fired > 0] = 0
 
     def spiking_activation(self) -> np.ndarray:
+        if np.any(self.readout):
+            return self.v.copy()
         counts = (self.v.astype(np.int64) - 1) // self.effective_vth
         return np.clip(counts, 0, self.max_spikes).astype(np.int32)
 
     def reset_voltage(self, spike_vector: np.ndarray) -> None:
+        if np.any(self.readout):
+            return
         if np.any(self.reset_sub):
             self.v -= (spike_vector * self.reset_sub).astype(self.v.dtype)
         else:
