@@ -170,6 +170,47 @@ def test_snntorch_recurrent_layers(tmp_path, kind):
     assert not np.array_equal(snntorch_run_and_export(net, x, tmp_path / "r0.nir"), theirs)
 
 
+def test_a_recurrent_layer_nested_as_a_subgraph_imports_the_same(tmp_path):
+    """NIR may nest a recurrent layer as a subgraph (its own Input, neuron, recurrent Linear
+    and Output). No exporter installed here writes one, so snnTorch's flat export of an
+    RSynaptic network is nested with the nir package's own classes and written by `nir.write`:
+    it imports to snnTorch's own spikes, as the flat file does."""
+    import snntorch as snn
+
+    layer = snn.RSynaptic(
+        alpha=full(0.5, 8), beta=full(0.8, 8), threshold=full(1.5, 8), linear_features=8,
+        init_hidden=True,
+    )  # fmt: skip
+    with torch.no_grad():
+        layer.recurrent.weight.mul_(2.0)
+        layer.recurrent.bias.zero_()
+    net = torch.nn.Sequential(
+        dense(6, 8, seed=1, gain=1.5), layer, dense(8, 4, seed=2, gain=1.5),
+        snn.Leaky(beta=full(0.9, 4), threshold=full(0.5, 4), init_hidden=True),
+    )  # fmt: skip
+    x = static_input((6,), seed=2)
+    theirs = snntorch_run_and_export(net, x, tmp_path / "flat.nir")
+    flat = nir.read(tmp_path / "flat.nir")
+    port = {"input": np.array([8])}
+    inner = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=port),
+            "lif": flat.nodes["1.lif"],
+            "w_rec": flat.nodes["1.w_rec"],
+            "output": nir.Output(output_type={"output": np.array([8])}),
+        },
+        edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")],
+    )
+    outer = {k: n for k, n in flat.nodes.items() if not k.startswith("1.")}
+    edges = [(a, b) for a, b in flat.edges if not (a.startswith("1.") or b.startswith("1."))]
+    nested = nir.NIRGraph(nodes={**outer, "1": inner}, edges=[*edges, ("0", "1"), ("1", "2")])
+    nir.write(tmp_path / "nested.nir", nested)
+    assert "1" in nir.read(tmp_path / "nested.nir").nodes
+    np.testing.assert_array_equal(ours(tmp_path / "nested.nir", x, convention="snntorch"), theirs)
+    graph = read_nir(tmp_path / "nested.nir", convention="snntorch")
+    assert graph.recurrent_synapse(graph.node("1.lif")).name == "1.w_rec"
+
+
 def test_snntorch_synaptic_neurons_resetting_to_zero_with_biases(tmp_path):
     """snnTorch's Synaptic and RSynaptic neurons resetting to zero zero the whole next step's
     membrane (a refractory step), with biases on the input and the recurrent Linear entering

@@ -23,7 +23,8 @@ as snnTorch does), in a feed-forward chain. Everything else is
 refused with the node's name and type. A neuron that reads its own spikes through a Linear
 (snnTorch's recurrent layers) imports as a self-recurrent population. Sinabs' and Rockpool's
 neurons emit spike counts (`max_spikes`); snnTorch's Synaptic neurons resetting to zero hold
-the membrane at 0 the step after a spike (`refractory`). Other cycles are not supported yet.
+the membrane at 0 the step after a spike (`refractory`). Nested subgraphs are inlined. Other
+cycles are not supported yet.
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ def read_nir(
     levels = levels or int(recorded.get("input_levels", 255))
     max_spikes = max_spikes or rules.max_spikes
     try:
+        model = _flattened(model)
         importer = _Importer(model, rules, step, convention, reset, max_spikes)
         return importer.graph(path.stem, steps, levels)
     except (NirImportError, GraphError) as error:
@@ -413,10 +415,49 @@ def _bias(bias: Any) -> np.ndarray | None:
     return np.asarray(bias, np.float64).reshape(-1)
 
 
+@dataclass(frozen=True)
+class _Flat:
+    """A NIR graph's nodes and edges with every subgraph inlined."""
+
+    nodes: dict[str, Any]
+    edges: list[tuple[str, str]]
+
+
+def _flattened(model: Any) -> _Flat:
+    """Inlines nested subgraphs (a NIRGraph as a node): their nodes become `<graph>.<node>`,
+    an edge into the subgraph goes to what its Input feeds, one out of it leaves from what feeds
+    its Output (an edge may also name the port, `<graph>.<input or output>`)."""
+    nodes: dict[str, Any] = {}
+    edges: list[tuple[str, str]] = []
+    entries: dict[str, list[str]] = {}  # a subgraph, or one of its ports -> inner targets
+    exits: dict[str, list[str]] = {}
+    for key, node in model.nodes.items():
+        if not hasattr(node, "nodes"):
+            nodes[key] = node
+            continue
+        inner = _flattened(node)
+        kinds = {name: type(n).__name__ for name, n in inner.nodes.items()}
+        for name, child in inner.nodes.items():
+            if kinds[name] not in ("Input", "Output"):
+                nodes[f"{key}.{name}"] = child
+        for a, b in inner.edges:
+            if kinds[a] == "Input":
+                for port in (key, f"{key}.{a}"):
+                    entries.setdefault(port, []).append(f"{key}.{b}")
+            elif kinds[b] == "Output":
+                for port in (key, f"{key}.{b}"):
+                    exits.setdefault(port, []).append(f"{key}.{a}")
+            else:
+                edges.append((f"{key}.{a}", f"{key}.{b}"))
+    for a, b in model.edges:
+        edges += [(s, t) for s in exits.get(a, [a]) for t in entries.get(b, [b])]
+    return _Flat(nodes, edges)
+
+
 def _chain(model: Any) -> tuple[list[str], dict[str, str]]:
     """Node names from the input along the edges, and the self-loops set aside (a neuron ->
     a synapse -> the same neuron, as snnTorch writes recurrent layers: population -> synapse);
-    refuses branches, other cycles and subgraphs."""
+    refuses branches and other cycles."""
     loops = _self_loops(model)
     inside = set(loops.values())
     successors: dict[str, list[str]] = {}
