@@ -232,10 +232,10 @@ class _Recorder:
 
 def output_dtype(graph: Graph) -> type:
     """The dtype of a graph's output per step: spikes (counts up to 255) or a readout's v."""
-    return np.int64 if graph.populations[-1].readout else np.uint8
+    return _spike_dtype(graph.populations[-1])
 
 
-def _spike_dtype(population: _Population) -> type:
+def _spike_dtype(population: _Population | CubaLIF) -> type:
     return np.int64 if population.readout else np.uint8
 
 
@@ -271,7 +271,6 @@ def simulate(
         raise ValueError(f"batch_size={batch_size} must be >= 1")
     options = {"record": record, "record_states": record_states, "batch_size": batch_size}
     if workers > 1:
-        input_payload(graph, images)  # bad input fails here, once, not in every worker
         shards = in_shards(
             lambda first, stop: _simulate(graph, images[first:stop], **options),
             len(images),
