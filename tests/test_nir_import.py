@@ -142,11 +142,9 @@ def test_snntorch_biases_into_leaky_neurons(tmp_path):
     assert population.bias is None and np.any(population.synaptic_bias)
 
 
-@pytest.mark.parametrize("kind", ["RLeaky", "RSynaptic"])
-def test_snntorch_recurrent_layers(tmp_path, kind):
-    """A layer that reads its own spikes of the previous step (snnTorch writes `n.lif` and
-    `n.w_rec` in a cycle) imports as a self-recurrent population: snnTorch's own spikes, and
-    other spikes without the recurrent weights."""
+def snntorch_recurrent_net(kind: str) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """Linear, an RLeaky or RSynaptic layer (its recurrent weights doubled, no bias), Linear,
+    Leaky: the network and its recurrent layer."""
     import snntorch as snn
 
     params = {"beta": full(0.8, 8), "linear_features": 8, "init_hidden": True}
@@ -162,6 +160,15 @@ def test_snntorch_recurrent_layers(tmp_path, kind):
         dense(6, 8, seed=1, gain=1.5), layer, dense(8, 4, seed=2, gain=1.5),
         snn.Leaky(beta=full(0.9, 4), threshold=full(0.5, 4), init_hidden=True),
     )  # fmt: skip
+    return net, layer
+
+
+@pytest.mark.parametrize("kind", ["RLeaky", "RSynaptic"])
+def test_snntorch_recurrent_layers(tmp_path, kind):
+    """A layer that reads its own spikes of the previous step (snnTorch writes `n.lif` and
+    `n.w_rec` in a cycle) imports as a self-recurrent population: snnTorch's own spikes, and
+    other spikes without the recurrent weights."""
+    net, layer = snntorch_recurrent_net(kind)
     x = static_input((6,), seed=2)
     graph, theirs = imports_exactly(net, x, tmp_path / "rec.nir")
     assert graph.recurrent_synapse(graph.node("1.lif")).name == "1.w_rec"
@@ -175,19 +182,7 @@ def test_a_recurrent_layer_nested_as_a_subgraph_imports_the_same(tmp_path):
     and Output). No exporter installed here writes one, so snnTorch's flat export of an
     RSynaptic network is nested with the nir package's own classes and written by `nir.write`:
     it imports to snnTorch's own spikes, as the flat file does."""
-    import snntorch as snn
-
-    layer = snn.RSynaptic(
-        alpha=full(0.5, 8), beta=full(0.8, 8), threshold=full(1.5, 8), linear_features=8,
-        init_hidden=True,
-    )  # fmt: skip
-    with torch.no_grad():
-        layer.recurrent.weight.mul_(2.0)
-        layer.recurrent.bias.zero_()
-    net = torch.nn.Sequential(
-        dense(6, 8, seed=1, gain=1.5), layer, dense(8, 4, seed=2, gain=1.5),
-        snn.Leaky(beta=full(0.9, 4), threshold=full(0.5, 4), init_hidden=True),
-    )  # fmt: skip
+    net, _ = snntorch_recurrent_net("RSynaptic")
     x = static_input((6,), seed=2)
     theirs = snntorch_run_and_export(net, x, tmp_path / "flat.nir")
     flat = nir.read(tmp_path / "flat.nir")
