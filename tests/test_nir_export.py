@@ -93,6 +93,18 @@ def test_what_nir_cannot_state_is_refused_by_name(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def dense_graph(rng: np.random.Generator, output: CubaLIF) -> Graph:
+    """6 inputs, 8 LIF neurons without a synaptic filter, 4 `output` neurons; T = 12."""
+    nodes = (
+        Input("in", (6, 1, 1)),
+        Dense("fc1", rng.normal(0.1, 0.6, (8, 6))),
+        CubaLIF("lif1", 4.0, 1.0, 0.8),
+        Dense("fc2", rng.normal(0.1, 0.6, (4, 8))),
+        output,
+    )
+    return Graph(nodes, T=12)
+
+
 def test_snntorch_loads_a_dense_lif_network_to_our_spikes(tmp_path):
     """LIF populations without a synaptic filter, reset to 0: what snnTorch's importer reads
     (its Leaky, at its own step, which is the file's)."""
@@ -100,16 +112,7 @@ def test_snntorch_loads_a_dense_lif_network_to_our_spikes(tmp_path):
     from snntorch.import_nir import import_from_nir
 
     rng = np.random.default_rng(3)
-    graph = Graph(
-        (
-            Input("in", (6, 1, 1)),
-            Dense("fc1", rng.normal(0.1, 0.6, (8, 6))),
-            CubaLIF("lif1", 4.0, 1.0, 0.8),
-            Dense("fc2", rng.normal(0.1, 0.6, (4, 8))),
-            CubaLIF("lif2", 5.0, 1.0, 0.6),
-        ),
-        T=12,
-    )
+    graph = dense_graph(rng, CubaLIF("lif2", 5.0, 1.0, 0.6))
     save_nir(graph, tmp_path / "dense.nir")
     net = import_from_nir(nir.read(tmp_path / "dense.nir"))
     x = rng.random((5, 6)).astype(np.float32)
@@ -173,16 +176,7 @@ def test_the_shipped_mnist_cnn_exports_with_its_normalisation(tmp_path):
 
 def test_a_readout_exports_as_nir_li_and_reads_back(tmp_path):
     rng = np.random.default_rng(5)
-    graph = Graph(
-        (
-            Input("in", (6, 1, 1)),
-            Dense("fc1", rng.normal(0.3, 0.6, (8, 6))),
-            CubaLIF("lif1", 4.0, 1.0, 0.5),
-            Dense("fc2", rng.normal(0.0, 0.6, (3, 8))),
-            CubaLIF("out", 5.0, 1.0, 1.0, readout=True),
-        ),
-        T=10,
-    )
+    graph = dense_graph(rng, CubaLIF("out", 5.0, 1.0, 1.0, readout=True))
     save_nir(graph, tmp_path / "li.nir")
     assert type(nir.read(tmp_path / "li.nir").nodes["out"]).__name__ == "LI"
     back = read_nir(tmp_path / "li.nir")
