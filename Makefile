@@ -61,6 +61,7 @@ bench: install
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/mnist_mlp_accuracy.py
 	$(BIN)/python benchmarks/simulator_throughput.py
+	$(BIN)/python benchmarks/core_scaling.py
 	$(BIN)/python benchmarks/lava_throughput.py
 
 # The shipped MNIST CNN on Lava for all 10 000 test images (hours; resumes where it stopped).
