@@ -71,5 +71,5 @@ def _one_thread() -> None:
 
 
 def _run(bounds: tuple[int, int]) -> Any:
-    assert _task is not None  # set by over_shards before the fork
+    assert _task is not None  # set by in_shards before the fork
     return _task(*bounds)

@@ -440,7 +440,7 @@ def _run_batch(
                 drive = _sum(drive, _spike_drive(population.recurrent, states[k].spikes))
             _update(population, states[k], drive, recorder.voltages is not None)
             recorder.store(population.name, rows, step - 1, states[k])
-            if k + 2 <= step <= k + T + 1:  # the sample's window of population k + 1
+            if k + 2 <= step <= k + T + 1 and not population.readout:  # its sample's window
                 recorder.spike_counts[population.name] += _spikes_in(states[k].spikes)
         recorder.store_output(rows, step - 1, states[-1])
     for (_, population), state in zip(layers, states, strict=True):
@@ -456,9 +456,7 @@ def _input_drives(synapse: _Synapse, payload: np.ndarray, T: int) -> list[np.nda
 
 
 def _spikes_in(spikes: np.ndarray) -> int:
-    """How many spikes an array of spikes or spike counts holds (a readout's v: none)."""
-    if spikes.dtype == np.float64:
-        return 0
+    """How many spikes an array of spikes or spike counts holds."""
     return int(np.count_nonzero(spikes) if spikes.dtype == bool else spikes.sum())
 
 

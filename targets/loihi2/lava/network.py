@@ -63,6 +63,7 @@ class Layer:
     shape: tuple[int, ...]  # graph order: (n,) or (C, H, W)
     in_shape: tuple[int, ...]  # the synapse's source, graph order
     recurrent: Dense | None = None  # the population's own spikes of the previous step
+    source_spikes: int = 1  # the largest spike count the source population sends (1: spikes)
 
     @property
     def lava_shape(self) -> tuple[int, ...]:
@@ -115,7 +116,7 @@ def deployable_layers(graph: Graph) -> list[Layer]:
     """The (synapse, population) pairs of a lowered fixed-point graph; GraphError otherwise."""
     shapes = graph.shapes()
     layers = []
-    source_spikes = 1  # the largest spike count of the synapse's source population
+    source_spikes = 1
     for index, (synapse, population) in enumerate(graph.deployable_layers(recurrent=True)):
         if isinstance(synapse, Conv2d):
             problem = conv_sum_problem(
@@ -130,7 +131,7 @@ def deployable_layers(graph: Graph) -> list[Layer]:
             raise GraphError(
                 f"node {recurrent.name!r}: a recurrent synapse on Lava needs a dense population"
             )
-        layers.append(Layer(synapse, population, shape, in_shape, recurrent))
+        layers.append(Layer(synapse, population, shape, in_shape, recurrent, source_spikes))
         source_spikes = population.max_spikes
     return layers
 
@@ -216,7 +217,7 @@ def build_network(
     port = source.s_out
     lifs: dict[str, Any] = {}
     for k, layer in enumerate(layers, start=1):
-        bits = message_bits(k == 1, layers[k - 2].population.max_spikes if k > 1 else 1)
+        bits = message_bits(k == 1, layer.source_spikes)
         connection = _synapse(layer, port.shape, k == 1, bits)
         port.connect(connection.s_in)
         params = dict(

@@ -166,7 +166,7 @@ def run_payload_on_lava(
             probes = _read_probes(network)
         finally:
             session.close()
-    output = _output_windows(spikes, out_shape, n, T, L).astype(output_dtype(graph))
+    output = _output_windows(spikes, out_shape, n, T, L, output_dtype(graph))
     return LavaResult(
         output_spikes=output,
         predictions=predict_from_spikes(output, graph.output_filter),
@@ -213,7 +213,7 @@ def run_per_sample(
             traces.append(_read_probes(network))
         finally:
             session.close()
-        outputs.append(_output_windows(spikes, out_shape, 1, T, L)[0].astype(output_dtype(graph)))
+        outputs.append(_output_windows(spikes, out_shape, 1, T, L, output_dtype(graph))[0])
     empty = np.zeros((0, math.prod(out_shape), T), output_dtype(graph))
     output = np.stack(outputs) if outputs else empty
     probes = {
@@ -261,12 +261,13 @@ def _samples_done(steps: int, n: int, T: int, L: int) -> int:
 
 
 def _output_windows(
-    spikes: np.ndarray, shape: tuple[int, ...], n: int, T: int, L: int
+    spikes: np.ndarray, shape: tuple[int, ...], n: int, T: int, L: int, dtype: type
 ) -> np.ndarray:
-    """Sink data (*lava_shape, steps) -> (n, n_out, T) of every sample's output window."""
+    """Sink data (*lava_shape, steps) -> (n, n_out, T) of every sample's output window, in the
+    graph's output dtype (`simulator.output_dtype`)."""
     flat = from_lava_order(np.moveaxis(spikes, -1, 0), shape).reshape(spikes.shape[-1], -1).T
     columns = np.arange(n)[:, None] * T + L + np.arange(T)
-    return flat[:, columns].transpose(1, 0, 2)
+    return flat[:, columns].transpose(1, 0, 2).astype(dtype)
 
 
 def _read_probes(network: LavaNetwork) -> dict[str, dict[str, np.ndarray]]:
