@@ -19,7 +19,7 @@ from targets.loihi2.simulator import input_payload, simulate
 from toolchain.io import read_graph, save_onnx
 from toolchain.io.nir_read import read_nir
 from toolchain.io.nir_write import NirExportError, save_nir
-from toolchain.ir import GraphError, Input
+from toolchain.ir import CubaLIF, Dense, Flatten, Graph, GraphError, Input, SumPool2d
 from toolchain.ir.float_runner import run_float
 from toolchain.ir.lowering import lower
 from toolchain.train.config import Config, ConfigError, InputConfig, load_config
@@ -140,10 +140,22 @@ def test_nir_export_carries_the_plane_as_the_first_synaptic_bias(tmp_path, digit
         assert spikes.any()
 
 
-def test_nir_export_refuses_the_plane_through_padding(tmp_path):
+def test_nir_export_refuses_the_plane_through_padding_or_pooling(tmp_path):
     graph = graph_from_model(network(CONV_FIRST, NORMALISED))
     with pytest.raises(NirExportError, match="constant plane passes a padded convolution"):
         save_nir(graph, tmp_path / "model.nir")
+    pooled_first = Graph(
+        (
+            Input("in", (2, 8, 8), constant_plane=True),
+            SumPool2d("pool", 2),
+            Flatten("flat"),
+            Dense("fc", np.ones((3, 32))),
+            CubaLIF("lif", 4.0, 2.0, 1.0),
+        ),
+        T=4,
+    )
+    with pytest.raises(NirExportError, match="node 'fc': an input normalisation's plane is"):
+        save_nir(pooled_first, tmp_path / "model.nir")
     assert not (tmp_path / "model.nir").exists()
 
 

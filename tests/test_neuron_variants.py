@@ -134,6 +134,29 @@ def test_the_quantiser_scales_the_subtracted_amount():
             r"bias_mant spans \[1, 5000\]; Loihi allows \[-4096, 4095\]",
         ),  # fmt: skip
         ({"bias_exp": 8}, r"bias_exp=8 is outside \[0, 7\]"),
+        ({"max_spikes": 0}, r"max_spikes=0 is outside \[1, 2147483647\]"),
+        (
+            {"max_spikes": 256, "du": 1, "dv": 1, "vth": 10, "scale": 1.0},
+            r"max_spikes=256 is outside \[1, 255\]",
+        ),
+        ({"refractory": 2}, r"refractory=2 is outside \[0, 1\]"),
+        ({"readout": 1}, "readout=1 must be true or false"),
+        ({"synaptic_bias": np.ones((2, 2))}, "synaptic_bias must be a 1-D float array"),
+        (
+            {"synaptic_bias": np.ones(2), "synaptic_bias_int": np.ones(2, int)},
+            "synaptic_bias_int is set exactly when",
+        ),
+        (
+            {
+                "synaptic_bias": np.ones(2),
+                "synaptic_bias_int": np.array([1, 200000]),
+                "du": 1,
+                "dv": 1,
+                "vth": 10,
+                "scale": 1.0,
+            },
+            r"synaptic_bias_int spans \[1, 200000\]; Loihi allows \[-131071, 131071\]",
+        ),  # fmt: skip
     ],
 )
 def test_bad_reset_fields_are_refused_by_name(fields, message):
@@ -155,6 +178,9 @@ def test_netx_refuses_subtraction_and_biases(tmp_path):
     biased, _ = quantize_graph(one_layer(None, BIAS), x)
     with pytest.raises(NetxExportError, match="node 'lif': has a bias"):
         save_netx(biased, tmp_path / "x.net")
+    readout, _ = quantize_graph(one_layer(None, readout=True), x)
+    with pytest.raises(NetxExportError, match="node 'lif': is a readout"):
+        save_netx(readout, tmp_path / "x.net")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -185,3 +185,7 @@ def test_a_readout_exports_as_nir_li_and_reads_back(tmp_path):
     theirs = run_float(back, x, dtype=torch.float64)
     np.testing.assert_allclose(theirs.spikes["out"], ours.spikes["out"], rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(theirs.predictions, ours.predictions)
+    filtered = dense_graph(rng, CubaLIF("out", 5.0, 2.0, 1.0, readout=True))
+    with pytest.raises(NirExportError, match="node 'out': a readout is NIR's LI, which has no"):
+        save_nir(filtered, tmp_path / "filtered.nir")
+    assert not (tmp_path / "filtered.nir").exists()
