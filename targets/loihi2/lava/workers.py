@@ -29,11 +29,14 @@ import numpy as np
 from tqdm import tqdm
 
 from targets.loihi2.lava.runner import LavaResult, run_on_lava
+from targets.loihi2.lava.session import STOP_GRACE_S
 from toolchain.atomic import atomic_path
 from toolchain.ir import Graph
 from toolchain.train.neuron import predict_from_spikes
 
 _POLL_S = 0.2
+_JOIN_S = STOP_GRACE_S + 5.0  # an interrupted worker stops its runtime, then ends
+_TERMINATE_S = 2.0
 
 
 def shards(samples: int, size: int) -> list[tuple[int, int]]:
@@ -76,6 +79,20 @@ def _worker(graph: Graph, images: np.ndarray, target: str, todo, done, shard_dir
             done.put(("done", (first, stop), result.steps))
     except KeyboardInterrupt:
         return
+    finally:
+        _end_children()
+
+
+def _end_children() -> None:
+    """Ends the processes this worker started. An interrupt that lands while a Lava runtime
+    shuts down leaves its processes running, and the worker's exit would wait for them forever."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for child in mp.active_children():
+        child.terminate()
+    for child in mp.active_children():
+        child.join(_TERMINATE_S)
+        if child.is_alive():
+            child.kill()
 
 
 def run_on_lava_workers(
@@ -148,7 +165,10 @@ def _run_missing(
             for process in processes:
                 if process.is_alive() and not bar.n == len(images):
                     os.kill(process.pid, signal.SIGINT)  # stops its Lava runtime and ends it
-                process.join()
+                process.join(_JOIN_S)
+                if process.is_alive():
+                    process.kill()
+                    process.join()
     return steps
 
 
