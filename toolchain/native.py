@@ -15,11 +15,15 @@ CHOICES = ("fused", "reference")
 # instruction; no contraction into fused multiply-adds keeps every rounding that of the
 # reference code, so that the kernels give its results bit for bit.
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off")
+# Makes at::parallel_for threaded: without it the pragma in ATen's header is ignored and the loop
+# runs on one thread. The library is torch's own libgomp, already loaded under the same name.
+OPENMP = "-fopenmp"
 
 
-def compiled(name: str, source: Path, env: str) -> ModuleType | None:
+def compiled(name: str, source: Path, env: str, *, threaded: bool = False) -> ModuleType | None:
     """The extension module `name` built from `source`, or None: `env` says `reference`, or
-    the build failed (warned once per call; callers cache the result)."""
+    the build failed (warned once per call; callers cache the result). `threaded`: its
+    at::parallel_for loops run on torch's threads."""
     choice = os.environ.get(env, "fused")
     if choice not in CHOICES:
         raise ValueError(f"{env}={choice!r}: one of {', '.join(CHOICES)}")
@@ -28,7 +32,10 @@ def compiled(name: str, source: Path, env: str) -> ModuleType | None:
     try:
         from torch.utils.cpp_extension import load
 
-        return load(name=name, sources=[str(source)], extra_cflags=list(FLAGS))
+        openmp = [OPENMP] if threaded else []
+        return load(
+            name=name, sources=[str(source)], extra_cflags=[*FLAGS, *openmp], extra_ldflags=openmp
+        )
     except Exception as error:  # no compiler, no ninja, a failed build: all mean the reference
         warnings.warn(
             f"the {name} kernel could not be built ({type(error).__name__}: {error}); the "

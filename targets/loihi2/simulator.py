@@ -42,7 +42,8 @@ or FFT, is switched off around the call. A static input is constant for steps 1 
 first synapse is applied once per batch; later synapses are skipped while their source is
 silent. Neuron updates run in place on float64 arrays holding exact integers, batch_size samples
 at a time: one pass per population and step in the compiled kernel `kernels/population.cpp`
-(threaded; built as `toolchain.native` says), or, without it (or with
+(vectorised, on one thread: numpy's BLAS has the cores for the products; built as
+`toolchain.native` says), or, without it (or with
 `SNN_DEPLOY_SIM_KERNEL=reference`), the numpy passes of `_update_reference`, which it mirrors
 operation for operation (tested equal).
 """

@@ -17,4 +17,4 @@ KERNEL_ENV = "SNN_DEPLOY_TSSLBP_KERNEL"
 @functools.cache
 def fused_kernel() -> ModuleType | None:
     """The compiled kernel, or None (the reference is used)."""
-    return compiled("snn_deploy_tsslbp", SOURCE, KERNEL_ENV)
+    return compiled("snn_deploy_tsslbp", SOURCE, KERNEL_ENV, threaded=True)

@@ -34,34 +34,49 @@ void forward_chunk(const scalar_t* current, scalar_t* psp, scalar_t* u_pre, int6
   }
 }
 
+// One step of the backward over neurons [0, count); the pointers start at the chunk's first
+// neuron. __restrict (honoured on parameters) spares the loop the alias checks that kept it
+// from vectorising; `prev` is loaded even at t = 0, as a conditional load blocks vectors too.
+template <typename scalar_t>
+struct BackwardConstants {
+  scalar_t tau_s, threshold, theta_m, beta_s, keep_m, active_from, clamp;
+};
+
+template <typename scalar_t>
+void backward_step(const scalar_t* __restrict g, const scalar_t* __restrict a,
+                   const scalar_t* __restrict u, const scalar_t* __restrict before,
+                   scalar_t* __restrict out, scalar_t* __restrict e, scalar_t* __restrict g_next,
+                   int64_t count, bool first, const BackwardConstants<scalar_t> c) {
+  for (int64_t k = 0; k < count; ++k) {
+    e[k] = g[k] / c.tau_s + c.beta_s * e[k];
+    const scalar_t prev = before[k];
+    const scalar_t reset = (first | (prev > c.threshold)) ? scalar_t(0) : prev;
+    const scalar_t inv_du = std::min(scalar_t(1) / (u[k] - reset), c.clamp);
+    const scalar_t fired = inv_du * (e[k] + c.theta_m * u[k] * g_next[k]);
+    g_next[k] = u[k] > c.threshold ? fired : c.keep_m * g_next[k];
+    out[k] = a[k] >= c.active_from ? g_next[k] : out[k] * e[k];
+  }
+}
+
 // grad holds the sigmoid surrogate on entry (computed by torch, vectorised) and dL/dI on exit.
 // The loop is branch-free so that it vectorises: 1/du is computed everywhere and selected.
 template <typename scalar_t>
 void backward_chunk(const scalar_t* grad_psp, const scalar_t* psp, const scalar_t* u_pre,
                     scalar_t* grad, int64_t steps, int64_t n, int64_t begin, int64_t end,
-                    double tau_m_, double tau_s_, double threshold_, double inv_du_clamp) {
+                    double tau_m, double tau_s, double threshold, double inv_du_clamp) {
   // The constants as the reference has them: computed in double, rounded to the tensors' type.
-  const scalar_t tau_s = scalar_t(tau_s_), threshold = scalar_t(threshold_);
-  const scalar_t theta_m = scalar_t(1.0 / tau_m_), beta_s = scalar_t(1.0 - 1.0 / tau_s_);
-  const scalar_t keep_m = scalar_t(1.0 - 1.0 / tau_m_);
-  const scalar_t active_from = scalar_t(1.0 / (4.0 * tau_s_));
-  const scalar_t clamp = scalar_t(inv_du_clamp);
+  const BackwardConstants<scalar_t> c{scalar_t(tau_s),
+                                      scalar_t(threshold),
+                                      scalar_t(1.0 / tau_m),
+                                      scalar_t(1.0 - 1.0 / tau_s),
+                                      scalar_t(1.0 - 1.0 / tau_m),
+                                      scalar_t(1.0 / (4.0 * tau_s)),
+                                      scalar_t(inv_du_clamp)};
   std::vector<scalar_t> e(end - begin, 0), g_next(end - begin, 0);
   for (int64_t t = steps - 1; t >= 0; --t) {
-    const scalar_t* u = u_pre + t * n;
-    const scalar_t* before = u_pre + (t ? t - 1 : 0) * n;
-    const scalar_t* g = grad_psp + t * n;
-    const scalar_t* a = psp + t * n;
-    scalar_t* out = grad + t * n;
-    for (int64_t j = begin; j < end; ++j) {
-      const int64_t k = j - begin;
-      e[k] = g[j] / tau_s + beta_s * e[k];
-      const scalar_t reset = (t == 0 || before[j] > threshold) ? scalar_t(0) : before[j];
-      const scalar_t inv_du = std::min(scalar_t(1) / (u[j] - reset), clamp);
-      const scalar_t fired = inv_du * (e[k] + theta_m * u[j] * g_next[k]);
-      g_next[k] = u[j] > threshold ? fired : keep_m * g_next[k];
-      out[j] = a[j] >= active_from ? g_next[k] : out[j] * e[k];
-    }
+    const int64_t at = t * n + begin, before = (t ? t - 1 : 0) * n + begin;
+    backward_step<scalar_t>(grad_psp + at, psp + at, u_pre + at, u_pre + before, grad + at,
+                            e.data(), g_next.data(), end - begin, t == 0, c);
   }
 }
 
