@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from toolchain.train.methods import MODES, fused, tsslbp
+from toolchain.train.methods.surrogate import SURROGATE_ALPHA, clamped_sigmoid
 from toolchain.train.neuron import lif_sequence
 
 PARAMS = {"tau_m": 5.0, "tau_s": 3.0, "threshold": 1.0}
@@ -33,9 +34,10 @@ DTYPES = [torch.float64, torch.float32]
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_forward_equals_the_reference(dtype):
     current = currents(0, dtype)
-    psp, u_pre = fused.fused_kernel().forward(current, *PARAMS.values())
+    psp, u_pre, spikes = fused.fused_kernel().forward(current, *PARAMS.values())
     ref_psp, ref_spikes, ref_u = lif_sequence(current, **PARAMS)
     assert torch.equal(u_pre > PARAMS["threshold"], ref_spikes.bool())
+    assert spikes.dtype == dtype and torch.equal(spikes, ref_spikes)
     assert torch.equal(psp, ref_psp) and torch.equal(u_pre, ref_u)
     assert ref_spikes[-1, 5:10].all() and not ref_spikes[:, :5].any()
 
@@ -43,13 +45,13 @@ def test_forward_equals_the_reference(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_final_backward_equals_the_reference(dtype):
     current = currents(1, dtype)
-    psp, u_pre = fused.fused_kernel().forward(current, *PARAMS.values())
+    psp, u_pre, _ = fused.fused_kernel().forward(current, *PARAMS.values())
     grad_psp = torch.tensor(np.random.default_rng(2).normal(size=current.shape), dtype=dtype)
     spikes = u_pre > PARAMS["threshold"]
-    surrogate = tsslbp.sigmoid_surrogate(u_pre, PARAMS["threshold"])
-    clamp = tsslbp.FINAL_INV_DU_CLAMP
+    sigmoid = clamped_sigmoid(u_pre, PARAMS["threshold"])
+    constants = (tsslbp.FINAL_INV_DU_CLAMP, SURROGATE_ALPHA)
     ours = fused.fused_kernel().backward_final(
-        grad_psp, psp, u_pre, surrogate, *PARAMS.values(), clamp
+        grad_psp, psp, u_pre, sigmoid, *PARAMS.values(), *constants
     )
     ref = tsslbp._final_backward(grad_psp, psp, spikes, u_pre, **PARAMS)
     assert torch.equal(ours, ref)

@@ -24,7 +24,7 @@ from typing import Literal
 import torch
 
 from toolchain.train.methods.fused import fused_kernel
-from toolchain.train.methods.surrogate import sigmoid_surrogate
+from toolchain.train.methods.surrogate import SURROGATE_ALPHA, clamped_sigmoid, sigmoid_surrogate
 from toolchain.train.neuron import lif_sequence, time_first, time_last
 
 Mode = Literal["final", "submission", "surrogate"]
@@ -41,14 +41,14 @@ def _kernel(x: torch.Tensor):  # the compiled module, or None
 
 def _forward(
     current: torch.Tensor, tau_m: float, tau_s: float, threshold: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Time-first (psp, u before reset) of a time-first current."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Time-first (psp, u before reset, spikes in the current's dtype) of a time-first current."""
     kernel = _kernel(current)
     if kernel is not None:
         return tuple(kernel.forward(current, tau_m, tau_s, threshold))  # type: ignore[return-value]
     with torch.no_grad():
-        psp, _, u_pre = lif_sequence(current, tau_m=tau_m, tau_s=tau_s, threshold=threshold)
-    return psp, u_pre
+        psp, spikes, u_pre = lif_sequence(current, tau_m=tau_m, tau_s=tau_s, threshold=threshold)
+    return psp, u_pre, spikes.to(current.dtype)
 
 
 def _du(u_pre: torch.Tensor, spikes: torch.Tensor) -> torch.Tensor:
@@ -165,10 +165,10 @@ class _TSSLBP(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, current, tau_m, tau_s, threshold, mode):  # type: ignore[override]
-        psp, u_pre = _forward(time_first(current), tau_m, tau_s, threshold)
+        psp, u_pre, spikes = _forward(time_first(current), tau_m, tau_s, threshold)
         ctx.save_for_backward(psp, u_pre)
         ctx.params = {"tau_m": tau_m, "tau_s": tau_s, "threshold": threshold, "mode": mode}
-        out_spikes = time_last((u_pre > threshold).to(current.dtype))
+        out_spikes = time_last(spikes)
         ctx.mark_non_differentiable(out_spikes)
         return time_last(psp), out_spikes
 
@@ -178,9 +178,9 @@ class _TSSLBP(torch.autograd.Function):
         p = ctx.params
         kernel = _kernel(u_pre)
         if kernel is not None and p["mode"] == "final":
-            args = (p["tau_m"], p["tau_s"], p["threshold"], FINAL_INV_DU_CLAMP)
-            surrogate = sigmoid_surrogate(u_pre, p["threshold"])  # overwritten by dL/dI
-            grad = kernel.backward_final(time_first(grad_psp), psp, u_pre, surrogate, *args)
+            args = (p["tau_m"], p["tau_s"], p["threshold"], FINAL_INV_DU_CLAMP, SURROGATE_ALPHA)
+            sigmoid = clamped_sigmoid(u_pre, p["threshold"])  # overwritten by dL/dI
+            grad = kernel.backward_final(time_first(grad_psp), psp, u_pre, sigmoid, *args)
         else:
             grad = _grad(time_first(grad_psp), psp, u_pre > p["threshold"], u_pre, **p)
         return time_last(grad), None, None, None, None

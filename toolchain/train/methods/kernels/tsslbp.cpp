@@ -14,14 +14,15 @@ namespace {
 constexpr int64_t kGrain = 2048;  // neurons per task: a few cache lines per step and tensor
 
 template <typename scalar_t>
-void forward_chunk(const scalar_t* current, scalar_t* psp, scalar_t* u_pre, int64_t steps,
-                   int64_t n, int64_t begin, int64_t end, scalar_t alpha, scalar_t tau_s,
-                   scalar_t threshold) {
+void forward_chunk(const scalar_t* current, scalar_t* psp, scalar_t* u_pre, scalar_t* spikes,
+                   int64_t steps, int64_t n, int64_t begin, int64_t end, scalar_t alpha,
+                   scalar_t tau_s, scalar_t threshold) {
   std::vector<scalar_t> u_reset(end - begin, 0), a(end - begin, 0);
   for (int64_t t = 0; t < steps; ++t) {
     const scalar_t* in = current + t * n;
     scalar_t* out_a = psp + t * n;
     scalar_t* out_u = u_pre + t * n;
+    scalar_t* out_s = spikes + t * n;
     for (int64_t j = begin; j < end; ++j) {
       const int64_t k = j - begin;
       const scalar_t u = std::fma(alpha, u_reset[k], in[j]);  // torch.add(x, y, alpha=) fuses
@@ -30,6 +31,7 @@ void forward_chunk(const scalar_t* current, scalar_t* psp, scalar_t* u_pre, int6
       a[k] = a[k] + (s - a[k]) / tau_s;
       out_a[j] = a[k];
       out_u[j] = u;
+      out_s[j] = s;
     }
   }
 }
@@ -39,7 +41,7 @@ void forward_chunk(const scalar_t* current, scalar_t* psp, scalar_t* u_pre, int6
 // from vectorising; `prev` is loaded even at t = 0, as a conditional load blocks vectors too.
 template <typename scalar_t>
 struct BackwardConstants {
-  scalar_t tau_s, threshold, theta_m, beta_s, keep_m, active_from, clamp;
+  scalar_t tau_s, threshold, theta_m, beta_s, keep_m, active_from, clamp, surrogate_alpha;
 };
 
 template <typename scalar_t>
@@ -54,16 +56,20 @@ void backward_step(const scalar_t* __restrict g, const scalar_t* __restrict a,
     const scalar_t inv_du = std::min(scalar_t(1) / (u[k] - reset), c.clamp);
     const scalar_t fired = inv_du * (e[k] + c.theta_m * u[k] * g_next[k]);
     g_next[k] = u[k] > c.threshold ? fired : c.keep_m * g_next[k];
-    out[k] = a[k] >= c.active_from ? g_next[k] : out[k] * e[k];
+    const scalar_t sig = out[k];
+    const scalar_t surrogate = sig * (scalar_t(1) - sig) / c.surrogate_alpha;
+    out[k] = a[k] >= c.active_from ? g_next[k] : surrogate * e[k];
   }
 }
 
-// grad holds the sigmoid surrogate on entry (computed by torch, vectorised) and dL/dI on exit.
+// grad holds the clamped sigmoid on entry (computed by torch, vectorised: see surrogate.py) and
+// dL/dI on exit; the surrogate sig (1 - sig) / alpha is formed here, as surrogate.py does.
 // The loop is branch-free so that it vectorises: 1/du is computed everywhere and selected.
 template <typename scalar_t>
 void backward_chunk(const scalar_t* grad_psp, const scalar_t* psp, const scalar_t* u_pre,
                     scalar_t* grad, int64_t steps, int64_t n, int64_t begin, int64_t end,
-                    double tau_m, double tau_s, double threshold, double inv_du_clamp) {
+                    double tau_m, double tau_s, double threshold, double inv_du_clamp,
+                    double surrogate_alpha) {
   // The constants as the reference has them: computed in double, rounded to the tensors' type.
   const BackwardConstants<scalar_t> c{scalar_t(tau_s),
                                       scalar_t(threshold),
@@ -71,7 +77,8 @@ void backward_chunk(const scalar_t* grad_psp, const scalar_t* psp, const scalar_
                                       scalar_t(1.0 - 1.0 / tau_s),
                                       scalar_t(1.0 - 1.0 / tau_m),
                                       scalar_t(1.0 / (4.0 * tau_s)),
-                                      scalar_t(inv_du_clamp)};
+                                      scalar_t(inv_du_clamp),
+                                      scalar_t(surrogate_alpha)};
   std::vector<scalar_t> e(end - begin, 0), g_next(end - begin, 0);
   for (int64_t t = steps - 1; t >= 0; --t) {
     const int64_t at = t * n + begin, before = (t ? t - 1 : 0) * n + begin;
@@ -84,42 +91,45 @@ std::vector<at::Tensor> forward(const at::Tensor& current, double tau_m, double 
                                 double threshold) {
   TORCH_CHECK(current.is_contiguous() && current.dim() >= 1, "current: contiguous (T, ...)");
   auto psp = at::empty_like(current), u_pre = at::empty_like(current);
+  auto spikes = at::empty_like(current);
   const int64_t steps = current.size(0), n = steps ? current.numel() / steps : 0;
   AT_DISPATCH_FLOATING_TYPES(current.scalar_type(), "tsslbp_forward", [&] {
     const auto* in = current.data_ptr<scalar_t>();
     auto* a = psp.data_ptr<scalar_t>();
     auto* u = u_pre.data_ptr<scalar_t>();
+    auto* s = spikes.data_ptr<scalar_t>();
     at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
-      forward_chunk<scalar_t>(in, a, u, steps, n, begin, end, scalar_t(1.0 - 1.0 / tau_m),
+      forward_chunk<scalar_t>(in, a, u, s, steps, n, begin, end, scalar_t(1.0 - 1.0 / tau_m),
                               scalar_t(tau_s), scalar_t(threshold));
     });
   });
-  return {psp, u_pre};
+  return {psp, u_pre, spikes};
 }
 
 at::Tensor backward_final(const at::Tensor& grad_psp, const at::Tensor& psp,
-                          const at::Tensor& u_pre, at::Tensor surrogate, double tau_m,
-                          double tau_s, double threshold, double inv_du_clamp) {
+                          const at::Tensor& u_pre, at::Tensor sigmoid, double tau_m,
+                          double tau_s, double threshold, double inv_du_clamp,
+                          double surrogate_alpha) {
   TORCH_CHECK(grad_psp.is_contiguous() && psp.is_contiguous() && u_pre.is_contiguous() &&
-                  surrogate.is_contiguous(),
+                  sigmoid.is_contiguous(),
               "time-first contiguous tensors");
   const int64_t steps = u_pre.size(0), n = steps ? u_pre.numel() / steps : 0;
   AT_DISPATCH_FLOATING_TYPES(u_pre.scalar_type(), "tsslbp_backward", [&] {
     const auto* g = grad_psp.data_ptr<scalar_t>();
     const auto* a = psp.data_ptr<scalar_t>();
     const auto* u = u_pre.data_ptr<scalar_t>();
-    auto* out = surrogate.data_ptr<scalar_t>();
+    auto* out = sigmoid.data_ptr<scalar_t>();
     at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
       backward_chunk<scalar_t>(g, a, u, out, steps, n, begin, end, tau_m, tau_s, threshold,
-                               inv_du_clamp);
+                               inv_du_clamp, surrogate_alpha);
     });
   });
-  return surrogate;
+  return sigmoid;
 }
 
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &forward, "time-first (psp, u before reset) of a time-first current");
-  m.def("backward_final", &backward_final, "final-mode dL/dI, time-first, in the surrogate");
+  m.def("forward", &forward, "time-first (psp, u before reset, spikes) of a time-first current");
+  m.def("backward_final", &backward_final, "final-mode dL/dI, time-first, in the sigmoid");
 }
