@@ -125,3 +125,27 @@ def test_pooling_needs_even_size():
 def test_config_is_serialisable():
     config = load_config("examples/mnist_cnn.toml")
     assert Config.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize("config_path", ["examples/digits_mlp.toml", "examples/mnist_cnn.toml"])
+def test_the_first_synapse_runs_once_and_equals_it_at_every_step(config_path):
+    """The static image's current, r_t (W x), against W applied to the encoded PSP every step:
+    equal to rounding, in the current and in the weight gradient."""
+    config = load_config(config_path)
+    shape = (1, 8, 8) if "digits" in config_path else (1, 28, 28)
+    torch.manual_seed(0)
+    net = SpikingNetwork(config, shape).double()
+    images = torch.rand(4, *shape, dtype=torch.float64)
+    first = net.layers[0]
+    once = first.static_input_current(net.normalise(images), net.step_response(images))
+    every_step = first.synapse(net.encode(images))
+    torch.testing.assert_close(once, every_step, rtol=1e-12, atol=1e-12)
+    grads = []
+    for current in (once, every_step):
+        first.weight.grad = None
+        (current * torch.linspace(-1, 1, current.shape[-1], dtype=current.dtype)).sum().backward(
+            retain_graph=True
+        )
+        grads.append(first.weight.grad.clone())
+    torch.testing.assert_close(*grads, rtol=1e-10, atol=1e-12)
+    assert grads[0].abs().sum() > 0

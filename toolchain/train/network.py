@@ -39,9 +39,20 @@ class SpikingLayer(nn.Module):
         raise NotImplementedError
 
     def forward(self, psp_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.fire(self.synapse(psp_in))
+
+    def fire(self, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The neurons on their input current (..., T): (PSP, spikes)."""
         n = self.neuron
-        current = self.synapse(psp_in)
         return self.spiking(current, tau_m=n.tau_m, tau_s=n.tau_s, threshold=n.threshold)
+
+    def static_input_current(self, image: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
+        """The current of an input that is the same image at every step: its PSP is the image
+        times the filter's step response (T,), so the synapse runs once, W (r_t x) = r_t (W x)
+        (equal up to rounding), where applying it to every step would cost T times as much."""
+        once = self.synapse(image.unsqueeze(-1)).movedim(-1, 0)  # (1, N, ...)
+        steps = response.reshape(-1, *[1] * (once.ndim - 1)) * once  # time-first storage
+        return steps.movedim(0, -1)
 
 
 class SpikingDense(SpikingLayer):
@@ -123,22 +134,34 @@ class SpikingNetwork(nn.Module):
         )
         self.num_outputs = shapes[-1][0]
 
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        norm = self.config.input
+        return images if norm.is_identity else (images - norm.mean) / norm.std
+
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """The analog image, normalised, every step, through the synaptic filter:
         (N, C, H, W, T)."""
-        norm = self.config.input
-        if not norm.is_identity:
-            images = (images - norm.mean) / norm.std
-        repeated = repeat_over_time(images, self.config.neuron.T)
+        repeated = repeat_over_time(self.normalise(images), self.config.neuron.T)
         return psp_filter(repeated, self.config.neuron.tau_s)
+
+    def step_response(self, like: torch.Tensor) -> torch.Tensor:
+        """The synaptic filter's response to 1 at every step, (T,): the encoding's PSP of a
+        pixel x is x times it."""
+        ones = torch.ones(self.config.neuron.T, dtype=like.dtype, device=like.device)
+        return psp_filter(ones, self.config.neuron.tau_s)
 
     def forward(
         self, images: torch.Tensor, *, return_spikes: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Output PSP (N, classes, T); with `return_spikes` also each spiking layer's spikes."""
-        x = self.encode(images)
-        spikes = []
-        for layer in self.layers:
+        first, *rest = self.layers
+        if isinstance(first, SpikingLayer):
+            current = first.static_input_current(self.normalise(images), self.step_response(images))
+            x, s = first.fire(current)
+            spikes = [s]
+        else:
+            x, spikes, rest = self.encode(images), [], self.layers
+        for layer in rest:
             if isinstance(layer, SpikingLayer):
                 x, s = layer(x)
                 spikes.append(s)
