@@ -3,6 +3,8 @@ reference implementation in `tsslbp.py`, bit for bit in float64 and float32, on 
 with silent neurons, spikes at the last step and 1/du at its clamp: forward and backward, every
 mode. (Bit for bit, so training with either gives the same network.)"""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -26,6 +28,17 @@ def currents(seed: int = 0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
 
 def test_the_kernel_is_built_here():
     assert fused.fused_kernel() is not None, "g++ and ninja are on this machine: it must build"
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: nothing to thread over")
+def test_the_kernel_runs_on_torch_threads():
+    """Built without OpenMP, an extension's at::parallel_for runs on one thread, silently."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert fused.fused_kernel().parallel_threads(2) == 2
+    finally:
+        torch.set_num_threads(threads)
 
 
 DTYPES = [torch.float64, torch.float32]

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
+#include <set>
 #include <vector>
 
 namespace {
@@ -127,9 +129,22 @@ at::Tensor backward_final(const at::Tensor& grad_psp, const at::Tensor& psp,
   return sigmoid;
 }
 
+// How many threads one at::parallel_for of `tasks` single tasks ran on: 1 where the build lacks
+// OpenMP, as the pragma in ATen's header is then ignored without a word.
+int64_t parallel_threads(int64_t tasks) {
+  std::mutex lock;
+  std::set<int> threads;
+  at::parallel_for(0, tasks, 1, [&](int64_t, int64_t) {
+    std::lock_guard<std::mutex> hold(lock);
+    threads.insert(at::get_thread_num());
+  });
+  return static_cast<int64_t>(threads.size());
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "time-first (psp, u before reset, spikes) of a time-first current");
   m.def("backward_final", &backward_final, "final-mode dL/dI, time-first, in the sigmoid");
+  m.def("parallel_threads", &parallel_threads, "threads one at::parallel_for ran on");
 }
