@@ -30,7 +30,12 @@ def state(shape, rng) -> _State:
     return s
 
 
-@pytest.mark.parametrize("shape", [(5, 4, 3), (17,)], ids=["conv", "dense"])
+# The larger shapes span several of the kernel's 16384-element chunks, which start mid-channel.
+@pytest.mark.parametrize(
+    "shape",
+    [(5, 4, 3), (17,), (7, 30, 30), (3001,)],
+    ids=["conv", "dense", "conv-chunks", "dense-chunks"],
+)
 @pytest.mark.parametrize("decays", [(4096, 4096), (3000, 100), (0, 4095)])
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("reset_sub", [None, 150 * 64])
