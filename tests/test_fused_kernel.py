@@ -4,6 +4,7 @@ with silent neurons, spikes at the last step and 1/du at its clamp: forward and 
 mode. (Bit for bit, so training with either gives the same network.)"""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -90,13 +91,30 @@ def test_training_gradients_equal_the_reference_path(mode, dtype, monkeypatch):
     assert ref_grad.abs().sum() > 0
 
 
+def test_without_openmp_the_kernel_is_built_for_one_thread_with_one_warning(monkeypatch):
+    builds = []
+
+    def no_openmp(**kwargs):
+        builds.append(kwargs["extra_cflags"])
+        if "-fopenmp" in kwargs["extra_cflags"]:
+            raise RuntimeError("unrecognized command-line option '-fopenmp'")
+        return "the module"
+
+    monkeypatch.setattr("torch.utils.cpp_extension.load", no_openmp)
+    with pytest.warns(UserWarning, match=r"'-fopenmp'.*runs on one thread"):
+        assert fused.fused_kernel.__wrapped__() == "the module"
+    assert ["-fopenmp" in flags for flags in builds] == [True, False]
+
+
 def test_without_a_compiler_training_falls_back_with_one_warning(monkeypatch):
     def no_compiler(**kwargs):
         raise RuntimeError("no C++ compiler")
 
     monkeypatch.setattr("torch.utils.cpp_extension.load", no_compiler)
-    with pytest.warns(UserWarning, match=r"no C\+\+ compiler.*reference implementation runs"):
+    with pytest.warns(UserWarning) as warned:
         assert fused.fused_kernel.__wrapped__() is None
+    assert len(warned) == 1
+    assert re.search(r"no C\+\+ compiler.*reference implementation runs", str(warned[0].message))
     monkeypatch.setenv(fused.KERNEL_ENV, "reference")
     assert fused.fused_kernel.__wrapped__() is None
     monkeypatch.setenv(fused.KERNEL_ENV, "fast")

@@ -29,13 +29,21 @@ def compiled(name: str, source: Path, env: str, *, threaded: bool = False) -> Mo
         raise ValueError(f"{env}={choice!r}: one of {', '.join(CHOICES)}")
     if choice == "reference":
         return None
+    without_openmp = None  # why the threaded build failed, where it did
     try:
         from torch.utils.cpp_extension import load
 
-        openmp = [OPENMP] if threaded else []
-        return load(
-            name=name, sources=[str(source)], extra_cflags=[*FLAGS, *openmp], extra_ldflags=openmp
-        )
+        if threaded:
+            try:
+                return load(
+                    name=name,
+                    sources=[str(source)],
+                    extra_cflags=[*FLAGS, OPENMP],
+                    extra_ldflags=[OPENMP],
+                )
+            except Exception as error:  # a compiler without OpenMP: try it on one thread
+                without_openmp = f"{type(error).__name__}: {error}"
+        module = load(name=name, sources=[str(source)], extra_cflags=list(FLAGS))
     except Exception as error:  # no compiler, no ninja, a failed build: all mean the reference
         warnings.warn(
             f"the {name} kernel could not be built ({type(error).__name__}: {error}); the "
@@ -43,3 +51,10 @@ def compiled(name: str, source: Path, env: str, *, threaded: bool = False) -> Mo
             stacklevel=3,
         )
         return None
+    if without_openmp is not None:
+        warnings.warn(
+            f"the {name} kernel could not be built with OpenMP ({without_openmp}); it runs on "
+            "one thread",
+            stacklevel=3,
+        )
+    return module
