@@ -154,11 +154,11 @@ class SpikingNetwork(nn.Module):
         self, images: torch.Tensor, *, return_spikes: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Output PSP (N, classes, T); with `return_spikes` also each spiking layer's spikes."""
-        first, *rest = self.layers
-        if isinstance(first, SpikingLayer):
+        first = self.layers[0]
+        if isinstance(first, SpikingLayer):  # its synapse once per batch, not once per step
             current = first.static_input_current(self.normalise(images), self.step_response(images))
             x, s = first.fire(current)
-            spikes = [s]
+            spikes, rest = [s], self.layers[1:]
         else:
             x, spikes, rest = self.encode(images), [], self.layers
         for layer in rest:

@@ -38,14 +38,17 @@ void forward_chunk(const scalar_t* current, scalar_t* psp, scalar_t* u_pre, scal
   }
 }
 
-// One step of the backward over neurons [0, count); the pointers start at the chunk's first
-// neuron. __restrict (honoured on parameters) spares the loop the alias checks that kept it
-// from vectorising; `prev` is loaded even at t = 0, as a conditional load blocks vectors too.
 template <typename scalar_t>
 struct BackwardConstants {
   scalar_t tau_s, threshold, theta_m, beta_s, keep_m, active_from, clamp, surrogate_alpha;
 };
 
+// One step of the backward over neurons [0, count); the pointers start at the chunk's first
+// neuron. `out` holds the clamped sigmoid on entry (computed by torch, vectorised: see
+// surrogate.py) and dL/dI on exit; the surrogate sig (1 - sig) / alpha is formed here as
+// surrogate.py does. The loop is branch-free so that it vectorises: 1/du is computed everywhere
+// and selected, __restrict (honoured on parameters) spares it the alias checks that kept it
+// scalar, and `prev` is loaded even at t = 0, as a conditional load blocks vectors too.
 template <typename scalar_t>
 void backward_step(const scalar_t* __restrict g, const scalar_t* __restrict a,
                    const scalar_t* __restrict u, const scalar_t* __restrict before,
@@ -64,9 +67,8 @@ void backward_step(const scalar_t* __restrict g, const scalar_t* __restrict a,
   }
 }
 
-// grad holds the clamped sigmoid on entry (computed by torch, vectorised: see surrogate.py) and
-// dL/dI on exit; the surrogate sig (1 - sig) / alpha is formed here, as surrogate.py does.
-// The loop is branch-free so that it vectorises: 1/du is computed everywhere and selected.
+// The final backward of neurons [begin, end), from the last step to the first; `grad` as
+// backward_step's `out`.
 template <typename scalar_t>
 void backward_chunk(const scalar_t* grad_psp, const scalar_t* psp, const scalar_t* u_pre,
                     scalar_t* grad, int64_t steps, int64_t n, int64_t begin, int64_t end,
