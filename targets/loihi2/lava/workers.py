@@ -85,14 +85,24 @@ def _worker(graph: Graph, images: np.ndarray, target: str, todo, done, shard_dir
 
 def _end_children() -> None:
     """Ends the processes this worker started. An interrupt that lands while a Lava runtime
-    shuts down leaves its processes running, and the worker's exit would wait for them forever."""
+    shuts down leaves its processes running, and the worker's exit would wait for them forever.
+    Children still exiting get _TERMINATE_S to finish: terminated mid-exit, Lava's shared-memory
+    manager leaves its segments behind."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _join_children(_TERMINATE_S)
     for child in mp.active_children():
         child.terminate()
+    _join_children(_TERMINATE_S)
     for child in mp.active_children():
-        child.join(_TERMINATE_S)
-        if child.is_alive():
-            child.kill()
+        child.kill()
+
+
+def _join_children(timeout_s: float) -> None:
+    """Waits up to timeout_s in all for the children to exit."""
+    deadline = time.monotonic() + timeout_s
+    for child in mp.active_children():
+        # Lava's SystemProcess.join takes no timeout: the base class's does.
+        mp.Process.join(child, max(0.0, deadline - time.monotonic()))
 
 
 def run_on_lava_workers(
