@@ -56,9 +56,10 @@ def test_the_compiled_update_equals_the_numpy_reference(
         _update_reference(pop, theirs, drive, record)
         for name in ("u", "v", "spikes", "v_crossing"):
             np.testing.assert_array_equal(getattr(ours, name), getattr(theirs, name), err_msg=name)
-        assert (ours.current_wraps, ours.voltage_saturations) == (
+        assert (ours.current_wraps, ours.voltage_saturations, ours.fired) == (
             theirs.current_wraps,
             theirs.voltage_saturations,
+            theirs.fired,
         )
     if decays == (4096, 4096):  # nothing decays: the states stay large enough to overflow
         assert ours.spikes.any() and not ours.spikes.all()

@@ -9,7 +9,8 @@ Timing (`targets.loihi2.timing`): one sample takes S = T + L Lava steps for L po
 output population's float steps 0 .. T - 1 are columns L .. L + T - 1 (`output_window`). The
 input sends p = round(x * levels) at steps 1 .. T and 0 after; every synapse delays by a step.
 
-Integers per population and step (int64 here; tz(x) = x / 4096 truncated toward zero):
+Integers per population and step (exact here, and stored in int32 as Lava stores them; tz(x) =
+x / 4096 truncated toward zero):
 - Dense: a = W_int @ x shifted by weight_exp (<< e, or arithmetic >> -e, on the sum). Lava sums
   graded payloads in int32 and shifts in int32, so the sum wraps modulo 2^32 before and after
   the shift; spike sums never come near 2^31. Dense does not clip.
@@ -35,15 +36,19 @@ Integers per population and step (int64 here; tz(x) = x / 4096 truncated toward 
 
 Speed: the synaptic sums use float BLAS / torch products, exact because every partial sum is an
 integer below 2^24 (float32, chosen when the bound allows) or 2^53 (float64), whatever the
-order of summation. The bound, unit * max over outputs of sum |W_int| with unit = levels for the
-input synapse and 1 for spikes, is checked once per graph. Convolutions run in torch, whose
-CPU algorithms (oneDNN direct, im2col + GEMM) only reorder sums; NNPACK, which may use Winograd
-or FFT, is switched off around the call. A static input is constant for steps 1 .. T, so the
-first synapse is applied once per batch; later synapses are skipped while their source is
-silent. Neuron updates run in place on float64 arrays holding exact integers, batch_size samples
-at a time: one pass per population and step in the compiled kernel `kernels/population.cpp`
-(vectorised, on one thread: numpy's BLAS has the cores for the products; built as
-`toolchain.native` says), or, without it (or with
+order of summation; a Dense synapse whose int32 sum cannot wrap and whose weight_exp >= 0 holds
+its weights times 2^(weight_exp + 6), so that its product is a << 6 itself (a power of two keeps
+every partial sum exact). The bound, unit * max over outputs of sum |W_int| with unit = levels
+for the input synapse and 1 for spikes, is checked once per graph. Convolutions run in torch,
+whose CPU algorithms (oneDNN direct, im2col + GEMM) only reorder sums; NNPACK, which may use
+Winograd or FFT, is switched off around the call. A static input is constant for steps 1 .. T,
+so the first synapse is applied once per batch; later synapses are skipped while their source
+is silent. The input payload is formed batch by batch, batch_size samples at a time. States are
+int32, as Lava's, and each update computes in float64 (exact, as |u * 4096| < 2^43); spikes are
+written as float32 0 or 1, the products' operand, with their count, so that neither needs
+another pass. Each update is one pass per population and step in the compiled kernel
+`kernels/population.cpp` (vectorised, on one thread: numpy's BLAS has the cores for the
+products; built as `toolchain.native` says), or, without it (or with
 `SNN_DEPLOY_SIM_KERNEL=reference`), the numpy passes of `_update_reference`, which it mirrors
 operation for operation (tested equal).
 """
@@ -107,8 +112,11 @@ class _Synapse:
     """A Dense or Conv2d synapse, ready to map its source's output to Lava's integer input a."""
 
     node: Dense | Conv2d
-    weight: np.ndarray | torch.Tensor  # Dense: W_int.T; Conv: W_int; in the product's dtype
+    # Dense: W_int.T, times 2^(weight_exp + 6) where `shifted`; Conv: W_int; in the product's
+    # dtype
+    weight: np.ndarray | torch.Tensor
     bound: int  # no |sum| can exceed it: unit * max over outputs of sum |W_int|
+    shifted: bool = False  # the product is a << 6 already
 
     def drive(self, x: np.ndarray) -> np.ndarray:
         """a << 6 (N, *out) of source outputs x (N, *in): exact integers, int or float."""
@@ -117,14 +125,12 @@ class _Synapse:
         return self._conv(self.node, x) << ACT_SHIFT
 
     def _dense(self, node: Dense, x: np.ndarray) -> np.ndarray:
-        flat = x.reshape(len(x), -1).astype(self.weight.dtype)
+        flat = x.reshape(len(x), -1).astype(self.weight.dtype, copy=False)
+        if self.shifted:
+            return flat @ self.weight
         exp = node.weight_exp
-        if self.bound << max(exp, 0) < INT32_LIMIT:  # Lava's int32 cannot wrap: stay in float
-            total = flat @ self.weight
-            if exp >= 0:  # one exact power-of-two scaling for the shift and the << 6
-                total *= 2.0 ** (exp + ACT_SHIFT)
-                return total
-            return np.floor(total * 2.0**exp) * (1 << ACT_SHIFT)
+        if _stays_in_int32(node, self.bound):
+            return np.floor((flat @ self.weight) * 2.0**exp) * (1 << ACT_SHIFT)
         total = _wrap32((flat @ self.weight).astype(np.int64))
         a = _wrap32(total << exp) if exp > 0 else total >> -exp
         return a << ACT_SHIFT
@@ -165,17 +171,20 @@ class _Population:
 class _State:
     """One population's state for a batch, updated in place, and its overflow counts."""
 
-    u: np.ndarray  # integers held in float64: exact, as |u * 4096| < 2^43 < 2^53
+    u: np.ndarray  # int32, as Lava's; each step computes in float64 (|u * 4096| < 2^43 < 2^53)
     v: np.ndarray
-    spikes: np.ndarray  # the last step's: bool, or uint8 spike counts
+    spikes: np.ndarray  # the last step's: float32 0 or 1 (the products' operand), or uint8
+    # spike counts, or a readout's v in float64
     v_crossing: np.ndarray  # v before the reset, where `spikes` (kept only when recording)
+    fired: int = 0  # the last step's spikes (their sum for counts; nonzero values of a readout)
     current_wraps: int = 0
     voltage_saturations: int = 0
 
     @classmethod
     def zeros(cls, shape: tuple[int, ...], counts: bool = False, readout: bool = False) -> _State:
-        dtype = np.float64 if readout else np.uint8 if counts else bool
-        return cls(np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype), np.zeros(shape))
+        dtype = np.float64 if readout else np.uint8 if counts else np.float32
+        integers = [np.zeros(shape, np.int32) for _ in range(3)]
+        return cls(integers[0], integers[1], np.zeros(shape, dtype), integers[2])
 
 
 @dataclass
@@ -243,6 +252,11 @@ def _spike_dtype(population: _Population | CubaLIF) -> type:
 def input_payload(graph: Graph, images: np.ndarray) -> np.ndarray:
     """The graded spike payload (int64) for this graph of images (N, C, H, W) in [0, 1], sent
     at every step, or of inputs per step (N, T, C, H, W), returned time last: (N, C, H, W, T)."""
+    images = _checked_images(graph, images)
+    return _payload(graph, images)
+
+
+def _checked_images(graph: Graph, images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     shape = graph.input.image_shape
     if images.shape[1:] not in (shape, (graph.T, *shape)):
@@ -251,6 +265,11 @@ def input_payload(graph: Graph, images: np.ndarray) -> np.ndarray:
         )
     if images.dtype.kind != "f" or not np.all((images >= 0) & (images <= 1)):
         raise ValueError("images must be floats in [0, 1]")
+    return images
+
+
+def _payload(graph: Graph, images: np.ndarray) -> np.ndarray:
+    """`input_payload` of images already checked."""
     payload = formats.input_payload(graph.input.feed(images), graph.input.levels)
     return payload if images.ndim == 4 else np.moveaxis(payload, 1, -1)
 
@@ -320,14 +339,15 @@ def _simulate(
     """`simulate` in this process."""
     layers = _prepare(graph)
     resets = resets_every_population(graph)
-    payload = input_payload(graph, images)
+    images = _checked_images(graph, images)
     populations = [population for _, population in layers]
     steps = graph.T + len(layers)
-    recorder = _Recorder.create(populations, len(payload), steps, record, record_states)
-    with tqdm(total=len(payload), unit="sample", disable=not progress) as bar:
-        for start in range(0, len(payload), batch_size):
-            rows = slice(start, min(start + batch_size, len(payload)))
-            _run_batch(layers, payload[rows], graph.T, rows, recorder, resets)
+    recorder = _Recorder.create(populations, len(images), steps, record, record_states)
+    with tqdm(total=len(images), unit="sample", disable=not progress) as bar:
+        for start in range(0, len(images), batch_size):
+            rows = slice(start, min(start + batch_size, len(images)))
+            payload = _payload(graph, images[rows])  # per batch: small arrays that stay in cache
+            _run_batch(layers, payload, graph.T, rows, recorder, resets)
             bar.update(rows.stop - rows.start)
     window = output_window(graph)
     return SimulationResult(
@@ -372,7 +392,17 @@ def _synapse(node: Dense | Conv2d, unit: int) -> _Synapse:
     dtype = np.float32 if bound < FLOAT32_EXACT else np.float64
     if isinstance(node, Conv2d):
         return _Synapse(node, torch.from_numpy(weight.astype(dtype)), bound)
-    return _Synapse(node, np.ascontiguousarray(weight.T.astype(dtype)), bound)
+    # Scaling every weight by a power of two keeps each partial sum exact: the product is then
+    # a << 6 itself, with no pass over it.
+    shifted = node.weight_exp >= 0 and _stays_in_int32(node, bound)
+    scale = 2.0 ** (node.weight_exp + ACT_SHIFT) if shifted else 1.0
+    return _Synapse(node, np.ascontiguousarray((weight.T * scale).astype(dtype)), bound, shifted)
+
+
+def _stays_in_int32(node: Dense, bound: int) -> bool:
+    """Whether Lava's int32 sum and shift of this synapse can never wrap: then the float
+    product needs no wrap."""
+    return bound << max(node.weight_exp, 0) < INT32_LIMIT
 
 
 def _population(
@@ -432,17 +462,18 @@ def _run_batch(
             if k == 0:
                 drive = input_drives[step - 2] if 2 <= step <= T + 1 else None
             else:
-                drive = _spike_drive(synapse, states[k - 1].spikes)
+                drive = _spike_drive(synapse, states[k - 1])
             if resets and step % T == reset_offset(k + 1, T):
                 states[k].u.fill(0)
                 states[k].v.fill(0)
                 states[k].spikes.fill(0)  # no recurrent input from the sample before
+                states[k].fired = 0
             if population.recurrent is not None:
-                drive = _sum(drive, _spike_drive(population.recurrent, states[k].spikes))
+                drive = _sum(drive, _spike_drive(population.recurrent, states[k]))
             _update(population, states[k], drive, recorder.voltages is not None)
             recorder.store(population.name, rows, step - 1, states[k])
             if k + 2 <= step <= k + T + 1 and not population.readout:  # its sample's window
-                recorder.spike_counts[population.name] += _spikes_in(states[k].spikes)
+                recorder.spike_counts[population.name] += states[k].fired
         recorder.store_output(rows, step - 1, states[-1])
     for (_, population), state in zip(layers, states, strict=True):
         recorder.count(population.name, state)
@@ -456,11 +487,6 @@ def _input_drives(synapse: _Synapse, payload: np.ndarray, T: int) -> list[np.nda
     return [synapse.drive(payload[..., t]).astype(np.float64) for t in range(T)]
 
 
-def _spikes_in(spikes: np.ndarray) -> int:
-    """How many spikes an array of spikes or spike counts holds."""
-    return int(np.count_nonzero(spikes) if spikes.dtype == bool else spikes.sum())
-
-
 def _sum(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
     """The sum of two drives, either of which may be None (zero)."""
     if a is None or b is None:
@@ -468,9 +494,9 @@ def _sum(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
     return a + b
 
 
-def _spike_drive(synapse: _Synapse, spikes: np.ndarray) -> np.ndarray | None:
-    """a << 6 from the source's spikes, or None while it is silent."""
-    return synapse.drive(spikes) if spikes.any() else None
+def _spike_drive(synapse: _Synapse, source: _State) -> np.ndarray | None:
+    """a << 6 from the source's last spikes, or None while it is silent."""
+    return synapse.drive(source.spikes) if source.fired else None
 
 
 @functools.cache
@@ -489,7 +515,7 @@ def _update(
         return
     empty = torch.empty(0)
     bias = population.bias
-    wraps, saturations = kernel.update(
+    wraps, saturations, state.fired = kernel.update(
         torch.from_numpy(state.u),
         torch.from_numpy(state.v),
         empty if drive is None else torch.from_numpy(np.ascontiguousarray(drive)),
@@ -502,7 +528,7 @@ def _update(
         float(population.threshold),
         float(population.reset_sub or 0),
         population.reset_sub is not None,
-        float(U_WRAP),
+        U_WRAP,
         float(STATE_LIMIT),
     )
     state.current_wraps += wraps
@@ -513,14 +539,14 @@ def _update_reference(
     population: _Population, state: _State, drive: np.ndarray | None, record_crossing: bool
 ) -> None:
     """`_update` in numpy passes: the reference the compiled kernel mirrors."""
-    u, v = state.u, state.v
-    _decay(u, population.current_factor)
+    u = _decayed(state.u, population.current_factor)
     if drive is not None:
         u += drive
     if population.synaptic_bias is not None:
         u += population.synaptic_bias
     state.current_wraps += _wrap_current(u)
-    _decay(v, population.voltage_factor)
+    state.u[...] = u
+    v = _decayed(state.v, population.voltage_factor)
     v += u
     if population.bias is not None:
         v += population.bias
@@ -528,45 +554,57 @@ def _update_reference(
     if population.refractory:
         np.copyto(v, 0, where=state.spikes > 0)  # still the previous step's spikes
     if population.readout:
-        state.spikes[...] = v
-        if record_crossing:
-            state.v_crossing[...] = v
-        return
-    if population.max_spikes > 1:
-        _emit_counts(population, state, record_crossing)
-        return
-    np.greater(v, population.threshold, out=state.spikes)
-    if record_crossing:
-        np.copyto(state.v_crossing, v, where=state.spikes)
-    if population.reset_sub is None:
-        np.copyto(v, 0, where=state.spikes)
+        _send_voltage(state, v, record_crossing)
+    elif population.max_spikes > 1:
+        _emit_counts(population, state, v, record_crossing)
     else:
-        np.subtract(v, population.reset_sub, out=v, where=state.spikes)
+        _emit_spikes(population, state, v, record_crossing)
+    state.v[...] = v
 
 
-def _emit_counts(population: _Population, state: _State, record_crossing: bool) -> None:
+def _send_voltage(state: _State, v: np.ndarray, record_crossing: bool) -> None:
+    """A readout sends v as its graded spike; it never resets."""
+    state.spikes[...] = v
+    state.fired = int(np.count_nonzero(v))
+    if record_crossing:
+        state.v_crossing[...] = v
+
+
+def _emit_spikes(population: _Population, state: _State, v: np.ndarray, record: bool) -> None:
+    """Spikes where v exceeds the threshold, and the reset of v there (in place)."""
+    fired = v > population.threshold
+    state.spikes[...] = fired
+    state.fired = int(np.count_nonzero(fired))
+    if record:
+        state.v_crossing[fired] = v[fired]
+    if population.reset_sub is None:
+        v[fired] = 0
+    else:
+        v[fired] -= population.reset_sub
+
+
+def _emit_counts(population: _Population, state: _State, v: np.ndarray, record: bool) -> None:
     """Spike counts: how many multiples of the threshold v exceeds, up to max_spikes; the
-    reset subtracts reset_sub per spike, or zeroes v. v and the threshold are integers below
-    2^24, so the float quotient's floor is the integer one."""
-    v = state.v
+    reset subtracts reset_sub per spike, or zeroes v (in place). v and the threshold are
+    integers below 2^24, so the float quotient's floor is the integer one."""
     counts = np.clip(np.floor((v - 1) / population.threshold), 0, population.max_spikes)
     state.spikes[...] = counts
+    state.fired = int(counts.sum())
     fired = counts > 0
-    if record_crossing:
-        np.copyto(state.v_crossing, v, where=fired)
+    if record:
+        state.v_crossing[fired] = v[fired]
     if population.reset_sub is None:
-        np.copyto(v, 0, where=fired)
+        v[fired] = 0
     else:
         v -= counts * population.reset_sub
 
 
-def _decay(x: np.ndarray, factor: int) -> None:
-    """x <- tz(x * factor / 4096) in place. factor / 4096 is exact in binary and |x * factor|
+def _decayed(x: np.ndarray, factor: int) -> np.ndarray:
+    """tz(x * factor / 4096) in float64. factor / 4096 is exact in binary and |x * factor|
     stays below 2^53, so the float product is the exact rational and trunc is Lava's shift."""
     if factor == DECAY_UNITY:
-        return
-    x *= factor / DECAY_UNITY
-    np.trunc(x, out=x)
+        return x.astype(np.float64)
+    return np.trunc(x * (factor / DECAY_UNITY))
 
 
 def _wrap_current(x: np.ndarray) -> int:
