@@ -10,6 +10,8 @@ Every test also checks that no Lava shared-memory segment (/dev/shm/psm_*) is le
 from __future__ import annotations
 
 import glob
+import os
+import signal
 import sys
 import time
 from dataclasses import replace
@@ -19,7 +21,7 @@ import numpy as np
 import pytest
 
 import targets.loihi2.lava  # noqa: F401  (installs the compat finder before any lava import)
-from targets.loihi2.lava import runner
+from targets.loihi2.lava import runner, session
 from targets.loihi2.lava.network import LavaTargetUnavailable
 from targets.loihi2.lava.runner import (
     LavaResult,
@@ -352,6 +354,28 @@ def test_interrupt_while_running_stops_lava(small_graph, monkeypatch):
     monkeypatch.setattr(runner, "_samples_done", interrupt)  # after the first chunk has run
     with pytest.raises(KeyboardInterrupt):
         run_on_lava(small_graph, np.zeros((2, 1, 2, 3)))
+
+
+def test_an_interrupt_while_lava_stops_waits_for_the_stop(small_graph, monkeypatch):
+    """Cut short, the stop would leave Lava's processes and shared memory behind (the autouse
+    fixture checks the memory)."""
+    processes, stopped = [], []
+    shutdown = session._shutdown
+
+    def interrupted_shutdown(process, *args):
+        processes.append(process)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, or the worker pool stopping a worker
+        shutdown(process, *args)
+        stopped.append(not process.runtime._is_started)
+
+    monkeypatch.setattr(session, "_shutdown", interrupted_shutdown)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_on_lava(small_graph, np.zeros((2, 1, 2, 3)))
+        assert stopped == [True]
+    finally:
+        if not stopped:  # stop what the interrupted stop left, so that the test fails, not hangs
+            shutdown(processes[0])
 
 
 def test_worker_shards_resume_and_equal_one_runtime(small_graph, tmp_path):

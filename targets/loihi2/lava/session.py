@@ -9,15 +9,18 @@ sees the interrupt and stops them, quietly and at once.
 Lava is always stopped (`try/finally`, also on KeyboardInterrupt): a graceful `stop()` in a
 helper thread, and where that cannot finish (Lava's runtime service is gone after an error in a
 process model, or hangs) the child processes are terminated and the shared-memory manager shut
-down, so no `/dev/shm/psm_*` segment stays behind.
+down, so no `/dev/shm/psm_*` segment stays behind. An interrupt that arrives while Lava stops
+is held until it has stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 STOP_GRACE_S = 10.0  # how long a graceful stop may take before the processes are terminated
@@ -97,10 +100,30 @@ class Session:
     def close(self) -> None:
         global _sessions_running
         try:
-            _shutdown(self.process)
+            with _interrupts_deferred():
+                _shutdown(self.process)
         finally:
             if self.deadline is not None:
                 _sessions_running -= 1
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Holds SIGINT until the block ends, then raises it again: a shutdown cut short
+    leaves Lava's processes running and its shared-memory segments behind. Only the main thread
+    can change the handler; elsewhere the block runs as it is."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield
+        return
+    received = []
+    signal.signal(signal.SIGINT, lambda *_: received.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        signal.raise_signal(signal.SIGINT)  # now to the handler it was meant for
 
 
 def _shutdown(process: Any, grace_s: float = STOP_GRACE_S) -> None:
