@@ -511,3 +511,13 @@ def test_conv_sums_beyond_int32_are_refused():
     )
     with pytest.raises(GraphError, match="node 'big'.*2\\^31"):
         simulate(Graph(nodes, T=1), np.ones((1, 15, 3, 3)))
+
+
+def test_a_drive_and_a_recurrent_drive_sum_exactly_beyond_float32():
+    """Each float32 drive is exact (a < 2^24, times 64); their sum may need 25 bits."""
+    from targets.loihi2.simulator import _sum
+
+    a = np.array([(2**24 - 1) * 64, 64], np.float32)
+    b = np.array([2 * 64, 3 * 64], np.float32)
+    exact = a.astype(np.int64) + b.astype(np.int64)
+    np.testing.assert_array_equal(_sum(a, b), exact)

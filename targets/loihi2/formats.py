@@ -85,9 +85,10 @@ def message_bits(first: bool, max_spikes: int) -> int:
     return COUNT_MESSAGE_BITS if max_spikes > 1 else 0
 
 
-def input_payload(images: np.ndarray, levels: int) -> np.ndarray:
-    """The graded spike payload round(x * levels) (int64, halves to even) of images in [0, 1]."""
-    return np.rint(np.asarray(images, dtype=np.float64) * levels).astype(np.int64)
+def input_payload(images: np.ndarray, levels: int, dtype: type = np.int64) -> np.ndarray:
+    """The graded spike payload round(x * levels) (halves to even) of images in [0, 1], int64 or
+    in another dtype that holds 0 .. levels exactly."""
+    return np.rint(np.asarray(images, dtype=np.float64) * levels).astype(dtype)
 
 
 def weight_factor(scale: float, tau_s: float, unit: int, weight_exp: int) -> float:

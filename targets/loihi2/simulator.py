@@ -118,6 +118,12 @@ class _Synapse:
     bound: int  # no |sum| can exceed it: unit * max over outputs of sum |W_int|
     shifted: bool = False  # the product is a << 6 already
 
+    @property
+    def dtype(self) -> type:
+        """The dtype of its products."""
+        weight = self.weight
+        return (weight.numpy() if isinstance(weight, torch.Tensor) else weight).dtype.type
+
     def drive(self, x: np.ndarray) -> np.ndarray:
         """a << 6 (N, *out) of source outputs x (N, *in): exact integers, int or float."""
         if isinstance(self.node, Dense):
@@ -268,9 +274,9 @@ def _checked_images(graph: Graph, images: np.ndarray) -> np.ndarray:
     return images
 
 
-def _payload(graph: Graph, images: np.ndarray) -> np.ndarray:
-    """`input_payload` of images already checked."""
-    payload = formats.input_payload(graph.input.feed(images), graph.input.levels)
+def _payload(graph: Graph, images: np.ndarray, dtype: type = np.int64) -> np.ndarray:
+    """`input_payload` of images already checked, in `dtype`."""
+    payload = formats.input_payload(graph.input.feed(images), graph.input.levels, dtype)
     return payload if images.ndim == 4 else np.moveaxis(payload, 1, -1)
 
 
@@ -346,7 +352,8 @@ def _simulate(
     with tqdm(total=len(images), unit="sample", disable=not progress) as bar:
         for start in range(0, len(images), batch_size):
             rows = slice(start, min(start + batch_size, len(images)))
-            payload = _payload(graph, images[rows])  # per batch: small arrays that stay in cache
+            # per batch: small arrays that stay in cache, in the first product's dtype
+            payload = _payload(graph, images[rows], layers[0][0].dtype)
             _run_batch(layers, payload, graph.T, rows, recorder, resets)
             bar.update(rows.stop - rows.start)
     window = output_window(graph)
@@ -483,15 +490,16 @@ def _input_drives(synapse: _Synapse, payload: np.ndarray, T: int) -> list[np.nda
     """The first synapse's drive at each of the T input steps: one for a static payload
     (N, C, H, W), one per step for (N, C, H, W, T)."""
     if payload.ndim == 4:
-        return [synapse.drive(payload).astype(np.float64)] * T
-    return [synapse.drive(payload[..., t]).astype(np.float64) for t in range(T)]
+        return [synapse.drive(payload)] * T
+    return [synapse.drive(payload[..., t]) for t in range(T)]
 
 
 def _sum(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
-    """The sum of two drives, either of which may be None (zero)."""
+    """The sum of two drives, either of which may be None (zero), in float64: two float32
+    drives, each exact, may sum beyond float32's 24 bits."""
     if a is None or b is None:
         return b if a is None else a
-    return a + b
+    return a.astype(np.float64) + b
 
 
 def _spike_drive(synapse: _Synapse, source: _State) -> np.ndarray | None:
