@@ -189,8 +189,19 @@ class _State:
     @classmethod
     def zeros(cls, shape: tuple[int, ...], counts: bool = False, readout: bool = False) -> _State:
         dtype = np.float64 if readout else np.uint8 if counts else np.float32
-        integers = [np.zeros(shape, np.int32) for _ in range(3)]
-        return cls(integers[0], integers[1], np.zeros(shape, dtype), integers[2])
+
+        def integers() -> np.ndarray:
+            return np.zeros(shape, np.int32)
+
+        return cls(integers(), integers(), np.zeros(shape, dtype), integers())
+
+    def reset(self) -> None:
+        """u, v and the last spikes to 0, as Lava's LIFReset leaves them (no recurrent input
+        from the sample before)."""
+        self.u.fill(0)
+        self.v.fill(0)
+        self.spikes.fill(0)
+        self.fired = 0
 
 
 @dataclass
@@ -471,10 +482,7 @@ def _run_batch(
             else:
                 drive = _spike_drive(synapse, states[k - 1])
             if resets and step % T == reset_offset(k + 1, T):
-                states[k].u.fill(0)
-                states[k].v.fill(0)
-                states[k].spikes.fill(0)  # no recurrent input from the sample before
-                states[k].fired = 0
+                states[k].reset()
             if population.recurrent is not None:
                 drive = _sum(drive, _spike_drive(population.recurrent, states[k]))
             _update(population, states[k], drive, recorder.voltages is not None)

@@ -135,6 +135,7 @@ class SpikingNetwork(nn.Module):
         self.num_outputs = shapes[-1][0]
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """The images as the first synapse sees them: (x - mean) / std of the config's input."""
         norm = self.config.input
         return images if norm.is_identity else (images - norm.mean) / norm.std
 
