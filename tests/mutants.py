@@ -1,6 +1,7 @@
 """Plants known single-line bugs, one at a time, and checks that the default tests catch each.
 
-    python tests/mutants.py            # every mutant, each against its test files
+    python tests/mutants.py            # every mutant, each against its test files (12 min)
+    python tests/mutants.py decay      # only those whose name holds "decay"
     python tests/mutants.py --list     # what they are
 
 Each mutant is a real bug a developer could write (issue 7's mutation audit). The tree is copied
@@ -94,7 +95,7 @@ MUTANTS = (
         "targets/loihi2/simulator.py",
         "v -= counts * population.reset_sub",
         "v -= (counts > 0) * population.reset_sub",
-        ("tests/test_nir_spike_counts.py",),
+        ("tests/test_reference_sim.py",),
     ),
     Mutant(
         "the float neuron forgets its refractory step",
@@ -109,6 +110,70 @@ MUTANTS = (
         "psp_filter(x + _per_channel(node.synaptic_bias, x), node.tau_s)",
         "psp_filter(x, node.tau_s) + _per_channel(node.synaptic_bias, x)",
         ("tests/test_neuron_variants.py",),
+    ),
+    # issue 21's mutation audit: seven survivors, and two that only Lava's tests caught
+    Mutant(
+        "a NIR stride or padding is read as (w, h)",
+        "toolchain/io/nir_read.py",
+        "return (int(values[0]), int(values[-1]))",
+        "return (int(values[-1]), int(values[0]))",
+        ("tests/test_nir_import.py",),
+    ),
+    Mutant(
+        "a recurrent synapse's exponent rounds down, clipping its largest weights",
+        "quantize/scales.py",
+        "math.ceil(math.log2(largest / WEIGHT_MAX))",
+        "math.floor(math.log2(largest / WEIGHT_MAX))",
+        ("tests/test_quantize.py",),
+    ),
+    Mutant(
+        "the current decay floors 4096 / tau_s",
+        "targets/loihi2/formats.py",
+        "round(DECAY_UNITY / tau_s) - DU_OFFSET",
+        "int(DECAY_UNITY / tau_s) - DU_OFFSET",
+        ("tests/test_quantize.py", "tests/test_netx.py"),
+    ),
+    Mutant(
+        "calibration ignores negative membrane potentials",
+        "quantize/calibration.py",
+        "run.potential.abs().max()",
+        "run.potential.max()",
+        ("tests/test_quantize.py",),
+    ),
+    Mutant(
+        "compare counts a step's shared spike counts as one spike",
+        "toolchain/report/compare.py",
+        "np.minimum(f, q).sum()",
+        "(np.minimum(f, q) > 0).sum()",
+        ("tests/test_compare.py",),
+    ),
+    Mutant(
+        "the float spike count is not strict at exact multiples of the threshold",
+        "toolchain/train/neuron.py",
+        "(torch.ceil(u / threshold) - 1)",
+        "torch.floor(u / threshold)",
+        ("tests/test_neuron_variants.py",),
+    ),
+    Mutant(
+        "the default target pattern switches one step late",
+        "toolchain/train/losses.py",
+        "if steps < 10 else",
+        "if steps <= 10 else",
+        ("tests/test_network.py",),
+    ),
+    Mutant(
+        "the simulator forgets the refractory hold",
+        "targets/loihi2/simulator.py",
+        "np.copyto(v, 0, where=state.spikes > 0)",
+        "np.copyto(v, v, where=state.spikes > 0)",
+        ("tests/test_reference_sim.py",),  # no Lava: the loop model checks it
+    ),
+    Mutant(
+        "the simulator reads per-step inputs one step early",
+        "targets/loihi2/simulator.py",
+        "synapse.drive(payload[..., t]) for t in range(T)",
+        "synapse.drive(payload[..., min(t + 1, T - 1)]) for t in range(T)",
+        ("tests/test_reference_sim.py",),  # no Lava: the loop model checks it
     ),
 )
 
@@ -141,9 +206,11 @@ def killer(mutant: Mutant) -> str | None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
+    parser.add_argument("only", nargs="?", default="", help="run those whose name holds this")
     args = parser.parse_args()
+    chosen = [mutant for mutant in MUTANTS if args.only in mutant.name]
     survivors = []
-    for mutant in MUTANTS:
+    for mutant in chosen:
         if args.list:
             print(f"{mutant.path}: {mutant.name}")
             continue
@@ -151,6 +218,9 @@ def main() -> int:
         verdict = "SURVIVED" if test is None else f"killed by {test}"
         print(f"{mutant.path}: {mutant.name}: {verdict}", flush=True)
         survivors += [mutant] if test is None else []
+    if not args.list:
+        killed = len(chosen) - len(survivors)
+        print(f"{len(chosen)} mutants run: {killed} killed, {len(survivors)} survived")
     return 1 if survivors else 0
 
 

@@ -8,7 +8,7 @@ import torch
 
 from quantize.pipeline import quantize_checkpoint
 from toolchain.ir import Graph
-from toolchain.report.compare import compare
+from toolchain.report.compare import Comparison, LayerComparison, Raster, Run, add_runs, compare
 from toolchain.train.loop import model_from_checkpoint
 
 
@@ -36,3 +36,22 @@ def test_each_accuracy_comes_from_its_own_predictions(digits, digits_checkpoint,
     assert all(c["fixed"] == 0 and c["float"] == float_pred[c["index"]] for c in result.changed)
     out = result.layers[-1]
     assert out.fixed_spikes == 0 and out.float_spikes > 0 and out.agreement == 0.0
+
+
+def counts_comparison(float_counts, fixed_counts) -> float:
+    """The agreement `add_runs` reports for one layer of spike counts, one sample (neurons, T)."""
+    f = np.array([float_counts], np.uint8)
+    q = np.array([fixed_counts], np.uint8)
+    result = Comparison(1, f.shape[-1], layers=[LayerComparison("counts", f.shape[1])])
+    prediction = np.zeros(1, np.int64)
+    add_runs(result, Raster(0, [], []), Run(prediction, [f]), Run(prediction, [q]), prediction, 0)
+    return result.layers[0].agreement
+
+
+def test_spike_counts_agree_by_the_spikes_they_share():
+    """Counts [2, 1, 0, 3] against [1, 1, 2, 3]: 1 + 1 + 0 + 3 = 5 of 6 and 7 spikes match,
+    agreement 2 x 5 / 13; a train of counts agrees with itself fully."""
+    assert counts_comparison([[2, 1, 0, 3]], [[2, 1, 0, 3]]) == 1.0
+    assert counts_comparison([[2, 1, 0, 3]], [[1, 1, 2, 3]]) == 10 / 13
+    # one step late: [3, 0, 2, 0] against [0, 3, 0, 2] share nothing
+    assert counts_comparison([[3, 0, 2, 0]], [[0, 3, 0, 2]]) == 0.0

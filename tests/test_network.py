@@ -87,6 +87,19 @@ def test_kernel_loss_targets_single_and_double_filtered():
     assert default_pattern(12) == (0, 1) * 6
 
 
+@pytest.mark.parametrize(
+    ("steps", "pattern"),
+    [
+        # the final code (tsslbp.md 1.6): [0,1,1,1,1] repeated below T = 10, [0,1,0,1,...] from it
+        (9, (0, 1, 1, 1, 1, 0, 1, 1, 1)),
+        (10, (0, 1, 0, 1, 0, 1, 0, 1, 0, 1)),
+        (11, (0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0)),
+    ],
+)
+def test_default_pattern_switches_at_ten_steps(steps, pattern):
+    assert default_pattern(steps) == pattern
+
+
 def test_kernel_loss_value_and_gradient():
     loss_fn = build_loss(LossConfig(), NEURON)
     target = desired_psp(LossConfig(), NEURON)

@@ -401,18 +401,25 @@ def test_dense_after_flatten_sees_chw_order(tmp_path):
         np.testing.assert_array_equal(stored @ netx_input, ours[:, (c * height + h) * width + w])
 
 
-def test_decays_are_the_fraction_lost_per_step(tmp_path):
-    """netx's iDecay and vDecay are the 12-bit fractions of current and voltage lost per step:
-    for the paper's tau_s = 3 and tau_m = 5 that is round(4096 / 3) = 1365 and 4096 / 5 = 819,
-    whatever offset Lava's own du carries."""
+@pytest.mark.parametrize(
+    ("tau_s", "tau_m", "i_decay", "v_decay"),
+    [
+        (3.0, 5.0, 1365, 819),  # the paper's: 4096 / 3 = 1365.33, 4096 / 5 = 819.2
+        (6.0, 6.0, 683, 683),  # 682.67 rounds up
+        (7.0, 2.5, 585, 1638),  # 585.14, 1638.4
+    ],
+)
+def test_decays_are_the_fraction_lost_per_step(tmp_path, tau_s, tau_m, i_decay, v_decay):
+    """netx's iDecay and vDecay are the 12-bit fractions of current and voltage lost per step,
+    round(4096 / tau), whatever offset Lava's own du carries."""
     from targets.loihi2.formats import current_decay, voltage_decay
 
-    du, dv = current_decay(3.0), voltage_decay(5.0)
+    du, dv = current_decay(tau_s), voltage_decay(tau_m)
     nodes = list(mlp().nodes)
     nodes[2] = lif("lif1", du=du, dv=dv, vth=200)
     graph = Graph(tuple(nodes), T=9)
     layer = read_netx(save_netx(graph, tmp_path / "d.net"))["layer"][1]
-    assert (int(layer["neuron"]["iDecay"]), int(layer["neuron"]["vDecay"])) == (1365, 819)
+    assert (int(layer["neuron"]["iDecay"]), int(layer["neuron"]["vDecay"])) == (i_decay, v_decay)
 
 
 @pytest.mark.parametrize(

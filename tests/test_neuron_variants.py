@@ -208,3 +208,23 @@ def test_a_readout_outputs_its_membrane_and_reads_out_from_it():
     nodes = (*one_layer(None, readout=True).nodes, Dense("fc2", np.ones((2, 5))))
     with pytest.raises(GraphError, match="'lif': only the last population can be a readout"):
         Graph((*nodes, CubaLIF("out", 4.0, 2.0, 1.0)), T=5)
+
+
+@pytest.mark.parametrize(
+    ("weight", "counts"),
+    [(0.5, 0), (0.75, 1), (1.0, 1), (1.5, 2), (2.0, 3), (2.25, 4), (5.0, 5)],
+)
+def test_spike_counts_at_exact_multiples_of_the_threshold_are_strict(weight, counts):
+    """No memory (tau_m = tau_s = 1): u = weight every step, threshold 0.5, up to 5 spikes. A
+    count is #{k >= 1 : u > k 0.5}, strictly, as the simulator's integer rule (v - 1) // vth
+    and Lava's variant count: u = 1.0 is one spike, not two; u = 2.0 three, not four."""
+    nodes = (
+        Input("in", (1, 1, 1), levels=1),
+        Dense("fc", np.array([[weight]])),
+        CubaLIF("lif", 1.0, 1.0, 0.5, max_spikes=5),
+    )
+    graph = Graph(nodes, T=3)
+    spikes = run_float(graph, np.ones((1, 1, 1, 1)), dtype=torch.float64).spikes["lif"]
+    assert spikes.ravel().tolist() == [counts] * 3
+    vth = 64  # the same in integers: u = v = weight * 128, threshold 64
+    assert max(0, min(5, (int(weight * 128) - 1) // vth)) == counts

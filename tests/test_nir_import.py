@@ -25,7 +25,7 @@ from toolchain.cli import main
 from toolchain.io import load_onnx
 from toolchain.io.nir_read import NirImportError, read_nir
 from toolchain.ir import Graph, SumPool2d
-from toolchain.ir.float_runner import run_float
+from toolchain.ir.float_runner import apply_node, run_float
 from toolchain.ir.lowering import lower
 
 # ----------------------------------------------------------------------------------- snnTorch
@@ -608,3 +608,27 @@ def test_importer_refusals_name_the_node(tmp_path):
     with pytest.raises(NirImportError, match="node 'n1': a late subtraction with no memory"):
         read_nir(no_memory, convention="snntorch")
     assert read_nir(no_memory, convention="snntorch", reset="zero").populations[0].tau_m == 1
+
+
+def test_a_conv_with_unequal_stride_and_padding_keeps_height_and_width_apart(tmp_path):
+    """stride (2, 1), padding (1, 0) on a 7 x 5 image: the imported Conv2d computes what torch's
+    conv2d does, (4, 3) per channel; (h, w) swapped would give 5 x 3 from other pixels."""
+    rng = np.random.default_rng(3)
+    weight = rng.normal(size=(2, 1, 3, 3))
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([1, 7, 5])}),
+        "conv": nir.Conv2d((7, 5), weight, (2, 1), (1, 0), 1, 1, np.zeros(2)),
+        "lif": lif_node(0.5, size=(2, 4, 3)),
+        "output": nir.Output(output_type={"output": np.array([2, 4, 3])}),
+    }
+    keys = list(nodes)
+    edges = list(zip(keys, keys[1:], strict=False))
+    nir.write(tmp_path / "conv.nir", nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
+    imported = read_nir(tmp_path / "conv.nir", convention="snntorch", steps=2)
+    conv_node = next(node for node in imported.nodes if node.name == "conv")
+    assert imported.shapes()[imported.nodes.index(conv_node)] == (2, 4, 3)
+    x = torch.from_numpy(rng.random((3, 1, 7, 5)))
+    ours = apply_node(conv_node, x.unsqueeze(-1))[..., 0]
+    kernel = torch.from_numpy(weight)
+    expected = torch.nn.functional.conv2d(x, kernel, stride=(2, 1), padding=(1, 0))
+    torch.testing.assert_close(ours, expected)

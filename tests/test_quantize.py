@@ -27,6 +27,32 @@ def test_decays_mind_lavas_offsets():
     assert threshold_mantissa(1.0, 6400.0) == 100
 
 
+@pytest.mark.parametrize(
+    ("tau", "du", "dv"),
+    [
+        # worked by hand: 4096 / tau to the nearest integer is dv; du is one less (Lava adds 1)
+        (6.0, 682, 683),  # 682.67
+        (7.0, 584, 585),  # 585.14
+        (2.5, 1637, 1638),  # 1638.4
+        (1.5, 2730, 2731),  # 2730.67
+        (11.0, 371, 372),  # 372.36
+        (100.0, 40, 41),  # 40.96
+    ],
+)
+def test_decays_round_to_the_nearest_12_bit_fraction(tau, du, dv):
+    assert (current_decay(tau), voltage_decay(tau)) == (du, dv)
+
+
+def test_each_decay_keeps_the_12_bit_fraction_nearest_one_minus_one_over_tau():
+    """Over a sweep of time constants, what Lava keeps per step is the closest 12-bit fraction
+    to the float model's 1 - 1/tau (no other du or dv comes closer)."""
+    for tau in np.round(np.geomspace(1.01, 500.0, 400), 4):
+        wanted = 1.0 - 1.0 / tau
+        kept_u = (4096 - (current_decay(tau) + 1)) / 4096
+        kept_v = (4096 - voltage_decay(tau)) / 4096
+        assert abs(kept_u - wanted) <= 0.5 / 4096 and abs(kept_v - wanted) <= 0.5 / 4096, tau
+
+
 def test_threshold_mantissa_rounds_to_nearest():
     """vth = round(scale * threshold / 64): 2944.7 -> 2945 and 1311.6 -> 1312 (floor would
     give 2944 and 1311, the digits network's two thresholds)."""
@@ -35,13 +61,15 @@ def test_threshold_mantissa_rounds_to_nearest():
     assert threshold_mantissa(1.0, 2944.2 * 64) == 2944
 
 
-def test_report_gives_the_calibration_current_and_voltage_of_each_population():
-    """One neuron, weight 0.5, input 1 every step, threshold 10 (never fires): by hand, the
-    current c_t = 0.5 (1 - (2/3)^(t+1)) peaks at 0.434 and the voltage v_t = 0.8 v + c at 1.191."""
+@pytest.mark.parametrize("weight", [0.5, -0.5])
+def test_report_gives_the_calibration_current_and_voltage_of_each_population(weight):
+    """One neuron, weight +-0.5, input 1 every step, threshold 10 (never fires): by hand, the
+    current c_t = 0.5 (1 - (2/3)^(t+1)) peaks at 0.434 and the voltage v_t = 0.8 v + c at 1.191,
+    in magnitude: an inhibited neuron's negative membrane counts as much as a positive one."""
     graph = Graph(
         (
             Input("in", (1, 1, 1), levels=1),
-            Dense("d", np.array([[0.5]], np.float32)),
+            Dense("d", np.array([[weight]], np.float32)),
             CubaLIF("n", tau_m=5.0, tau_s=3.0, threshold=10.0),
         ),
         T=5,
@@ -175,3 +203,23 @@ def test_a_dense_first_synapse_keeps_the_data_levels(lowered):
     images = np.random.default_rng(0).random((50, 1, 8, 8)).astype(np.float32)
     fixed, report = quantize_graph(lowered, images)
     assert fixed.input.levels == report.input_levels == report.data_levels == 16
+
+
+def test_a_recurrent_synapse_keeps_its_largest_weight():
+    """A self-recurrent population's feedback weights get the exponent that fits the largest in
+    the 8-bit range: every weight comes back within half a step, none clipped at 254."""
+    rng = np.random.default_rng(5)
+    nodes = (
+        Input("in", (1, 1, 4), levels=255),
+        Dense("ff", rng.uniform(0.5, 1.5, size=(3, 4))),
+        Dense("rec", np.array([[0.1, -0.9, 0.3], [0.7, 0.05, -0.2], [-0.4, 0.6, 0.0]])),
+        CubaLIF("pop", tau_m=5.0, tau_s=3.0, threshold=1.0),
+    )
+    edges = (("in", "ff"), ("pop", "rec"), ("ff", "pop"), ("rec", "pop"))
+    graph = Graph(nodes, T=5, edges=edges)
+    fixed, report = quantize_graph(graph, rng.random((20, 1, 1, 4)))
+    rec, pop = fixed.nodes[2], fixed.nodes[3]
+    assert report.layers[0].weights_clipped == 0
+    step = 2.0**rec.weight_exp * 64 * 3.0 / pop.scale  # one integer step, in float weight
+    assert 127 < np.abs(rec.weight_int).max() <= 254
+    np.testing.assert_allclose(rec.weight_int * step, rec.weight, atol=step / 2)

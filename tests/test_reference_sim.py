@@ -2,7 +2,10 @@
 
 `loop_simulate` below is an independent, deliberately naive model of Lava 0.10.0's fixed-point
 network: Python ints, one neuron at a time, and each synapse's one-step delay written out as
-Lava runs it (send what was computed last step, then receive this step's input).
+Lava runs it (send what was computed last step, then receive this step's input). It also covers
+the paths that only the Lava comparisons checked before: populations as `LIFVariant` runs them
+(v held at 0 the step after a spike, spike counts, a reset by subtraction) and inputs that change
+every step.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ def conv_sum(node: Conv2d, x: list[int], in_shape: tuple[int, ...]) -> list[int]
 class Neuron:
     u: int = 0
     v: int = 0
+    spiked: bool = False  # at the last step
 
 
 @dataclass
@@ -105,16 +109,27 @@ def lif_step(pop: CubaLIF, n: Neuron, a: int, result: LoopResult) -> int:
     exact_v = tz(n.v * (4096 - pop.dv)) + u
     v = min(max(exact_v, -(2**23 - 1)), 2**23 - 1)
     result.saturations[pop.name] += v != exact_v
-    spike = int(v > pop.vth * 64)
-    n.u, n.v = u, 0 if spike else v
-    return spike
+    if pop.refractory and n.spiked:
+        v = 0  # held the step after a spike
+    threshold = pop.vth * 64
+    spikes = 0  # how many multiples of the threshold v exceeds, strictly, up to max_spikes
+    while spikes < pop.max_spikes and v > (spikes + 1) * threshold:
+        spikes += 1
+    if pop.reset_sub is not None:
+        v -= spikes * pop.reset_sub
+    elif spikes:
+        v = 0
+    n.u, n.v, n.spiked = u, v, spikes > 0
+    return spikes
 
 
 def loop_simulate(graph: Graph, image: np.ndarray) -> LoopResult:
-    """One sample, S = T + L Lava steps."""
+    """One sample, S = T + L Lava steps; `image` (C, H, W) is sent at every input step, or
+    frames (T, C, H, W) frame t at step t + 1."""
     shapes = graph.shapes()
     pairs = [(graph.nodes[i], graph.nodes[i + 1], shapes[i - 1]) for i in range(1, len(shapes), 2)]
-    payload = [int(p) for p in np.rint(image * graph.input.levels).ravel()]
+    frames = image if image.ndim == 4 else [image] * graph.T
+    payloads = [[int(p) for p in np.rint(x * graph.input.levels).ravel()] for x in frames]
     steps = graph.T + len(pairs)
     result = LoopResult()
     neurons, buffers = [], []
@@ -126,7 +141,7 @@ def loop_simulate(graph: Graph, image: np.ndarray) -> LoopResult:
             record[pop.name] = np.zeros((size, steps), dtype=np.int64)
         result.wraps[pop.name] = result.saturations[pop.name] = 0
     for t in range(1, steps + 1):
-        source = payload if t <= graph.T else [0] * len(payload)
+        source = payloads[t - 1] if t <= graph.T else [0] * len(payloads[0])
         for k, (synapse, pop, in_shape) in enumerate(pairs):
             sent = buffers[k]  # computed at step t - 1
             if isinstance(synapse, Dense):
@@ -178,8 +193,13 @@ def assert_matches_loop(
 # --------------------------------------------------------------------------- graph builders
 
 
-def lif(name: str, du: int, dv: int, vth: int) -> CubaLIF:
-    return CubaLIF(name, tau_m=2.0, tau_s=2.0, threshold=1.0, du=du, dv=dv, vth=vth, scale=1.0)
+def lif(name: str, du: int, dv: int, vth: int, **variant) -> CubaLIF:
+    """A fixed-point population; `variant`: refractory, max_spikes, reset_sub."""
+    if variant.get("reset_sub") is not None:
+        variant["reset_subtract"] = variant["reset_sub"] / 1.0  # its float twin, at scale 1
+    return CubaLIF(
+        name, tau_m=2.0, tau_s=2.0, threshold=1.0, du=du, dv=dv, vth=vth, scale=1.0, **variant
+    )
 
 
 def dense(name: str, weight_int, weight_exp: int = 0) -> Dense:
@@ -212,18 +232,32 @@ def weights(draw, shape: tuple[int, ...], regime: str) -> np.ndarray:
 
 
 @st.composite
-def lif_params(draw, name: str, regime: str) -> CubaLIF:
+def lif_params(draw, name: str, regime: str, variants: bool = False) -> CubaLIF:
+    """With `variants`: any of a refractory step, spike counts and a subtractive reset."""
     if regime == "saturate":
         return lif(name, du=4095, dv=0, vth=VTH_MAX)
     du = draw(st.integers(0, 10) if regime == "wrap" else st.integers(0, 4095))
     dv = draw(st.integers(0, 4096))
     vth = draw(st.one_of(st.integers(1, 64), st.integers(1, 2048), st.integers(1, VTH_MAX)))
-    return lif(name, du, dv, vth)
+    if not variants:
+        return lif(name, du, dv, vth)
+    reset_sub = draw(st.one_of(st.none(), st.integers(1, vth * 64 * 2)))
+    return lif(
+        name,
+        du,
+        dv,
+        vth,
+        refractory=draw(st.integers(0, 1)),
+        max_spikes=draw(st.sampled_from([1, 2, 3])),
+        reset_sub=reset_sub,
+    )
 
 
 @st.composite
-def images_for(draw, shape: tuple[int, ...], low: float) -> np.ndarray:
+def images_for(draw, shape: tuple[int, ...], low: float, steps: int | None = None) -> np.ndarray:
+    """(N, *shape) images, or (N, steps, *shape) frames with steps given."""
     n = draw(st.integers(1, 3))
+    shape = shape if steps is None else (steps, *shape)
     return draw(arrays(np.float64, (n, *shape), elements=st.floats(low, 1.0), fill=st.nothing()))
 
 
@@ -238,7 +272,11 @@ def input_node(draw, regime: str, shape: tuple[int, int, int]) -> Input:
 
 
 @st.composite
-def dense_cases(draw, regime: str = "random") -> tuple[Graph, np.ndarray, int]:
+def dense_cases(
+    draw, regime: str = "random", variants: bool = False, per_step: bool = False
+) -> tuple[Graph, np.ndarray, int]:
+    """A Dense chain; with `variants`, populations as `lif_params` draws them; with
+    `per_step`, inputs that change every step."""
     if regime == "saturate":
         shape = (1, 1, 1)
     else:
@@ -249,11 +287,12 @@ def dense_cases(draw, regime: str = "random") -> tuple[Graph, np.ndarray, int]:
         size, kind = draw(st.integers(1, 5)), regime if k == 0 else "random"
         exp = {"random": st.integers(-3, 3), "wrap": st.integers(0, 3), "saturate": st.just(0)}
         w = draw(weights((size, fan_in), kind))
-        nodes += [dense(f"fc{k}", w, draw(exp[kind])), draw(lif_params(f"lif{k}", kind))]
+        population = draw(lif_params(f"lif{k}", kind, variants))
+        nodes += [dense(f"fc{k}", w, draw(exp[kind])), population]
         fan_in = size
     T = draw(st.integers(5, 8) if regime == "saturate" else st.integers(1, 6))
     low = {"random": 0.0, "wrap": 0.5, "saturate": 0.4}[regime]
-    images = draw(images_for(shape, low))
+    images = draw(images_for(shape, low, T if per_step else None))
     return Graph(tuple(nodes), T=T), images, draw(st.integers(1, 3))
 
 
@@ -296,6 +335,21 @@ def test_conv_graphs_match_the_loop_model(case):
     assert_matches_loop(graph, images, batch_size=2)
 
 
+@settings(max_examples=60, deadline=None)
+@given(dense_cases(variants=True))
+def test_variant_populations_match_the_loop_model(case):
+    """Refractory steps, spike counts and subtractive resets, in any combination."""
+    graph, images, batch_size = case
+    assert_matches_loop(graph, images, batch_size)
+
+
+@settings(max_examples=40, deadline=None)
+@given(dense_cases(per_step=True))
+def test_inputs_per_step_match_the_loop_model(case):
+    graph, images, batch_size = case
+    assert_matches_loop(graph, images, batch_size)
+
+
 @settings(max_examples=20, deadline=None)
 @given(dense_cases("wrap"))
 def test_current_wraps_match_and_are_counted(case):
@@ -331,6 +385,40 @@ def test_one_neuron_sees_the_input_one_step_late():
     assert result.output_spikes[0, 0].tolist() == [0, 0, 1, 0, 1]
     assert output_window(graph) == slice(1, 5)
     assert result.spikes["out"].shape == (1, 1, 5)
+
+
+def test_spike_counts_reset_by_subtracting_one_amount_per_spike():
+    # u = 640 every input step (steps 2..5); dv = 0: v keeps everything; vth 2 << 6 = 128.
+    # Step 2: v = 640 exceeds 128 four times (not five: strict), capped at 3 spikes, and each
+    # subtracts 100: v = 340. Then 340 + 640 = 980 -> 3 spikes, 680; 1320 -> 1020; 1660 -> 1360.
+    graph = one_neuron(weight=1, du=4095, dv=0, vth=2, levels=10, T=4)
+    counting = lif("out", 4095, 0, 2, max_spikes=3, reset_sub=100)
+    result = simulate(
+        Graph((*graph.nodes[:2], counting), T=4), np.ones((1, 1, 1, 1)), record_states=True
+    )
+    assert result.output_spikes[0, 0].tolist() == [0, 3, 3, 3, 3]
+    assert result.voltages["out"][0, 0].tolist() == [0, 340, 680, 1020, 1360]
+
+
+def test_a_refractory_neuron_is_held_the_step_after_each_spike():
+    # u = v = 640 > 320 at every input step (steps 2..5); held at 0 the step after a spike.
+    plain = one_neuron(weight=1, du=4095, dv=4096, vth=5, levels=10, T=4)
+    held = Graph((*plain.nodes[:2], lif("out", 4095, 4096, 5, refractory=1)), T=4)
+    ones = np.ones((1, 1, 1, 1))
+    assert simulate(plain, ones).output_spikes[0, 0].tolist() == [0, 1, 1, 1, 1]
+    result = simulate(held, ones, record_states=True)
+    assert result.output_spikes[0, 0].tolist() == [0, 1, 0, 1, 0]
+    assert result.voltages["out"][0, 0].tolist() == [0, 0, 0, 0, 0]  # reset, held, reset, held
+
+
+def test_frames_reach_the_population_one_step_after_they_are_sent():
+    # frames 1.0, 0.0, 0.5, 0.2 (levels 10: payload 10, 0, 5, 2) sent at steps 1..4, weight 1;
+    # du = 4095, dv = 4096: u = v = payload << 6 one step later; vth 4 << 6 = 256.
+    graph = one_neuron(weight=1, du=4095, dv=4096, vth=4, levels=10, T=4)
+    frames = np.array([1.0, 0.0, 0.5, 0.2]).reshape(1, 4, 1, 1, 1)
+    result = simulate(graph, frames, record=True, record_states=True)
+    assert result.currents["out"][0, 0].tolist() == [0, 640, 0, 320, 128]
+    assert result.output_spikes[0, 0].tolist() == [0, 1, 0, 1, 0]
 
 
 def test_decay_truncates_toward_zero():
