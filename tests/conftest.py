@@ -1,5 +1,6 @@
 """Shared fixtures: real data and one trained digits network for the whole session."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,16 @@ def digits_run(tmp_path_factory, digits):
 @pytest.fixture(scope="session")
 def digits_checkpoint(digits_run) -> Checkpoint:
     return Checkpoint.load(digits_run.checkpoint)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, digits_run):
+    """A copy of the trained digits checkpoint and its fixed-point graph, to be abused."""
+    from toolchain.cli import main
+
+    root = tmp_path_factory.mktemp("bad-input")
+    checkpoint = root / "checkpoint.pt"
+    shutil.copy(digits_run.checkpoint, checkpoint)
+    fixed = root / "fixed.onnx"
+    assert main(["quantize", str(checkpoint), "--out", str(fixed), "--quiet"]) == 0
+    return root

@@ -38,17 +38,6 @@ def refused(capsys, argv: list, *fragments: str, keep: dict[Path, bytes] | None 
     return err
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory, digits_run):
-    """A copy of the trained digits checkpoint and its fixed-point graph, to be abused."""
-    root = tmp_path_factory.mktemp("bad-input")
-    checkpoint = root / "checkpoint.pt"
-    shutil.copy(digits_run.checkpoint, checkpoint)
-    fixed = root / "fixed.onnx"
-    assert main(["quantize", str(checkpoint), "--out", str(fixed), "--quiet"]) == 0
-    return root
-
-
 def saved_variant(workspace: Path, name: str, change) -> Path:
     """The workspace checkpoint with `change(payload)` applied, saved as `name`."""
     payload = torch.load(workspace / "checkpoint.pt", weights_only=True)

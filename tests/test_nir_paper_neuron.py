@@ -71,9 +71,9 @@ def test_nir_paper_neuron_matches_loihi_2_recording():
     np.testing.assert_array_equal(train, cpu[:, 0])
 
     graph = neuron_graph()
-    before = set(glob.glob("/dev/shm/psm_*"))
+    before = set(glob.glob("/dev/shm/*"))
     result = run_payload_on_lava(graph, train.reshape(1, 1, STEPS), probe=["lif"])
-    assert set(glob.glob("/dev/shm/psm_*")) - before == set()
+    assert set(glob.glob("/dev/shm/*")) - before == set()
     assert result.steps == STEPS + 1
     v = result.probes["lif"]["v"][:, 0]  # row i = step i + 1
     # Spikes per step: the output window (steps 2 .. T + 1) after step 1, where v is 0.

@@ -1,6 +1,8 @@
 """Artifacts are written to a temporary file beside the target, then renamed over it.
 
 A crash or an error while writing leaves the previous file (if any) intact and no partial file.
+A target that exists but is not a regular file (a device node, a FIFO) is refused, never
+replaced.
 The temporary name carries the writer's process id, so that a later write of the same target
 removes what a killed writer left behind (and nothing of a writer still running).
 """
@@ -13,6 +15,9 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from toolchain.lifetime import alive
+from toolchain.paths import PathError, kind_of
 
 
 def _file_mode() -> int:
@@ -29,10 +34,15 @@ FILE_MODE = _file_mode()
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yields a temporary path to write; on success it replaces `path`, on error it is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(path)
-    prefix = f".{path.name}.{os.getpid()}."
-    fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+    if path.exists() and not path.is_file():  # renaming over a device or FIFO replaces it
+        raise PathError(f"{path}: is {kind_of(path)}; only a regular file is replaced")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(path)
+        prefix = f".{path.name}.{os.getpid()}."
+        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise PathError(f"{path}: cannot write there ({error.strerror})") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -47,18 +57,8 @@ def _remove_stale(path: Path) -> None:
     """Temporary files of `path` whose writer process is gone."""
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         pid = tmp.name[len(path.name) + 2 :].split(".")[0]
-        if not (pid.isdigit() and _alive(int(pid))):
+        if not (pid.isdigit() and alive(int(pid))):
             tmp.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def write_text(path: Path | str, text: str) -> None:

@@ -1,48 +1,23 @@
-"""The `snn-deploy` command line: argument parsing and dispatch (`toolchain.commands`)."""
+"""The `snn-deploy` command line: argument parsing and dispatch (`toolchain.commands`).
+
+Only the standard library is imported at start-up: the commands and everything they need are
+imported inside `main`, so that Ctrl-C while they load ends in one line, not a traceback, and
+`--help` loads no Lava.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
-
-from targets.loihi2.lava.network import LavaTargetUnavailable
-from targets.loihi2.lava.session import LavaTimeout
-from targets.loihi2.netx_import import NetxImportError
-from toolchain import commands
-from toolchain.data.datasets import DATASET_NAMES, DatasetError
-from toolchain.data.inputs import InputsError
-from toolchain.io import GraphFileError, OnnxFormatError
-from toolchain.io.nir_read import CONVENTIONS, NirImportError
-from toolchain.io.nir_write import NirExportError
-from toolchain.ir import GraphError
-from toolchain.paths import PathError
-from toolchain.train.checkpoint import CheckpointError
-from toolchain.train.config import ConfigError
-from toolchain.train.distributed import ProcessFailed
-from toolchain.train.loop import RunDirError, TrainingError
-
-USER_ERRORS = (
-    ConfigError,
-    DatasetError,
-    CheckpointError,
-    GraphError,
-    GraphFileError,
-    InputsError,
-    NetxImportError,
-    NirExportError,
-    NirImportError,
-    OnnxFormatError,
-    PathError,
-    ProcessFailed,
-    RunDirError,
-    TrainingError,
-    LavaTargetUnavailable,
-    LavaTimeout,
-)
 
 
 class Parser(argparse.ArgumentParser):
@@ -80,6 +55,10 @@ def positive(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from toolchain import commands
+    from toolchain.data.datasets import DATASET_NAMES
+    from toolchain.io.nir_read import CONVENTIONS
+
     parser = Parser(
         prog="snn-deploy", description="Train spiking networks with TSSL-BP and deploy them."
     )
@@ -128,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--from",
         dest="source",
         choices=sorted(CONVENTIONS),
-        default="nir",
-        help="the exporting library, whose step and discretisation the file assumes",
+        help="the exporting library, whose step and discretisation the file assumes (default "
+        "nir; a netx file takes none)",
     )
     p.add_argument("--dt", type=positive, help="time step in seconds (default: the exporter's)")
     p.add_argument("--reset", choices=["zero", "subtract"], help="how the neurons reset")
@@ -207,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.choices[name].add_argument(
             "--data-dir", type=Path, help="folder of the MNIST idx files (gzip or raw)"
         )
+        sub.choices[name].add_argument(
+            "--force", action="store_true", help="start more processes than this machine has cores"
+        )
     for p in sub.choices.values():
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -225,22 +207,58 @@ def strict(value: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command's exit status: 0, 2 for bad input (one line on stderr), 130 on Ctrl-C."""
+    command = "snn-deploy"
+    with _quit_on_interrupt():  # while the modules load: C code may turn it into an ImportError
+        from toolchain.lifetime import bind_children, remove_orphans
+
+        bind_children()
+        remove_orphans()  # of runs killed before they could clean up
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as done:  # --help, or a usage error already reported in one line
+            return int(done.code or 0)
+    command = f"snn-deploy {args.command}"
     try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as done:  # --help, or a usage error already reported in one line
-        return int(done.code or 0)
+        return _run(args, command)
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
+        return 130
+
+
+@contextlib.contextmanager
+def _quit_on_interrupt() -> Iterator[None]:
+    """Ctrl-C ends the process at once with one line (nothing is written yet), unless this
+    process ignores it (a background job) or is not the main thread."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.signal(signal.SIGINT, _quit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _quit(*_: object) -> None:
+    os.write(2, b"snn-deploy: interrupted\n")
+    os._exit(130)
+
+
+def _run(args: argparse.Namespace, command: str) -> int:
+    from toolchain.commands import check_arguments
+    from toolchain.errors import UserError
 
     def say(text: str) -> None:  # stdout carries only the JSON object when --json is given
         print(text, file=sys.stderr if args.json else sys.stdout)
 
     try:
+        check_arguments(args)
         result = args.run(args, say)
-    except USER_ERRORS as err:
-        print(f"snn-deploy {args.command}: error: {err}", file=sys.stderr)
+    except UserError as err:
+        print(f"{command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"snn-deploy {args.command}: interrupted", file=sys.stderr)
-        return 130
     if args.json:
         print(json.dumps(strict(result), allow_nan=False))
     return 0

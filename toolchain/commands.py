@@ -11,17 +11,20 @@ import json
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from toolchain.atomic import atomic_path, write_text
+from toolchain.atomic import write_text
 from toolchain.data.datasets import INPUT_SHAPES, Split, load_dataset
 from toolchain.io import read_graph, save_onnx
+from toolchain.io.spikes import save_spikes
 from toolchain.ir import Graph, GraphError
 from toolchain.ir.describe import describe
-from toolchain.paths import output_file, output_folder
+from toolchain.paths import PathError, input_file, output_file, output_folder
+from toolchain.resources import require_cores, require_memory
 from toolchain.train.checkpoint import Checkpoint
 from toolchain.train.config import ConfigError, load_config
 
@@ -31,14 +34,46 @@ if TYPE_CHECKING:
 
 Say = Callable[[str], None]
 
+# The arguments that name files a command reads (`import --from` is a library's name, not a path).
+INPUT_ARGUMENTS = ("source", "model", "file", "graph", "checkpoint", "config", "inputs", "labels")
+
+
+def inputs_of(args: argparse.Namespace) -> list[Path]:
+    """Every file the command reads: none of them may be written."""
+    named = (getattr(args, name, None) for name in INPUT_ARGUMENTS)
+    return [path for path in named if isinstance(path, Path)]
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuses, before any work, an input that exists but is not a regular file (a FIFO would
+    block the reader forever, a device would be read without end), and more worker processes
+    than cores without --force."""
+    for path in inputs_of(args):
+        input_file(path)
+    if getattr(args, "workers", 1) > 1:
+        require_cores(args.workers, "--workers", args.force)
+
 
 def train(args: argparse.Namespace, say: Say) -> dict[str, object]:
     from toolchain.train.distributed import join_from_environment, run_local
-    from toolchain.train.loop import TrainResult, check_distributable, prepare_run_dir, train
+    from toolchain.train.loop import (
+        TrainResult,
+        check_distributable,
+        check_memory,
+        exclusive_run_dir,
+        prepare_run_dir,
+        train,
+    )
 
     config = load_config(args.config)
     if args.epochs is not None:
         config = config.with_epochs(args.epochs)
+    require_cores(args.nproc, "--nproc", args.force)
+    _check_device(args.device)
+    group = join_from_environment(args.device) if args.nproc == 1 else None
+    check_distributable(config, args.nproc)  # before any process starts
+    check_memory(config, args.nproc)
+    prepare_run_dir(args.out, resume=args.resume, overwrite=args.overwrite)
     options = {
         "data_dir": args.data_dir,
         "resume": args.resume,
@@ -46,15 +81,24 @@ def train(args: argparse.Namespace, say: Say) -> dict[str, object]:
         "progress": not args.quiet,
         "device": args.device,
     }
-    if args.nproc > 1:
-        check_distributable(config, args.nproc)  # before any process starts
-        prepare_run_dir(args.out, resume=args.resume, overwrite=args.overwrite)
-        run_local(args.nproc, args.device, train_in_group, config, args.out, options)
-        result = TrainResult.of_run(args.out)
-    else:
-        result = train(config, args.out, group=join_from_environment(args.device), **options)
+    with exclusive_run_dir(args.out) if group is None or group.is_main else nullcontext():
+        if group is None:
+            run_local(args.nproc, args.device, train_in_group, config, args.out, options)
+            result = TrainResult.of_run(args.out)
+        else:
+            result = train(config, args.out, group=group, **options)
     say(f"trained {result.epochs} epochs: test accuracy {100 * result.test_accuracy:.2f} %")
     return result.to_json()
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"--device cuda: this torch ({torch.__version__}) sees no CUDA device; use --device "
+            "cpu, or install torch with CUDA on a machine with a GPU"
+        )
 
 
 def train_in_group(group: Group, config: Config, out: Path, options: dict[str, Any]) -> None:
@@ -83,9 +127,25 @@ def demo(args: argparse.Namespace, say: Say) -> dict[str, object]:
     return result.to_json()
 
 
+# The names each written format takes: readers choose by content, but every other tool by name.
+SUFFIXES = {"onnx": (".onnx",), "netx": (".net", ".h5"), "nir": (".nir",)}
+ARTICLES = {"onnx": "an ONNX", "netx": "a netx", "nir": "a NIR"}
+
+
+def _named_for(path: Path, format_name: str) -> Path:
+    """`path` if its suffix is one of the format's, else an error saying which to use."""
+    suffixes = SUFFIXES[format_name]
+    if path.suffix.lower() not in suffixes:
+        raise PathError(
+            f"{path}: {ARTICLES[format_name]} file is named *{' or *'.join(suffixes)}; a "
+            f"{path.suffix or 'suffix-less'} name would mislead every other reader"
+        )
+    return path
+
+
 def export(args: argparse.Namespace, say: Say) -> dict[str, object]:
+    out = _named_for(output_file(args.out, *inputs_of(args)), args.format)
     graph = read_graph(args.source)
-    out = output_file(args.out, args.source)
     graph = _lowered(graph) if args.lower else graph
     if args.format == "netx":
         from targets.loihi2.netx import save_netx
@@ -104,15 +164,18 @@ def export(args: argparse.Namespace, say: Say) -> dict[str, object]:
 def import_nir(args: argparse.Namespace, say: Say) -> dict[str, object]:
     from toolchain.io.nir_read import read_nir
 
-    out = output_file(args.out, args.model)
+    out = _named_for(output_file(args.out, *inputs_of(args)), "onnx")
+    if not args.model.exists():
+        raise PathError(f"{args.model}: not found; expected a .nir file or a lava-dl .net/.h5 file")
     if args.model.suffix in (".net", ".h5"):  # lava-dl netx: already fixed point
         from targets.loihi2.netx_import import read_netx_graph
 
+        _refuse_options(args, "a lava-dl netx file, already fixed point", NIR_ONLY)
         graph = read_netx_graph(args.model, steps=args.steps)
     else:
         graph = read_nir(
             args.model,
-            convention=args.source,
+            convention=args.source or "nir",
             dt=args.dt,
             reset=args.reset,
             max_spikes=args.max_spikes,
@@ -122,6 +185,19 @@ def import_nir(args: argparse.Namespace, say: Say) -> dict[str, object]:
     save_onnx(graph, out)
     say(f"wrote {out}\n{describe(graph)}")
     return {"path": str(out), "T": graph.T, "populations": len(graph.populations)}
+
+
+# import's options that only a NIR file's reading takes (a netx file states them itself)
+NIR_ONLY = {"source": "--from", "dt": "--dt", "reset": "--reset", "max_spikes": "--max-spikes"}
+NIR_ONLY["levels"] = "--levels"
+
+
+def _refuse_options(args: argparse.Namespace, what: str, options: dict[str, str]) -> None:
+    """Refuses each given option of `options` (argument -> flag) that `what` does not take."""
+    given = [flag for name, flag in options.items() if getattr(args, name, None) is not None]
+    if given:
+        source = getattr(args, "model", None) or getattr(args, "source", None)
+        raise ConfigError(f"{source}: is {what}; it takes no {', '.join(given)}")
 
 
 def inspect(args: argparse.Namespace, say: Say) -> dict[str, object]:
@@ -144,11 +220,18 @@ def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
     from quantize.pipeline import calibration_images, post_training, quantize_checkpoint
 
     source = args.source
-    out = output_file(args.out, source)
-    report_path = output_file(out.with_suffix(".report.json"), source)
+    out = _named_for(output_file(args.out, *inputs_of(args)), "onnx")
+    report_path = output_file(out.with_suffix(".report.json"), *inputs_of(args))
     if _is_checkpoint(source):
         checkpoint = Checkpoint.load(source)
-        dataset = load_dataset(checkpoint.config.dataset, args.data_dir)
+        trained_on = checkpoint.config.dataset
+        _refuse_options(
+            args,
+            f"a checkpoint, calibrated on its own dataset's training images ({trained_on})",
+            {"inputs": "--inputs", "labels": "--labels"},
+        )
+        _same_dataset(source, trained_on, args.dataset)
+        dataset = load_dataset(trained_on, args.data_dir)
         result = quantize_checkpoint(
             checkpoint,
             dataset,
@@ -160,7 +243,7 @@ def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
         )
     else:
         graph = _lowered(read_graph(source))
-        if (args.dataset is None) == (args.inputs is None) or args.finetune:
+        if (args.dataset is None) == (args.inputs is None) or args.finetune or _stray_labels(args):
             raise ConfigError(
                 f"{source}: a float graph is quantised on --dataset NAME (calibration from its "
                 "training images, accuracy on its test images) or on --inputs X.npy (the first "
@@ -183,6 +266,18 @@ def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
     write_text(report_path, json.dumps(report, indent=2))
     say(f"{result.table()}\nwrote {out} and {report_path}")
     return report
+
+
+def _same_dataset(checkpoint: Path, trained_on: str, asked: str | None) -> None:
+    if asked is not None and asked != trained_on:
+        raise ConfigError(
+            f"{checkpoint}: was trained on {trained_on!r}, not on --dataset {asked!r}"
+        )
+
+
+def _stray_labels(args: argparse.Namespace) -> bool:
+    """--labels without --inputs: a dataset brings its own labels."""
+    return args.labels is not None and args.inputs is None
 
 
 def _is_checkpoint(path: Path) -> bool:
@@ -236,7 +331,7 @@ def _split(args: argparse.Namespace) -> Split:
 
 def simulate(args: argparse.Namespace, say: Say) -> dict[str, object]:
     graph = _runnable_graph(args.graph)
-    out = None if args.save_spikes is None else output_file(args.save_spikes, args.graph)
+    out = None if args.save_spikes is None else output_file(args.save_spikes, *inputs_of(args))
     inputs, labels = _samples(args, graph)
     began = time.perf_counter()
     spikes, predictions, extra = _simulated(graph, inputs, args)
@@ -246,8 +341,7 @@ def simulate(args: argparse.Namespace, say: Say) -> dict[str, object]:
     if labels is not None:
         result["accuracy"] = float((predictions == labels).mean())
     if out is not None:
-        with atomic_path(out) as tmp, tmp.open("wb") as handle:
-            np.savez_compressed(handle, output_spikes=spikes, predictions=predictions)
+        save_spikes(out, spikes, predictions)
         result["saved"] = str(out)
     layers = _layer_spikes(graph, extra.pop("spikes"), len(predictions))
     result.update(extra)
@@ -296,6 +390,10 @@ def _samples(args: argparse.Namespace, graph: Graph) -> tuple[np.ndarray, np.nda
     which a fixed-point graph must be able to take."""
     if (args.dataset is None) == (args.inputs is None):
         raise GraphError(f"{args.graph}: give either --dataset NAME or --inputs X.npy")
+    if _stray_labels(args):
+        raise ConfigError(
+            f"{args.labels}: --labels go with --inputs; --dataset {args.dataset} brings its own"
+        )
     if args.dataset is not None:
         _fits(graph, args.graph, args.dataset)
         split = _split(args)
@@ -322,7 +420,7 @@ def _user_samples(
 def _simulated(
     graph: Graph, inputs: np.ndarray, args: argparse.Namespace
 ) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
-    """(output spikes (N, T, *shape) on the float time axis, predictions, fixed-point counts)."""
+    """(output spikes (N, *shape, T) on the float time axis, predictions, fixed-point counts)."""
     if not graph.is_fixed:
         from toolchain.ir.float_runner import run_float
 
@@ -332,7 +430,7 @@ def _simulated(
             p.name: 0 if p.readout else int(result.spikes[p.name].sum(dtype=np.int64))
             for p in graph.populations
         }
-        return np.moveaxis(output, -1, 1), result.predictions, {"spikes": spikes}
+        return output, result.predictions, {"spikes": spikes}
     from targets.loihi2.simulator import simulate
 
     result = simulate(graph, inputs, progress=not args.quiet, workers=args.workers)
@@ -341,19 +439,21 @@ def _simulated(
         "current_wraps": result.current_wraps,
         "voltage_saturations": result.voltage_saturations,
     }
-    return np.moveaxis(result.output_window_spikes, -1, 1), result.predictions, counts
+    return result.output_window_spikes, result.predictions, counts
 
 
 def deploy(args: argparse.Namespace, say: Say) -> dict[str, object]:
     import targets.loihi2.lava  # noqa: F401  (before anything imports lava)
     from targets.loihi2.lava.runner import run_on_lava
     from targets.loihi2.lava.workers import run_on_lava_workers
-    from targets.loihi2.simulator import simulate
+    from targets.loihi2.simulator import memory_needed, simulate
 
     graph = _fixed_graph(args.graph)
     default = args.graph.with_name(f"{args.graph.stem}-{args.target}.npz")
-    out = output_file(args.out or default, args.graph)
+    out = output_file(args.out or default, *inputs_of(args))
     images, labels = _samples(args, graph)
+    needed = memory_needed(graph, len(images), images.ndim == 5)  # Lava's output, the reference
+    require_memory(needed, f"deploying {len(images)} samples of {graph.T} steps")
     if args.workers == 1:
         lava = run_on_lava(graph, images, target=args.target, progress=not args.quiet)
     else:
@@ -362,9 +462,7 @@ def deploy(args: argparse.Namespace, say: Say) -> dict[str, object]:
         )
     reference = simulate(graph, images)
     matches = bool(np.array_equal(lava.output_spikes, reference.output_window_spikes))
-    saved = {"output_spikes": lava.output_spikes, "predictions": lava.predictions}
-    with atomic_path(out) as tmp, tmp.open("wb") as handle:
-        np.savez_compressed(handle, **saved, **({} if labels is None else {"labels": labels}))
+    save_spikes(out, lava.output_spikes, lava.predictions, labels)
     result: dict[str, object] = {"target": args.target, "samples": len(images)}
     accuracy = ""
     if labels is not None:

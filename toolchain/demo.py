@@ -19,6 +19,7 @@ import numpy as np
 
 from toolchain.atomic import write_text
 from toolchain.data.datasets import Dataset, Split
+from toolchain.io.spikes import save_spikes
 
 FINETUNE_EPOCHS = 5
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -128,12 +129,7 @@ def run_demo(
     else:
         lava = run_on_lava_workers(graph, first.images, workers=workers, progress=progress)
     reference = simulate(graph, first.images)
-    np.savez_compressed(
-        run_dir / "lava_output.npz",
-        output_spikes=lava.output_spikes,
-        predictions=lava.predictions,
-        labels=first.labels,
-    )
+    save_spikes(run_dir / "lava_output.npz", lava.output_spikes, lava.predictions, first.labels)
     result = DemoResult(
         dataset=dataset,
         float_accuracy=comparison.float_accuracy,

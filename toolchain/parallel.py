@@ -10,6 +10,7 @@ single-threaded processes get more done than one process with two threads.
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -63,9 +64,11 @@ def in_shards(
 
 
 def _one_thread() -> None:
+    """A worker's set-up: one thread, and Ctrl-C left to the parent, which ends the pool."""
     import torch
     from threadpoolctl import threadpool_limits
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     threadpool_limits(1)
 

@@ -37,11 +37,14 @@ from targets.loihi2.formats import (
     BIAS_MANT_MAX,
     BIAS_MANT_MIN,
     DECAY_UNITY,
+    INT32_LIMIT,
     VTH_MAX,
     input_unit,
     weight_factor,
 )
 from targets.loihi2.netx import read_netx
+from toolchain.errors import UserError
+from toolchain.io.hdf5 import READ_ERRORS, check_self_contained
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError, Input, Node
 
 DEFAULT_STEPS = 16  # netx files record no T; lava-dl's own examples use tSample = 16
@@ -50,13 +53,14 @@ NEURON_TYPES = ("CUBA", "LOIHI")  # netx builds the same LIF for both
 NETX_BIAS_EXP = ACT_SHIFT  # netx sends bias << 6 into v
 
 
-class NetxImportError(ValueError):
+class NetxImportError(UserError, ValueError):
     """A netx file this toolchain cannot read; the message names the file, layer and field."""
 
 
 def read_netx_graph(path: Path | str, *, steps: int | None = None) -> Graph:
     """The fixed-point Graph of a netx file (module docstring)."""
     path = Path(path)
+    check_self_contained(path)
     try:
         data = read_netx(path)
     except (OSError, KeyError, ValueError) as error:
@@ -65,6 +69,12 @@ def read_netx_graph(path: Path | str, *, steps: int | None = None) -> Graph:
         return _graph(data, path.stem, steps)
     except (NetxImportError, GraphError) as error:
         raise NetxImportError(f"{path}: {error}") from None
+    except READ_ERRORS as error:
+        # a field of a type or shape no netx writer stores: damaged, or not netx
+        reason = f"{type(error).__name__}: {error}".splitlines()[0]
+        raise NetxImportError(
+            f"{path}: a field cannot be read as netx stores it ({reason})"
+        ) from None
 
 
 def _graph(data: dict[str, Any], name: str, steps: int | None) -> Graph:
@@ -86,7 +96,13 @@ def _graph(data: dict[str, Any], name: str, steps: int | None) -> Graph:
                 f"layer {index}: type {kind!r} is not supported; accepted: input, dense, conv, "
                 "flatten"
             )
-        nodes += _layer(index, layer, kind, levels, first=len(nodes) == 1)
+        try:
+            nodes += _layer(index, layer, kind, levels, first=len(nodes) == 1)
+        except (NetxImportError, GraphError):
+            raise
+        except READ_ERRORS as error:
+            reason = f"{type(error).__name__}: {error}".splitlines()[0]
+            raise NetxImportError(f"layer {index}: a field cannot be read ({reason})") from None
     return Graph(tuple(nodes), T=steps or int(attrs.get("time_steps", DEFAULT_STEPS)), name=name)
 
 
@@ -116,7 +132,7 @@ def _layer(index: int, layer: dict, kind: str, levels: int, first: bool) -> list
     population = _population(index, layer, neuron)
     names = layer.get("attrs", {})
     synapse_name = names.get("synapse", f"layer{index}")
-    weight_int = np.rint(np.asarray(layer["weight"], np.float64)).astype(np.int32)
+    weight_int = np.rint(_numbers(index, layer, "weight")).astype(np.int32)
     if kind == "dense" and weight_int.ndim == 1:  # netx: (in,) for a single output
         weight_int = weight_int.reshape(1, -1)
     unit = input_unit(levels, first)
@@ -156,7 +172,7 @@ def _population(index: int, layer: dict, neuron: dict) -> CubaLIF:
 def _shared(index: int, neuron: dict, key: str) -> int:
     """A neuron parameter shared by the layer (SLAYER writes one per neuron without
     `shared_param`; equal values are one)."""
-    values = np.unique(np.asarray(neuron[key]))
+    values = np.unique(_numbers(index, neuron, key))
     if values.size != 1:
         raise NetxImportError(
             f"layer {index}: {key} differs between neurons ({values.size} values); accepted: one "
@@ -165,10 +181,26 @@ def _shared(index: int, neuron: dict, key: str) -> int:
     return int(values[0])
 
 
+def _numbers(index: int, group: dict, key: str) -> np.ndarray:
+    """A stored dataset as finite float64 numbers, or an error naming layer, key and why."""
+    stored = np.asarray(group[key])
+    if stored.dtype.kind not in "biuf":
+        raise NetxImportError(f"layer {index}: {key} holds {stored.dtype}; accepted: numbers")
+    values = stored.astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        raise NetxImportError(f"layer {index}: {key} holds NaN or infinite values")
+    if values.size and np.abs(values).max() >= INT32_LIMIT:
+        raise NetxImportError(
+            f"layer {index}: {key} holds {np.abs(values).max():.4g}; netx stores integers of 32 "
+            "bits at most"
+        )
+    return values
+
+
 def _bias(index: int, layer: dict, scale: float) -> dict[str, Any]:
     if "bias" not in layer or not np.any(layer["bias"]):
         return {}
-    mant = np.rint(np.asarray(layer["bias"], np.float64)).reshape(-1).astype(np.int32)
+    mant = np.rint(_numbers(index, layer, "bias")).reshape(-1).astype(np.int32)
     if mant.min() < BIAS_MANT_MIN or mant.max() > BIAS_MANT_MAX:
         raise NetxImportError(f"layer {index}: biases beyond 13 bits are not supported")
     bias = mant * 2.0**NETX_BIAS_EXP / scale

@@ -23,7 +23,8 @@ def dense_weight(node: Dense) -> np.ndarray:
     exp = node.weight_exp
     accepted = (
         f"netx stores no dense weight exponent, so W * 2**weight_exp must be an integer in "
-        f"[{WEIGHT_MIN}, {WEIGHT_MAX}]"
+        f"[{WEIGHT_MIN}, {WEIGHT_MAX}]; quantise with `snn-deploy quantize ... --netx`, which "
+        "keeps every dense exponent at 0"
     )
     if exp > 0:
         weight = weight << exp

@@ -80,6 +80,7 @@ from targets.loihi2.timing import output_window, reset_offset, resets_every_popu
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError
 from toolchain.native import compiled
 from toolchain.parallel import in_shards
+from toolchain.resources import require_memory
 from toolchain.train.neuron import predict_from_spikes
 
 KERNEL_SOURCE = Path(__file__).with_name("kernels") / "population.cpp"
@@ -306,6 +307,10 @@ def simulate(
     processes (`toolchain.parallel`), the same integers."""
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
+    needed = memory_needed(
+        graph, len(images), np.ndim(images) == 5, batch_size, record, record_states
+    )
+    require_memory(needed, f"simulating {len(images)} samples of {graph.T} steps")
     options = {"record": record, "record_states": record_states, "batch_size": batch_size}
     if workers > 1:
         shards = in_shards(
@@ -317,6 +322,28 @@ def simulate(
         )
         return _concatenate([part for _, _, part in shards])
     return _simulate(graph, images, **options, progress=progress)
+
+
+def memory_needed(
+    graph: Graph,
+    samples: int,
+    per_step: bool,
+    batch_size: int = 1000,
+    record: bool = False,
+    record_states: bool = False,
+) -> int:
+    """About the bytes `simulate` allocates: the recorded arrays for all samples (S = T + L
+    steps each) and one batch's states, drives and payload."""
+    shapes = graph.shapes()
+    neurons = [math.prod(shapes[graph.nodes.index(p)]) for p in graph.populations]
+    steps = graph.T + len(neurons)
+    item = np.dtype(output_dtype(graph)).itemsize
+    total = samples * neurons[-1] * steps * item
+    total += samples * sum(neurons) * steps * ((8 if record else 0) + (24 if record_states else 0))
+    batch = min(batch_size, samples)
+    frames = graph.T if per_step else 1
+    total += batch * (sum(neurons) * 24 + (math.prod(shapes[0]) + neurons[0]) * 8 * frames)
+    return total
 
 
 def _concatenate(parts: list[SimulationResult]) -> SimulationResult:

@@ -24,6 +24,8 @@ import numpy as np
 from sklearn import datasets as sk_datasets
 from sklearn.model_selection import train_test_split
 
+from toolchain.errors import UserError
+
 DATASET_NAMES: tuple[str, ...] = ("digits", "mnist")
 INPUT_LEVELS = {"digits": 16, "mnist": 255}  # the data sets' own integer pixel ranges
 INPUT_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28)}  # (C, H, W) of one image
@@ -42,7 +44,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _IDX_UINT8 = 0x08
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset could not be loaded: missing, malformed or inconsistent files, or a bad name."""
 
 

@@ -7,25 +7,65 @@ network's input (n, 1, 1) also takes vectors: (N, n) or (N, T, n).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
+from toolchain.errors import UserError
+from toolchain.resources import require_memory
 
-class InputsError(ValueError):
+
+class InputsError(UserError, ValueError):
     """An inputs or labels file that cannot be used; the message names the file."""
 
 
 def _load(path: Path) -> np.ndarray:
+    """The array of a .npy file, mapped rather than read: its header is checked against the
+    file's size and the memory it will take before anything is allocated."""
     if not path.is_file():
         raise InputsError(f"{path}: not found; expected a .npy file (numpy.save)")
+    _check_size(path)
     try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise InputsError(f"{path}: not a readable .npy array ({err})") from None
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
-        raise InputsError(f"{path}: holds {getattr(array, 'dtype', type(array))}; need numbers")
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        reason = str(err) or type(err).__name__
+        raise InputsError(f"{path}: not a readable .npy array ({reason})") from None
+    if isinstance(array, np.lib.npyio.NpzFile):
+        names = ", ".join(array.files) or "none"
+        array.close()
+        raise InputsError(
+            f"{path}: is a .npz archive (arrays: {names}); save the one array as a .npy file "
+            "(numpy.save)"
+        )
+    if array.dtype.kind not in "biuf":
+        raise InputsError(f"{path}: holds {array.dtype}; need numbers")
+    require_memory(array.size * 8, f"{path}: its {array.shape} array")
     return array
+
+
+def _check_size(path: Path) -> None:
+    """A .npy header must not promise more data than its file holds."""
+    fmt = np.lib.format
+    with path.open("rb") as handle:
+        if handle.read(len(fmt.MAGIC_PREFIX)) != fmt.MAGIC_PREFIX:
+            return  # not a .npy: np.load says what it is
+        handle.seek(0)
+        try:
+            version = fmt.read_magic(handle)
+            read_header = (
+                fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(handle)
+        except (ValueError, OSError, EOFError) as err:
+            raise InputsError(f"{path}: not a readable .npy header ({err})") from None
+        promised = math.prod(shape) * dtype.itemsize
+        held = path.stat().st_size - handle.tell()
+    if promised > held:
+        raise InputsError(
+            f"{path}: its header describes a {shape} array of {dtype} ({promised} bytes); the "
+            f"file holds {held}: truncated or damaged"
+        )
 
 
 def load_inputs(path: Path, input_shape: tuple[int, ...], steps: int) -> np.ndarray:

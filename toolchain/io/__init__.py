@@ -7,13 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolchain.errors import UserError
 from toolchain.io.onnx_format import OnnxFormatError
 from toolchain.io.onnx_read import load_onnx
 from toolchain.io.onnx_write import graph_to_onnx, save_onnx
 from toolchain.ir import Graph
 
 
-class GraphFileError(ValueError):
+class GraphFileError(UserError, ValueError):
     """A file cannot be read as a Graph; the message names the file and what is accepted."""
 
 

@@ -38,11 +38,13 @@ from typing import Any
 import numpy as np
 
 from targets.loihi2.formats import INT32_LIMIT
+from toolchain.errors import UserError
+from toolchain.io.hdf5 import READ_ERRORS, check_self_contained
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Input, Node, SumPool2d
 from toolchain.ir.graph import chain_edges
 
 
-class NirImportError(ValueError):
+class NirImportError(UserError, ValueError):
     """A NIR file cannot be imported; the message names the file, the node and what is accepted."""
 
 
@@ -156,12 +158,14 @@ def read_nir(
     ours = model.metadata.get("producer") == "snn-deploy" if model.metadata else False
     recorded = model.metadata if ours else {}
     rules = CONVENTIONS[convention]
-    step = dt if dt is not None else recorded.get("dt", rules.dt)
-    if step is None or not step > 0:
+    step = dt if dt is not None else _recorded(path, recorded, "dt", rules.dt, float)
+    if step is None:
         raise NirImportError(f"{path}: NIR files do not record their time step; give --dt")
     reset = reset or recorded.get("reset") or rules.reset
-    steps = steps or int(recorded.get("time_steps", 10))
-    levels = levels or int(recorded.get("input_levels", 255))
+    if reset not in ("zero", "subtract"):
+        raise NirImportError(f"{path}: metadata reset={reset!r}; accepted: zero, subtract")
+    steps = steps or _recorded(path, recorded, "time_steps", 10, int)
+    levels = levels or _recorded(path, recorded, "input_levels", 255, int)
     max_spikes = max_spikes or rules.max_spikes
     try:
         model = _flattened(model)
@@ -169,9 +173,28 @@ def read_nir(
         return importer.graph(path.stem, steps, levels)
     except (NirImportError, GraphError) as error:
         raise NirImportError(f"{path}: {error}") from None
+    except READ_ERRORS as error:
+        reason = f"{type(error).__name__}: {error}".splitlines()[0]
+        raise NirImportError(f"{path}: cannot be read as a NIR graph ({reason})") from None
+
+
+def _recorded(path: Path, metadata: dict, key: str, default: Any, kind: type) -> Any:
+    """A number snn-deploy recorded in the file's metadata (> 0, of `kind`), or `default`."""
+    value = metadata.get(key, default)
+    if value is default:
+        return value
+    if isinstance(value, np.generic | np.ndarray) and np.size(value) == 1:
+        value = np.asarray(value).item()  # h5py hands numbers back as numpy scalars
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    whole = kind is float or (number and value == int(value))
+    if not (number and math.isfinite(value) and value > 0 and whole):
+        wanted = "a number" if kind is float else "a whole number"
+        raise NirImportError(f"{path}: metadata {key}={value!r}; need {wanted} > 0")
+    return kind(value)
 
 
 def _read(path: Path, nir: Any) -> Any:
+    check_self_contained(path)
     try:
         try:
             return nir.read(path)
@@ -206,7 +229,15 @@ class _Importer:
                 raise NirImportError(
                     f"node {key!r} ({kind}) is not supported; accepted: {SUPPORTED}"
                 )
-            reader(key, node, levels)
+            try:
+                reader(key, node, levels)
+            except (NirImportError, GraphError):
+                raise
+            except READ_ERRORS as error:
+                # a field of a type or shape NIR does not define: damaged or foreign
+                reason = f"{type(error).__name__}: {error}".splitlines()[0]
+                message = f"node {key!r} ({kind}): a field cannot be read ({reason})"
+                raise NirImportError(message) from None
         plain = tuple(n for n in self.nodes if n.name not in self.loops.values())
         edges = list(chain_edges(plain))
         for population, synapse in self.loops.items():
@@ -295,7 +326,14 @@ class _Importer:
             if value is not None and np.any(np.asarray(value) != 0):
                 raise NirImportError(f"node {key!r}: {field} must be 0, found {np.unique(value)}")
         alpha, g_syn = synapse
-        beta, g_mem = self.rules.membrane(node, self.dt)
+        try:
+            beta, g_mem = self.rules.membrane(node, self.dt)
+        except AttributeError as error:  # a neuron the exporter never writes
+            kind = type(node).__name__
+            raise NirImportError(
+                f"node {key!r} ({kind}) has no {error.name}: {self.convention} does not write "
+                f"{kind} nodes; import the file --from the library that wrote it"
+            ) from None
         alpha = _uniform(key, "synaptic decay", alpha)
         beta = _uniform(key, "membrane decay", beta)
         if not (0 <= alpha < 1 and 0 <= beta <= 1):
@@ -304,6 +342,11 @@ class _Importer:
                 f"[0, 1) and [0, 1]: is dt={self.dt} the exporter's step?"
             )
         threshold = np.asarray(getattr(node, "v_threshold", 1.0), np.float64)
+        if not np.all(np.isfinite(threshold) & (threshold > 0)):
+            raise NirImportError(
+                f"node {key!r}: v_threshold {np.unique(threshold).tolist()}; need finite "
+                "numbers > 0"
+            )
         gain = g_mem * g_syn / (1.0 - alpha) / threshold
         rows = self._fold_into_synapse(key, gain)
         tau_m = math.inf if beta == 1 else 1.0 / (1.0 - beta)
@@ -458,6 +501,10 @@ def _chain(model: Any) -> tuple[list[str], dict[str, str]]:
     """Node names from the input along the edges, and the self-loops set aside (a neuron ->
     a synapse -> the same neuron, as snnTorch writes recurrent layers: population -> synapse);
     refuses branches and other cycles."""
+    for source, target in model.edges:
+        for end in (source, target):
+            if end not in model.nodes:
+                raise NirImportError(f"edge {source!r} -> {target!r}: the file has no node {end!r}")
     loops = _self_loops(model)
     inside = set(loops.values())
     successors: dict[str, list[str]] = {}

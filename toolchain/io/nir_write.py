@@ -30,6 +30,7 @@ import numpy as np
 
 from toolchain.atomic import atomic_path
 from toolchain.data.encoding import ENCODING
+from toolchain.errors import UserError
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, Input, Node, SumPool2d
 
 DT = 1e-4  # snnTorch's step: its importer reads LIF files with it
@@ -37,7 +38,7 @@ PRODUCER = "snn-deploy"
 METADATA_KEYS = ("producer", "time_steps", "dt", "reset", "encoding", "input_levels")
 
 
-class NirExportError(ValueError):
+class NirExportError(UserError, ValueError):
     """A Graph that NIR cannot state; the message names the node."""
 
 

@@ -60,6 +60,8 @@ Metadata (`metadata_props`): `time_steps`, `encoding`, `producer`, `version`, `g
 
 from __future__ import annotations
 
+from toolchain.errors import UserError
+
 DOMAIN = "snn_deploy"
 DOMAIN_VERSION = 5
 READABLE_VERSIONS = (1, 2, 3, 4, 5)
@@ -71,5 +73,5 @@ PLUMBING = ("Cast", "Reshape")
 FIXED_KEYS = ("du", "dv", "vth", "scale")
 
 
-class OnnxFormatError(ValueError):
+class OnnxFormatError(UserError, ValueError):
     """A file is not a readable snn-deploy ONNX model; the message names the file."""

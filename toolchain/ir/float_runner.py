@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from toolchain.data.encoding import repeat_over_time
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Node, SumPool2d
 from toolchain.parallel import over_shards
+from toolchain.resources import require_memory
 from toolchain.train.neuron import (
     lif_forward,
     lif_step,
@@ -110,6 +111,8 @@ def run_float(
     """Spikes of every population and the predictions, for images (N, C, H, W), repeated over
     the graph's T steps, or per-step inputs (N, T, C, H, W); with workers > 1, shards of the
     samples in that many processes (`toolchain.parallel`)."""
+    needed = memory_needed(graph, len(images), batch_size, torch.finfo(dtype).bits // 8)
+    require_memory(needed, f"running {len(images)} samples of {graph.T} steps in float")
     parts = over_shards(
         lambda first, stop: _run_float(graph, images[first:stop], dtype, batch_size),
         len(images),
@@ -119,6 +122,14 @@ def run_float(
         name: np.concatenate([part.spikes[name] for part in parts]) for name in parts[0].spikes
     }
     return FloatResult(spikes, np.concatenate([part.predictions for part in parts]))
+
+
+def memory_needed(graph: Graph, samples: int, batch_size: int = 500, item: int = 4) -> int:
+    """About the bytes `run_float` allocates: every population's spikes for all samples, and one
+    batch's tensors (input, current, membrane, spikes and their copies) of the largest node."""
+    sizes = [math.prod(shape) for shape in graph.shapes()]
+    neurons = sum(sizes[graph.nodes.index(p)] for p in graph.populations)
+    return graph.T * (samples * neurons + min(batch_size, samples) * max(sizes) * item * 8)
 
 
 @torch.no_grad()

@@ -35,6 +35,11 @@ from toolchain.ir.nodes import (
 Edge = tuple[str, str]
 
 
+# Time steps per sample at most: a sample beyond it (100 s at 1 ms) would take hours to run
+# step by step, whatever memory the machine has.
+STEPS_MAX = 100_000
+
+
 def chain_edges(nodes: tuple[Node, ...]) -> tuple[Edge, ...]:
     """Each node feeding the next: today's feed-forward networks."""
     return tuple((a.name, b.name) for a, b in zip(nodes, nodes[1:], strict=False))
@@ -57,8 +62,8 @@ class Graph:
             raise GraphError("a graph starts with an Input node")
         if not isinstance(self.nodes[-1], CubaLIF):
             raise GraphError(f"the last node {self.nodes[-1].name!r} must be a CubaLIF population")
-        if not isinstance(self.T, int) or isinstance(self.T, bool) or self.T < 1:
-            raise GraphError(f"T={self.T!r} must be an int >= 1")
+        if not isinstance(self.T, int) or isinstance(self.T, bool) or not 1 <= self.T <= STEPS_MAX:
+            raise GraphError(f"T={self.T!r} must be an int in 1 .. {STEPS_MAX}")
         names = [node.name for node in self.nodes]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

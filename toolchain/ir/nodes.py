@@ -52,10 +52,11 @@ from targets.loihi2.formats import (
     WEIGHT_MAX,
     WEIGHT_MIN,
 )
+from toolchain.errors import UserError
 from toolchain.train.neuron import Firing
 
 
-class GraphError(ValueError):
+class GraphError(UserError, ValueError):
     """A node or a graph is inconsistent; the message names the node and the value."""
 
 

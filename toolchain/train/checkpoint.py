@@ -10,6 +10,7 @@ import torch
 
 from toolchain.atomic import atomic_path
 from toolchain.data.datasets import INPUT_SHAPES
+from toolchain.errors import UserError
 from toolchain.train.config import Config, ConfigError
 
 FORMAT = "snn-deploy-checkpoint"
@@ -20,7 +21,7 @@ BEST_NAME = "best.pt"  # the epoch chosen on held-out training data
 AVERAGE_NAME = "average.pt"  # the mean weights of the averaged epochs
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint file is missing, unreadable or not one of ours."""
 
 

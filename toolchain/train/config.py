@@ -13,10 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from toolchain.data.datasets import DATASET_NAMES, INPUT_SHAPES
+from toolchain.errors import UserError
+from toolchain.ir.graph import STEPS_MAX
 from toolchain.train.methods import METHODS, MODES
 
+SEED_MAX = 2**32 - 1  # numpy's and torch's generators both take it
+EPOCHS_MAX = 100_000  # beyond it a run would outlast any machine it runs on
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A configuration value is missing or outside what is accepted."""
 
 
@@ -29,9 +34,11 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _integer(key: str, value: Any, low: int) -> None:
+def _integer(key: str, value: Any, low: int, high: int | None = None) -> None:
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
-    _require(ok, f"{key}={value!r}: need an integer >= {low}")
+    ok = ok and (high is None or value <= high)
+    bound = f">= {low}" if high is None else f"in {low} .. {high}"
+    _require(ok, f"{key}={value!r}: need an integer {bound}")
 
 
 def _real(key: str, value: Any, low: float, *, above: bool = False, below: float | None = None):
@@ -56,7 +63,7 @@ class NeuronConfig:
     threshold: float = 1.0
 
     def __post_init__(self) -> None:
-        _integer("T", self.T, 1)
+        _integer("T", self.T, 1, STEPS_MAX)
         _real("tau_m", self.tau_m, 1)
         _real("tau_s", self.tau_s, 1)
         _real("threshold", self.threshold, 0, above=True)
@@ -225,8 +232,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _real("lr", self.lr, 0, above=True)
         _integer("batch_size", self.batch_size, 1)
-        _integer("epochs", self.epochs, 1)
-        _integer("seed", self.seed, 0)
+        _integer("epochs", self.epochs, 1, EPOCHS_MAX)
+        _integer("seed", self.seed, 0, SEED_MAX)
         _real("weight_decay", self.weight_decay, 0)
         _real("grad_clip", self.grad_clip, 0, above=True)
         _real("weight_clamp", self.weight_clamp, 0, above=True)
@@ -235,7 +242,7 @@ class TrainConfig:
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _integer("augment_shift", self.augment_shift, 0)
         _integer("validation", self.validation, 0)
-        _integer("average_epochs", self.average_epochs, 0)
+        _integer("average_epochs", self.average_epochs, 0, EPOCHS_MAX)
         _real("average_lr_scale", self.average_lr_scale, 0, above=True)
 
     @property

@@ -20,6 +20,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from toolchain.errors import UserError
+from toolchain.lifetime import die_with_parent
+
 
 @dataclass(frozen=True)
 class Group:
@@ -81,7 +84,7 @@ def join_from_environment(device: str) -> Group:
     return Group(dist.get_rank(), dist.get_world_size())
 
 
-class ProcessFailed(RuntimeError):
+class ProcessFailed(UserError, RuntimeError):
     """A training process stopped with an error; the message is its last line."""
 
 
@@ -91,15 +94,22 @@ def run_local(nproc: int, device: str, work: Callable[..., Any], *args: Any) -> 
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     try:
-        mp.spawn(_joined, args=(nproc, port, device, work, args), nprocs=nproc)
+        mp.spawn(_joined, args=(nproc, port, device, os.getpid(), work, args), nprocs=nproc)
     except mp.ProcessRaisedException as err:
         lines = [line for line in str(err).strip().splitlines() if line.strip()]
         raise ProcessFailed(lines[-1].split(": ", 1)[-1]) from None
 
 
 def _joined(
-    rank: int, world: int, port: int, device: str, work: Callable[..., Any], args: tuple
+    rank: int,
+    world: int,
+    port: int,
+    device: str,
+    parent: int,
+    work: Callable[..., Any],
+    args: tuple,
 ) -> None:
+    die_with_parent(parent)  # spawned, not forked: no fork hook asked for it
     dist.init_process_group(
         backend(device), init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
     )

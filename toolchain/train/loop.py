@@ -7,10 +7,14 @@ dropout masks through torch's global generator, whose state each checkpoint reco
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import math
+import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +22,10 @@ import torch
 from tqdm import tqdm
 
 from toolchain.data.augment import random_shift
-from toolchain.data.datasets import Dataset, Split, hold_out, load_dataset
+from toolchain.data.datasets import INPUT_SHAPES, Dataset, Split, hold_out, load_dataset
+from toolchain.errors import UserError
 from toolchain.report.training import write_metrics
+from toolchain.resources import require_memory
 from toolchain.train.averaging import WeightAverage
 from toolchain.train.checkpoint import (
     AVERAGE_NAME,
@@ -28,7 +34,7 @@ from toolchain.train.checkpoint import (
     Checkpoint,
     CheckpointError,
 )
-from toolchain.train.config import Config, DropoutSpec
+from toolchain.train.config import Config, ConvSpec, DenseSpec, DropoutSpec, layer_shapes
 from toolchain.train.distributed import SINGLE, Group, device_of_rank
 from toolchain.train.losses import Loss, build_loss
 from toolchain.train.network import SpikingNetwork
@@ -36,11 +42,11 @@ from toolchain.train.network import SpikingNetwork
 EVAL_BATCH = 500
 
 
-class TrainingError(ValueError):
+class TrainingError(UserError, ValueError):
     """Training cannot go on (a non-finite loss or weight); the message says where."""
 
 
-class RunDirError(ValueError):
+class RunDirError(UserError, ValueError):
     """The run folder cannot be used as asked; the message names it and what to do."""
 
 
@@ -62,6 +68,52 @@ def prepare_run_dir(out_dir: Path, *, resume: bool, overwrite: bool) -> None:
             f"{out_dir}: already holds {CHECKPOINT_NAME}; use --resume to continue it or "
             "--overwrite to train from the start"
         )
+
+
+LOCK_NAME = ".train.lock"
+
+
+@contextmanager
+def exclusive_run_dir(out_dir: Path) -> Iterator[None]:
+    """Holds `out_dir` for this run alone (an advisory lock the system drops if the run dies):
+    a second run into the same folder is refused instead of both writing checkpoint.pt."""
+    with open(out_dir / LOCK_NAME, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise RunDirError(
+                f"{out_dir}: another training run (process {holder}) is writing there; wait for "
+                "it to end or use another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+
+
+def memory_needed(config: Config, processes: int = 1) -> int:
+    """About the bytes training takes: weights with their gradients and Adam's two moments in
+    every process, and the batch's activations over T steps (kept for the backward pass, a few
+    tensors per layer)."""
+    input_shape = INPUT_SHAPES[config.dataset]
+    shapes = layer_shapes(config.layers, input_shape)
+    weights = 0
+    for spec, shape in zip(config.layers, [input_shape, *shapes[:-1]], strict=True):
+        if isinstance(spec, DenseSpec):
+            weights += math.prod(shape) * spec.out
+        elif isinstance(spec, ConvSpec):
+            weights += shape[0] * spec.out * spec.kernel**2
+    activations = sum(math.prod(shape) for shape in shapes) * config.train.batch_size
+    return processes * weights * 4 * 4 + activations * config.neuron.T * 4 * 8
+
+
+def check_memory(config: Config, processes: int = 1) -> None:
+    """Refuses a run this machine's memory cannot hold, with the estimate."""
+    what = f"training {config.name} (T={config.neuron.T}, batch {config.train.batch_size})"
+    require_memory(memory_needed(config, processes), what)
 
 
 @dataclass(frozen=True)
@@ -251,6 +303,7 @@ def train(
     out_dir = Path(out_dir)
     prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
     check_distributable(config, group.world)
+    check_memory(config, group.world)
     dataset = dataset or load_dataset(config.dataset, data_dir)
     train_split, validation = dataset.train, None
     if config.train.validation:

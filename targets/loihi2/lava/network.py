@@ -44,13 +44,14 @@ import numpy as np
 
 from targets.loihi2.formats import conv_sum_problem, largest_payload, message_bits
 from targets.loihi2.timing import reset_offset, resets_every_population
+from toolchain.errors import UserError
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError
 
 HW_MODULE = "lava.magma.core.model.nc"
 TARGETS = ("lava-sim", "loihi")
 
 
-class LavaTargetUnavailable(RuntimeError):
+class LavaTargetUnavailable(UserError, RuntimeError):
     """The requested Lava target cannot run here (Loihi 2 hardware without lava-loihi)."""
 
 

@@ -9,8 +9,8 @@ sees the interrupt and stops them, quietly and at once.
 Lava is always stopped (`try/finally`, also on KeyboardInterrupt): a graceful `stop()` in a
 helper thread, and where that cannot finish (Lava's runtime service is gone after an error in a
 process model, or hangs) the child processes are terminated and the shared-memory manager shut
-down, so no `/dev/shm/psm_*` segment stays behind. An interrupt that arrives while Lava stops
-is held until it has stopped.
+down, so no shared-memory segment (`toolchain.lifetime`) stays behind. An interrupt that arrives
+while Lava stops is held until it has stopped.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+
+from toolchain.errors import UserError
 
 STOP_GRACE_S = 10.0  # how long a graceful stop may take before the processes are terminated
 _POLL_S = 0.0005  # polling period of a running chunk
@@ -39,7 +41,7 @@ def _child_ignores_sigint() -> None:
 os.register_at_fork(after_in_child=_child_ignores_sigint)
 
 
-class LavaTimeout(RuntimeError):
+class LavaTimeout(UserError, RuntimeError):
     """A Lava run did not finish within its timeout; it was stopped."""
 
 

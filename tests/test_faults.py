@@ -1,0 +1,144 @@
+"""Runs killed outright (kill -9 of the main process, or of its whole process group, as
+`timeout -s KILL` and the OOM killer do) at each stage that starts other processes: a kernel
+build, `deploy --workers 2`, `train --nproc 2`. Afterwards no process of the run is alive within
+10 s, the next run succeeds (bounded by a timeout: a hang fails), and once it has run no
+shared-memory entry of the killed run is left in /dev/shm (`toolchain.lifetime`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from test_bad_input import DIGITS
+
+ROOT = Path(__file__).resolve().parents[1]
+SHM = Path("/dev/shm")
+
+
+MARK = "SNN_DEPLOY_FAULT_TEST"  # in the environment of a run and every process it starts
+
+
+def start(argv: list, env: dict | None = None) -> subprocess.Popen:
+    """A run in a process group of its own, marked so that all its processes can be found."""
+    mark = str(time.monotonic_ns())
+    process = subprocess.Popen(
+        [sys.executable, *map(str, argv)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {}), MARK: mark},
+        start_new_session=True,
+    )
+    process.mark = mark
+    return process
+
+
+def processes_of(run: subprocess.Popen) -> list[int]:
+    """The pids of the live (not zombie) processes that inherited the run's mark."""
+    mark = f"{MARK}={run.mark}".encode()
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if state != "Z" and mark in environ.split(b"\0"):
+            found.append(int(proc.name))
+    return found
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout_s} s for {what}")
+        time.sleep(0.2)
+
+
+def kill(run: subprocess.Popen, whole_group: bool) -> None:
+    """kill -9 of the main process, or of its process group; the run is reaped."""
+    if whole_group:
+        os.killpg(run.pid, signal.SIGKILL)
+    else:
+        run.kill()
+    run.wait()
+    wait_for(lambda: not processes_of(run), 10, f"the processes of run {run.pid} to end")
+
+
+def segments_of(pid: int) -> set[str]:
+    return {p.name for p in SHM.glob(f"snn_deploy_{pid}_*")}
+
+
+def finish(argv: list, env: dict | None = None, timeout_s: float = 300) -> None:
+    done = subprocess.run(
+        [sys.executable, *map(str, argv)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout_s,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+BUILD = ["-c", "from targets.loihi2.simulator import population_kernel as k; assert k()"]
+
+
+@pytest.mark.parametrize("whole_group", [False, True])
+def test_a_killed_kernel_build_leaves_no_lock_and_no_compiler(tmp_path, whole_group):
+    env = {"SNN_DEPLOY_KERNEL_DIR": str(tmp_path)}
+    build = start(BUILD, env)
+    wait_for(lambda: any(tmp_path.glob("*/build.ninja")), 120, "the build to start")
+    time.sleep(1.0)  # the compiler is running
+    kill(build, whole_group)
+    assert not any(tmp_path.glob("*/*.so"))
+    finish(BUILD, env)  # builds again instead of waiting for the dead build's lock
+
+
+def deploy_args(workspace: Path, limit: int, out: Path) -> list:
+    fixed = workspace / "fixed.onnx"
+    return [
+        "-m",
+        "toolchain.cli",
+        "deploy",
+        fixed,
+        "--dataset",
+        "digits",
+        "--limit",
+        limit,
+        "--workers",
+        "2",
+        "--out",
+        out,
+        "--quiet",
+    ]
+
+
+@pytest.mark.parametrize("whole_group", [False, True])
+def test_a_killed_deploy_with_two_workers_leaves_nothing_behind(workspace, tmp_path, whole_group):
+    before = {p.name for p in SHM.iterdir()}
+    deploy = start(deploy_args(workspace, 450, tmp_path / "a.npz"))
+    wait_for(lambda: len(segments_of(deploy.pid)) > 10, 120, "Lava's segments")
+    kill(deploy, whole_group)
+    finish(deploy_args(workspace, 4, tmp_path / "b.npz"))
+    assert not segments_of(deploy.pid)
+    assert {p.name for p in SHM.iterdir()} <= before
+
+
+@pytest.mark.parametrize("whole_group", [False, True])
+def test_a_killed_training_in_two_processes_leaves_nothing_behind(tmp_path, whole_group):
+    before = {p.name for p in SHM.iterdir()}
+    train = ["-m", "toolchain.cli", "train", "--config", DIGITS, "--out", tmp_path, "--nproc", "2"]
+    run = start([*train, "--epochs", "500", "--quiet"])
+    wait_for(lambda: len(processes_of(run)) >= 4, 120, "the training processes")
+    time.sleep(3.0)  # training
+    kill(run, whole_group)
+    finish([*train, "--epochs", "1", "--overwrite", "--quiet"])
+    assert {p.name for p in SHM.iterdir()} <= before
