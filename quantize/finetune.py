@@ -22,10 +22,10 @@ from targets.loihi2.timing import population_window
 from toolchain.data.datasets import Dataset
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, Node
 from toolchain.ir.float_runner import apply_node, graph_input
+from toolchain.neuron import psp_filter, readout
 from toolchain.train.config import Config
 from toolchain.train.losses import build_loss
 from toolchain.train.methods.tsslbp import tsslbp_grad
-from toolchain.train.neuron import psp_filter, readout
 
 
 class _AtIntegerPoint(torch.autograd.Function):

@@ -99,7 +99,7 @@ MUTANTS = (
     ),
     Mutant(
         "the float neuron forgets its refractory step",
-        "toolchain/train/neuron.py",
+        "toolchain/neuron.py",
         "        held = refractory_mask(s, firing)\n",
         "        held = None\n",
         ("tests/test_neuron_variants.py",),
@@ -149,7 +149,7 @@ MUTANTS = (
     ),
     Mutant(
         "the float spike count is not strict at exact multiples of the threshold",
-        "toolchain/train/neuron.py",
+        "toolchain/neuron.py",
         "(torch.ceil(u / threshold) - 1)",
         "torch.floor(u / threshold)",
         ("tests/test_neuron_variants.py",),

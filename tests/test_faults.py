@@ -142,3 +142,40 @@ def test_a_killed_training_in_two_processes_leaves_nothing_behind(tmp_path, whol
     kill(run, whole_group)
     finish([*train, "--epochs", "1", "--overwrite", "--quiet"])
     assert {p.name for p in SHM.iterdir()} <= before
+
+
+def test_a_build_held_by_another_process_is_waited_for_aloud_then_given_up(tmp_path):
+    """Another live process holds the build folder: the wait is said on stderr, with its pid,
+    and ends after SNN_DEPLOY_KERNEL_WAIT_S with the reference code instead of a hang."""
+    import fcntl
+
+    from toolchain import native
+
+    folder = tmp_path / "kernel-0"
+    folder.mkdir()
+    with open(folder / "build.lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("424242")
+        held.flush()
+        holder = subprocess.run(  # a separate process: flock is per open file, not per process
+            [sys.executable, "-c", BUILD_LOCK_PROBE, str(folder)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, native.BUILD_WAIT_ENV: "1"},
+        )
+    assert holder.returncode == 0, holder.stderr
+    assert "waiting for process 424242 to finish building the kernel" in holder.stderr
+    assert "TimeoutError" in holder.stdout
+
+
+BUILD_LOCK_PROBE = """
+import sys
+from pathlib import Path
+from toolchain.native import _build_lock
+try:
+    with _build_lock(Path(sys.argv[1]), "kernel"):
+        print("got the lock")
+except TimeoutError as error:
+    print("TimeoutError", error)
+"""

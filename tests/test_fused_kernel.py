@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from toolchain.neuron import lif_sequence
 from toolchain.train.methods import MODES, fused, tsslbp
 from toolchain.train.methods.surrogate import SURROGATE_ALPHA, clamped_sigmoid
-from toolchain.train.neuron import lif_sequence
 
 PARAMS = {"tau_m": 5.0, "tau_s": 3.0, "threshold": 1.0}
 

@@ -221,7 +221,7 @@ def rewritten(data, source: Path, folder: Path) -> Path:
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_mutated_netx_files_are_read_or_refused_clearly(tmp_path_factory, data):
-    from targets.loihi2.netx_import import read_netx_graph
+    from toolchain.io.netx_read import read_netx_graph
 
     path = rewritten(data, TINY_NET, tmp_path_factory.mktemp("netx"))
     try:

@@ -13,10 +13,10 @@ import torch
 from conftest import ROOT
 
 from quantize.scales import quantize_graph
-from targets.loihi2.netx import how_to_run, save_netx
-from targets.loihi2.netx_import import read_netx_graph
 from targets.loihi2.simulator import input_payload, simulate
 from toolchain.io import read_graph, save_onnx
+from toolchain.io.netx_read import read_netx_graph
+from toolchain.io.netx_write import how_to_run, save_netx
 from toolchain.io.nir_read import read_nir
 from toolchain.io.nir_write import NirExportError, save_nir
 from toolchain.ir import CubaLIF, Dense, Flatten, Graph, GraphError, Input, SumPool2d

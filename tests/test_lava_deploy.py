@@ -278,7 +278,7 @@ def test_lava_dls_tiny_net_streams_bit_exact():
     """lava-dl's tiny.net, read from its netx file (input neurons, biased convolutions)."""
     from test_netx_import import LAVA_DL, tiny_sample
 
-    from targets.loihi2.netx_import import read_netx_graph
+    from toolchain.io.netx_read import read_netx_graph
 
     graph = read_netx_graph(LAVA_DL / "tiny.net")
     images = tiny_sample() * np.array([1.0, 0.6, 0.3]).reshape(3, 1, 1, 1)

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import targets.loihi2.lava  # noqa: F401  (installs the compat finder before any lava import)
-from targets.loihi2 import netx as netx_io
-from targets.loihi2.netx import NetxExportError, read_netx, save_netx
-from targets.loihi2.netx_weights import netx_dense_effective
+from toolchain.io import netx_write as netx_io
+from toolchain.io.netx_weights import netx_dense_effective
+from toolchain.io.netx_write import NetxExportError, read_netx, save_netx
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Input, SumPool2d
 
 RNG = np.random.default_rng(7)
@@ -296,7 +296,7 @@ def test_stored_conv_kernel_is_ours_after_netx(tmp_path, layer_index):
 def replay_netx_dense(stored: np.ndarray) -> np.ndarray:
     """The per-synapse weight netx + Lava's fixed-point Dense apply for a stored matrix: netx's
     optimize_weight_bits (lava-dl, replayed here from its source, independently of
-    targets.loihi2.netx), then Lava's own Dense weight handling (`lava.utils.weightutils`: sign
+    toolchain.io.netx_write), then Lava's own Dense weight handling (`lava.utils.weightutils`: sign
     mode, clip, LSB truncation), then the arithmetic shift of the sum by weight_exp =
     -scale_bits (asserted exact)."""
     from lava.utils import weightutils

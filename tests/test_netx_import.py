@@ -1,4 +1,4 @@
-"""Reading netx files (`targets.loihi2.netx_import`): a file we export reads back to a graph that
+"""Reading netx files (`toolchain.io.netx_read`): a file we export reads back to a graph that
 spikes the same, every command takes it, lava-dl's own tiny.net spikes as netx's ground truth
 says, and what is not supported is refused by layer and field."""
 
@@ -13,11 +13,11 @@ import h5py
 import numpy as np
 import pytest
 
-from targets.loihi2.netx import save_netx
-from targets.loihi2.netx_import import NetxImportError, read_netx_graph
 from targets.loihi2.simulator import simulate
 from toolchain.cli import main
 from toolchain.io import read_graph
+from toolchain.io.netx_read import NetxImportError, read_netx_graph
+from toolchain.io.netx_write import save_netx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_netx import convnet, mlp  # noqa: E402

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from quantize.scales import quantize_graph
-from targets.loihi2.netx import NetxExportError, save_netx
+from toolchain.io.netx_write import NetxExportError, save_netx
 from toolchain.ir import CubaLIF, Dense, Graph, GraphError, Input
 from toolchain.ir.float_runner import run_float
 

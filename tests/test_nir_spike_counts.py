@@ -260,7 +260,7 @@ def test_counts_with_a_recurrence_and_reset_to_zero_on_lava():
 def test_variants_survive_onnx_and_are_refused_by_nir_and_netx(tmp_path):
     """Spike counts, a synaptic bias and a refractory step, float and fixed point, read back
     from ONNX to the same nodes and the same simulation; NIR and netx cannot state them."""
-    from targets.loihi2.netx import NetxExportError, save_netx
+    from toolchain.io.netx_write import NetxExportError, save_netx
 
     graph = recurrent_counting_graph()
     lif1 = replace(graph.node("lif1"), synaptic_bias=np.linspace(-0.2, 0.3, 7), refractory=1)

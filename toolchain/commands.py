@@ -148,7 +148,7 @@ def export(args: argparse.Namespace, say: Say) -> dict[str, object]:
     graph = read_graph(args.source)
     graph = _lowered(graph) if args.lower else graph
     if args.format == "netx":
-        from targets.loihi2.netx import save_netx
+        from toolchain.io.netx_write import save_netx
 
         save_netx(graph, out)
     elif args.format == "nir":
@@ -168,7 +168,7 @@ def import_nir(args: argparse.Namespace, say: Say) -> dict[str, object]:
     if not args.model.exists():
         raise PathError(f"{args.model}: not found; expected a .nir file or a lava-dl .net/.h5 file")
     if args.model.suffix in (".net", ".h5"):  # lava-dl netx: already fixed point
-        from targets.loihi2.netx_import import read_netx_graph
+        from toolchain.io.netx_read import read_netx_graph
 
         _refuse_options(args, "a lava-dl netx file, already fixed point", NIR_ONLY)
         graph = read_netx_graph(args.model, steps=args.steps)

@@ -79,9 +79,9 @@ from targets.loihi2.formats import (
 from targets.loihi2.timing import output_window, reset_offset, resets_every_population
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError
 from toolchain.native import compiled
+from toolchain.neuron import predict_from_spikes
 from toolchain.parallel import in_shards
 from toolchain.resources import require_memory
-from toolchain.train.neuron import predict_from_spikes
 
 KERNEL_SOURCE = Path(__file__).with_name("kernels") / "population.cpp"
 KERNEL_ENV = "SNN_DEPLOY_SIM_KERNEL"

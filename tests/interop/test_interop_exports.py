@@ -21,12 +21,12 @@ from netx_runner import (
     run_netx,
 )
 
-from targets.loihi2.netx import save_netx
 from targets.loihi2.simulator import input_payload, simulate
 from targets.loihi2.timing import steps_for
 from toolchain.cli import main
 from toolchain.data.datasets import load_dataset
 from toolchain.io import read_graph
+from toolchain.io.netx_write import save_netx
 from toolchain.ir import Dense, Graph
 
 sys.path.insert(0, str(Path(__file__).parents[1]))

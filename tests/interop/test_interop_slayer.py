@@ -18,7 +18,7 @@ from netx_runner import (
     run_script,
 )
 
-from targets.loihi2.netx_import import read_netx_graph
+from toolchain.io.netx_read import read_netx_graph
 from toolchain.ir import Conv2d, CubaLIF, Dense, Input
 
 pytestmark = [pytest.mark.interop, requires_lava_dl]

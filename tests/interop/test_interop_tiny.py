@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from netx_runner import assert_ours_one_step_later, requires_lava_dl, run_input_neurons
 
-from targets.loihi2.netx_import import read_netx_graph
+from toolchain.io.netx_read import read_netx_graph
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from test_netx_import import LAVA_DL, tiny_sample  # noqa: E402

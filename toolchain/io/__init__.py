@@ -41,7 +41,7 @@ def _is_onnx(head: bytes) -> bool:  # protobuf: field 1 (ir_version, a varint) c
 
 
 def _from_netx(path: Path) -> Graph:
-    from targets.loihi2.netx_import import read_netx_graph
+    from toolchain.io.netx_read import read_netx_graph
 
     return read_netx_graph(path)
 

@@ -15,15 +15,15 @@ import torch.nn.functional as F
 
 from toolchain.data.encoding import repeat_over_time
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Node, SumPool2d
-from toolchain.parallel import over_shards
-from toolchain.resources import require_memory
-from toolchain.train.neuron import (
+from toolchain.neuron import (
     lif_forward,
     lif_step,
     predict_from_spikes,
     psp_filter,
     refractory_mask,
 )
+from toolchain.parallel import over_shards
+from toolchain.resources import require_memory
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ from targets.loihi2.formats import (
     WEIGHT_MIN,
 )
 from toolchain.errors import UserError
-from toolchain.train.neuron import Firing
+from toolchain.neuron import Firing
 
 
 class GraphError(UserError, ValueError):

@@ -24,7 +24,6 @@ from tqdm import tqdm
 from toolchain.data.augment import random_shift
 from toolchain.data.datasets import INPUT_SHAPES, Dataset, Split, hold_out, load_dataset
 from toolchain.errors import UserError
-from toolchain.report.training import write_metrics
 from toolchain.resources import require_memory
 from toolchain.train.averaging import WeightAverage
 from toolchain.train.checkpoint import (
@@ -37,6 +36,7 @@ from toolchain.train.checkpoint import (
 from toolchain.train.config import Config, ConvSpec, DenseSpec, DropoutSpec, layer_shapes
 from toolchain.train.distributed import SINGLE, Group, device_of_rank
 from toolchain.train.losses import Loss, build_loss
+from toolchain.train.metrics import write_metrics
 from toolchain.train.network import SpikingNetwork
 
 EVAL_BATCH = 500

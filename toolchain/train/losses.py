@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import torch
 
+from toolchain.neuron import psp_filter
 from toolchain.train.config import LossConfig, NeuronConfig
-from toolchain.train.neuron import psp_filter
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

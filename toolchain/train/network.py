@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from toolchain.data.encoding import repeat_over_time
+from toolchain.neuron import psp_filter, readout
 from toolchain.train.config import (
     Config,
     ConvSpec,
@@ -23,7 +24,6 @@ from toolchain.train.config import (
     layer_shapes,
 )
 from toolchain.train.methods import spiking_forward
-from toolchain.train.neuron import psp_filter, readout
 
 
 class SpikingLayer(nn.Module):

@@ -47,7 +47,7 @@ from targets.loihi2.lava.session import LavaTimeout, Session, default_timeout
 from targets.loihi2.simulator import input_payload, output_dtype
 from targets.loihi2.timing import steps_for
 from toolchain.ir import Graph
-from toolchain.train.neuron import predict_from_spikes
+from toolchain.neuron import predict_from_spikes
 
 __all__ = [
     "LavaResult",

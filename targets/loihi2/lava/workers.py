@@ -32,7 +32,7 @@ from targets.loihi2.lava.runner import LavaResult, run_on_lava
 from targets.loihi2.lava.session import STOP_GRACE_S
 from toolchain.atomic import atomic_path
 from toolchain.ir import Graph
-from toolchain.train.neuron import predict_from_spikes
+from toolchain.neuron import predict_from_spikes
 
 _POLL_S = 0.2
 _JOIN_S = STOP_GRACE_S + 5.0  # an interrupted worker stops its runtime, then ends

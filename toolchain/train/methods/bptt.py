@@ -1,6 +1,6 @@
 """Surrogate-gradient BPTT, the way snnTorch users train: autograd through every step.
 
-The forward pass is the neuron core's (`toolchain.train.neuron.lif_sequence`), the same as
+The forward pass is the neuron core's (`toolchain.neuron.lif_sequence`), the same as
 TSSL-BP's, with a spike function whose backward is the sigmoid surrogate; the reset is not
 detached, so the gradient also flows through u^r_t = u_t (1 - s_t):
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
+from toolchain.neuron import lif_sequence, time_first, time_last
 from toolchain.train.methods.surrogate import sigmoid_surrogate
-from toolchain.train.neuron import lif_sequence, time_first, time_last
 
 
 class SurrogateSpike(torch.autograd.Function):

@@ -1,7 +1,7 @@
 """TSSL-BP: the spiking layer's gradient as the authors' final code computes it.
 
 Follows stonezwr/TSSL-BP at ffaac71 as described in `shared/reference/tsslbp.md` section 2.2.
-The forward pass is the neuron core's (`toolchain.train.neuron.lif_sequence`), run without an
+The forward pass is the neuron core's (`toolchain.neuron.lif_sequence`), run without an
 autograd graph; the spikes (u > threshold) and du_t = u_t - u^r_{t-1} are recomputed from u in
 the backward pass. On the CPU the fused kernel (`fused.py`) runs the forward and the final
 backward in one pass over T; this module is its reference, which the tests compare it with.
@@ -23,9 +23,9 @@ from typing import Literal
 
 import torch
 
+from toolchain.neuron import lif_sequence, time_first, time_last
 from toolchain.train.methods.fused import fused_kernel
 from toolchain.train.methods.surrogate import SURROGATE_ALPHA, clamped_sigmoid, sigmoid_surrogate
-from toolchain.train.neuron import lif_sequence, time_first, time_last
 
 Mode = Literal["final", "submission", "surrogate"]
 MODES: tuple[str, ...] = ("final", "submission", "surrogate")

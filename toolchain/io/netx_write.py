@@ -88,8 +88,8 @@ import h5py
 import numpy as np
 
 from targets.loihi2.formats import current_lost
-from targets.loihi2.netx_weights import NetxExportError, dense_weight
 from toolchain.atomic import atomic_path
+from toolchain.io.netx_weights import NetxExportError, dense_weight
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, Input, SumPool2d
 
 FORMAT = "lava-dl netx hdf5"

@@ -42,9 +42,9 @@ from targets.loihi2.formats import (
     input_unit,
     weight_factor,
 )
-from targets.loihi2.netx import read_netx
 from toolchain.errors import UserError
 from toolchain.io.hdf5 import READ_ERRORS, check_self_contained
+from toolchain.io.netx_write import read_netx
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError, Input, Node
 
 DEFAULT_STEPS = 16  # netx files record no T; lava-dl's own examples use tSample = 16

@@ -1,5 +1,5 @@
 """What netx and Lava's fixed-point Dense make of a stored dense matrix, and the matrix to store
-for one of our Dense synapses (see `targets.loihi2.netx` for the reasoning)."""
+for one of our Dense synapses (see `toolchain.io.netx_write` for the reasoning)."""
 
 from __future__ import annotations
 
