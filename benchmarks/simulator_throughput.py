@@ -30,6 +30,7 @@ import torch
 from quantize.pipeline import calibration_images
 from quantize.scales import quantize_graph
 from targets.loihi2.simulator import simulate
+from targets.loihi2.timing import steps_for
 from toolchain.atomic import write_text
 from toolchain.data.datasets import load_mnist, mnist_dir
 from toolchain.ir import Dense, Graph
@@ -63,7 +64,7 @@ def floor_products(graph: Graph, images: np.ndarray) -> None:
     weights = [
         n.weight_int.astype(np.float32).T.copy() for n in graph.nodes if isinstance(n, Dense)
     ]
-    steps = graph.T + len(weights)
+    steps = steps_for(1, graph.T, len(weights))
     spikes = [np.ones((BATCH, w.shape[0]), np.float32) for w in weights[1:]]
     for start in range(0, len(images), BATCH):
         images[start : start + BATCH].reshape(-1, weights[0].shape[0]) @ weights[0]

@@ -13,7 +13,8 @@ import torch
 from conftest import ROOT
 
 from quantize.scales import quantize_graph
-from targets.loihi2.simulator import input_payload, simulate
+from targets.loihi2.simulator import simulate
+from targets.loihi2.stream import input_payload
 from toolchain.io import read_graph, save_onnx
 from toolchain.io.netx_read import read_netx_graph
 from toolchain.io.netx_write import how_to_run, save_netx

@@ -31,7 +31,8 @@ from targets.loihi2.lava.runner import (
     run_per_sample,
 )
 from targets.loihi2.lava.workers import run_on_lava_workers
-from targets.loihi2.simulator import input_payload, simulate
+from targets.loihi2.simulator import simulate
+from targets.loihi2.stream import input_payload
 from targets.loihi2.timing import output_window
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Input, Node
 

@@ -8,8 +8,8 @@ row k with lava-nc 0.10.0's Monitor row k + 1 for the paper's chain; with one ho
 files' row k is our Monitor row k (shift 0), which the test finds and asserts.
 
 The 1000-step input is one sample of T = 1000 steps with a payload per step
-(`run_payload_on_lava`, payload (1, 1, 1000)); the reference simulator's own update
-(`targets.loihi2.simulator._update`) is driven step by step with the same one-step synaptic delay.
+(`run_payload_on_lava`, payload (1, 1, 1000)); the reference simulator runs the same train as
+1000 frames of one sample.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 import targets.loihi2.lava  # noqa: F401  (installs the compat finder before any lava import)
-from targets.loihi2 import simulator as reference
 from targets.loihi2.lava.runner import run_payload_on_lava
+from targets.loihi2.simulator import simulate
 from toolchain.ir import CubaLIF, Dense, Graph, Input
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "reference" / "nir-paper"
@@ -49,17 +49,11 @@ def neuron_graph() -> Graph:
 
 
 def reference_neuron(graph: Graph, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """v and spikes of steps 1 .. T + 1 (row i = step i + 1), from the reference's update: the
-    population receives at step t the synapse applied to the input of step t - 1."""
-    population = reference._population(graph.populations[0], (1,))
-    state = reference._State.zeros((1, 1))
-    weight = int(graph.nodes[1].weight_int[0, 0])
-    v, s = np.zeros(STEPS + 1, np.int64), np.zeros(STEPS + 1, np.uint8)
-    for step in range(2, STEPS + 2):
-        drive = np.array([[weight * train[step - 2]]], np.int64) << reference.ACT_SHIFT
-        reference._update(population, state, drive, record_crossing=False)
-        v[step - 1], s[step - 1] = state.v[0, 0], state.spikes[0, 0]
-    return v, s
+    """v and spikes of steps 1 .. T + 1 (row i = step i + 1) from the reference simulator, the
+    train sent as one frame per step (levels 1: the payload is the train itself)."""
+    frames = train.astype(np.float64).reshape(1, STEPS, 1, 1, 1)
+    result = simulate(graph, frames, record=True, record_states=True)
+    return result.voltages["lif"][0, 0], result.spikes["lif"][0, 0]
 
 
 def test_nir_paper_neuron_matches_loihi_2_recording():

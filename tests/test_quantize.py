@@ -14,7 +14,7 @@ from targets.loihi2.formats import (
     voltage_decay,
 )
 from targets.loihi2.simulator import simulate
-from targets.loihi2.timing import output_window
+from targets.loihi2.timing import output_window, population_window
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError, Input
 from toolchain.ir.lowering import lower
 from toolchain.train.to_graph import graph_from_checkpoint
@@ -148,7 +148,7 @@ def test_operating_point_reproduces_the_integer_spikes_and_voltages(digits, lowe
         v_pre = np.rint(u_pre.numpy() * population.scale)
         assert torch.equal(torch.from_numpy(v_pre > population.vth * 64).double(), spikes)
         assert spikes.sum() > 0
-        recorded = result.voltages[population.name][..., index + 1 : index + 1 + fixed.T]
+        recorded = result.voltages[population.name][..., population_window(fixed, index)]
         quiet = spikes.numpy() == 0
         assert (recorded[quiet] < 0).any(), "negative voltages are where truncation matters"
         np.testing.assert_array_equal(v_pre[quiet], recorded[quiet], err_msg=population.name)

@@ -22,11 +22,11 @@ from hypothesis.extra.numpy import arrays
 from targets.loihi2.formats import VTH_MAX
 from targets.loihi2.simulator import (
     SimulationResult,
-    input_payload,
     output_window,
     predict_from_spikes,
     simulate,
 )
+from targets.loihi2.stream import input_payload
 from toolchain.ir import (
     Conv2d,
     CubaLIF,

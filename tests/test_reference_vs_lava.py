@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import targets.loihi2.lava  # noqa: F401  (installs the compat finder before any lava import)
-from targets.loihi2.simulator import SimulationResult, input_payload, simulate
+from targets.loihi2.simulator import SimulationResult, simulate
+from targets.loihi2.stream import input_payload
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, Input, Node
 
 

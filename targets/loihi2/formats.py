@@ -148,14 +148,3 @@ def sum_bound(weight_int: np.ndarray, unit: int) -> int:
     """No synaptic sum can exceed it: unit * max over outputs of sum |W_int|."""
     per_output = np.abs(weight_int.astype(np.int64)).reshape(len(weight_int), -1).sum(axis=1)
     return unit * int(per_output.max(initial=0))
-
-
-def conv_sum_problem(weight_int: np.ndarray, unit: int) -> str | None:
-    """Why Lava's Conv cannot compute this kernel's sums exactly, or None if it can."""
-    bound = sum_bound(weight_int, unit)
-    if bound >= INT32_LIMIT:
-        return (
-            f"sums up to {bound} reach 2^31; Lava's Conv casts its sum to int32, which is "
-            "undefined there"
-        )
-    return None

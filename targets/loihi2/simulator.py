@@ -76,7 +76,15 @@ from targets.loihi2.formats import (
     STATE_LIMIT,
     U_WRAP,
 )
-from targets.loihi2.timing import output_window, reset_offset, resets_every_population
+from targets.loihi2.plan import Plan, plan
+from targets.loihi2.stream import checked_images, output_dtype, payload, spike_dtype
+from targets.loihi2.timing import (
+    first_input_step,
+    in_window,
+    output_window,
+    reset_offset,
+    steps_for,
+)
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError
 from toolchain.native import compiled
 from toolchain.neuron import predict_from_spikes
@@ -167,11 +175,11 @@ class _Population:
     readout: bool = False  # never spikes: sends v
 
     @property
-    def is_variant(self) -> bool:
-        """Whether it needs `_update_reference`: the compiled update has no counts, synaptic
-        bias, refractory step or readout."""
-        variant = self.max_spikes > 1 or self.synaptic_bias is not None or bool(self.refractory)
-        return variant or self.readout
+    def needs_numpy_update(self) -> bool:
+        """Whether it runs `_update_reference`: the compiled update covers the stock neuron and
+        the reset by subtraction, not counts, a synaptic bias, a refractory step or a read-out."""
+        others = self.max_spikes > 1 or self.synaptic_bias is not None or bool(self.refractory)
+        return others or self.readout
 
 
 @dataclass
@@ -224,12 +232,12 @@ class _Recorder:
     ) -> _Recorder:
         def arrays(dtype: type | None) -> dict[str, np.ndarray]:
             return {
-                p.name: np.zeros((n, *p.shape, steps), dtype=dtype or _spike_dtype(p))
+                p.name: np.zeros((n, *p.shape, steps), dtype=dtype or spike_dtype(p))
                 for p in populations
             }
 
         last = populations[-1]
-        output = np.zeros((n, int(np.prod(last.shape)), steps), dtype=_spike_dtype(last))
+        output = np.zeros((n, int(np.prod(last.shape)), steps), dtype=spike_dtype(last))
         return cls(
             output,
             arrays(None) if record else None,
@@ -256,40 +264,6 @@ class _Recorder:
     def count(self, name: str, state: _State) -> None:
         self.current_wraps[name] += state.current_wraps
         self.voltage_saturations[name] += state.voltage_saturations
-
-
-def output_dtype(graph: Graph) -> type:
-    """The dtype of a graph's output per step: spikes (counts up to 255) or a readout's v."""
-    return _spike_dtype(graph.populations[-1])
-
-
-def _spike_dtype(population: _Population | CubaLIF) -> type:
-    return np.int64 if population.readout else np.uint8
-
-
-def input_payload(graph: Graph, images: np.ndarray) -> np.ndarray:
-    """The graded spike payload (int64) for this graph of images (N, C, H, W) in [0, 1], sent
-    at every step, or of inputs per step (N, T, C, H, W), returned time last: (N, C, H, W, T)."""
-    images = _checked_images(graph, images)
-    return _payload(graph, images)
-
-
-def _checked_images(graph: Graph, images: np.ndarray) -> np.ndarray:
-    images = np.asarray(images)
-    shape = graph.input.image_shape
-    if images.shape[1:] not in (shape, (graph.T, *shape)):
-        raise ValueError(
-            f"images have shape {images.shape}, expected (N, *{shape}) or (N, {graph.T}, *{shape})"
-        )
-    if images.dtype.kind != "f" or not np.all((images >= 0) & (images <= 1)):
-        raise ValueError("images must be floats in [0, 1]")
-    return images
-
-
-def _payload(graph: Graph, images: np.ndarray, dtype: type = np.int64) -> np.ndarray:
-    """`input_payload` of images already checked, in `dtype`."""
-    payload = formats.input_payload(graph.input.feed(images), graph.input.levels, dtype)
-    return payload if images.ndim == 4 else np.moveaxis(payload, 1, -1)
 
 
 def simulate(
@@ -336,7 +310,7 @@ def memory_needed(
     steps each) and one batch's states, drives and payload."""
     shapes = graph.shapes()
     neurons = [math.prod(shapes[graph.nodes.index(p)]) for p in graph.populations]
-    steps = graph.T + len(neurons)
+    steps = steps_for(1, graph.T, len(neurons))
     item = np.dtype(output_dtype(graph)).itemsize
     total = samples * neurons[-1] * steps * item
     total += samples * sum(neurons) * steps * ((8 if record else 0) + (24 if record_states else 0))
@@ -381,18 +355,18 @@ def _simulate(
     progress: bool = False,
 ) -> SimulationResult:
     """`simulate` in this process."""
-    layers = _prepare(graph)
-    resets = resets_every_population(graph)
-    images = _checked_images(graph, images)
+    checked = plan(graph)
+    layers = _prepare(checked)
+    images = checked_images(graph, images)
     populations = [population for _, population in layers]
-    steps = graph.T + len(layers)
+    steps = checked.steps_per_sample
     recorder = _Recorder.create(populations, len(images), steps, record, record_states)
     with tqdm(total=len(images), unit="sample", disable=not progress) as bar:
         for start in range(0, len(images), batch_size):
             rows = slice(start, min(start + batch_size, len(images)))
             # per batch: small arrays that stay in cache, in the first product's dtype
-            payload = _payload(graph, images[rows], layers[0][0].dtype)
-            _run_batch(layers, payload, graph.T, rows, recorder, resets)
+            sent = payload(graph, images[rows], layers[0][0].dtype)
+            _run_batch(layers, sent, graph.T, rows, recorder, checked.resets)
             bar.update(rows.stop - rows.start)
     window = output_window(graph)
     return SimulationResult(
@@ -409,30 +383,21 @@ def _simulate(
     )
 
 
-def _prepare(graph: Graph) -> list[tuple[_Synapse, _Population]]:
-    """Pair each synapse with its population, ready to run; refuses undeployable graphs."""
-    layers = graph.deployable_layers(recurrent=True)
-    shapes = [graph.shapes()[graph.nodes.index(population)] for _, population in layers]
-    sources = [1, *(population.max_spikes for _, population in layers)]
+def _prepare(checked: Plan) -> list[tuple[_Synapse, _Population]]:
+    """Each block's synapse and population, ready to run."""
     return [
         (
-            _synapse(
-                synapse, formats.largest_payload(graph.input.levels, index == 0, sources[index])
-            ),
-            _population(population, shape, graph.recurrent_synapse(population)),
+            _synapse(block.synapse, block.source_payload),
+            _population(block.population, block.shape, block.recurrent),
         )
-        for index, ((synapse, population), shape) in enumerate(zip(layers, shapes, strict=True))
+        for block in checked.blocks
     ]
 
 
 def _synapse(node: Dense | Conv2d, unit: int) -> _Synapse:
     weight = node.weight_int.astype(np.int64)
     bound = formats.sum_bound(weight, unit)
-    if isinstance(node, Conv2d):
-        problem = formats.conv_sum_problem(weight, unit)
-        if problem:
-            raise GraphError(f"node {node.name!r}: {problem}")
-    elif bound >= FLOAT64_EXACT:
+    if isinstance(node, Dense) and bound >= FLOAT64_EXACT:
         raise GraphError(f"node {node.name!r}: sums up to {bound} are not exact in float64")
     dtype = np.float32 if bound < FLOAT32_EXACT else np.float64
     if isinstance(node, Conv2d):
@@ -499,13 +464,13 @@ def _run_batch(
         for _, population in layers
     ]
     input_drives = _input_drives(layers[0][0], payload, T)
-    for step in range(1, T + len(layers) + 1):
+    for step in range(1, steps_for(1, T, len(layers)) + 1):
         for k in reversed(range(len(layers))):
-            if step <= k + 1 and not resets:
+            if step < first_input_step(k) and not resets:
                 continue  # nothing has reached population k + 1 yet: its state is still 0
             synapse, population = layers[k]
             if k == 0:
-                drive = input_drives[step - 2] if 2 <= step <= T + 1 else None
+                drive = input_drives[step - first_input_step(0)] if in_window(step, 0, T) else None
             else:
                 drive = _spike_drive(synapse, states[k - 1])
             if resets and step % T == reset_offset(k + 1, T):
@@ -514,7 +479,7 @@ def _run_batch(
                 drive = _sum(drive, _spike_drive(population.recurrent, states[k]))
             _update(population, states[k], drive, recorder.voltages is not None)
             recorder.store(population.name, rows, step - 1, states[k])
-            if k + 2 <= step <= k + T + 1 and not population.readout:  # its sample's window
+            if in_window(step, k, T) and not population.readout:
                 recorder.spike_counts[population.name] += states[k].fired
         recorder.store_output(rows, step - 1, states[-1])
     for (_, population), state in zip(layers, states, strict=True):
@@ -553,7 +518,7 @@ def _update(
 ) -> None:
     """One Lava step of a population, in place, given its synaptic input a << 6 (None: zero)."""
     kernel = population_kernel()
-    if kernel is None or population.is_variant:
+    if kernel is None or population.needs_numpy_update:
         _update_reference(population, state, drive, record_crossing)
         return
     empty = torch.empty(0)

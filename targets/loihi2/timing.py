@@ -9,12 +9,31 @@ Recorded column j holds step j + 1 (as in a Lava sink RingBuffer).
 
 from __future__ import annotations
 
+import numpy as np
+
 from toolchain.ir import Graph
 
 
 def steps_for(samples: int, T: int, populations: int) -> int:
     """Lava steps that stream `samples` samples through `populations` populations."""
     return samples * T + populations
+
+
+def in_window(step: int, index: int, T: int) -> bool:
+    """Whether Lava step `step` (1-based) of a sample's run is one of population `index`'s
+    (0-based) float steps 0 .. T-1: steps index + 2 .. index + T + 1."""
+    return index + 2 <= step <= index + T + 1
+
+
+def first_input_step(index: int) -> int:
+    """The first Lava step (1-based) at which population `index` (0-based) gets the sample."""
+    return index + 2
+
+
+def output_columns(samples: int, T: int, populations: int) -> np.ndarray:
+    """(samples, T): the recorded columns (column j = step j + 1) of every streamed sample's
+    output window; sample w's output is at steps wT + L + 1 .. wT + L + T."""
+    return np.arange(samples)[:, None] * T + populations + np.arange(T)
 
 
 def population_window(graph: Graph, index: int) -> slice:

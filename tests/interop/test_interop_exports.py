@@ -21,7 +21,8 @@ from netx_runner import (
     run_netx,
 )
 
-from targets.loihi2.simulator import input_payload, simulate
+from targets.loihi2.simulator import simulate
+from targets.loihi2.stream import input_payload
 from targets.loihi2.timing import steps_for
 from toolchain.cli import main
 from toolchain.data.datasets import load_dataset

@@ -81,6 +81,7 @@ negative or the clip bite).
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,8 @@ import h5py
 import numpy as np
 
 from targets.loihi2.formats import current_lost
+from targets.loihi2.plan import RULES, Block, PlanError, Rule, plan
+from targets.loihi2.timing import output_columns
 from toolchain.atomic import atomic_path
 from toolchain.io.netx_weights import NetxExportError, dense_weight
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, Input, SumPool2d
@@ -112,6 +115,7 @@ def _version() -> str:
 
 
 def _check_graph(graph: Graph) -> None:
+    """netx's own words for graphs that are not a chain of fixed-point blocks."""
     for node in graph.nodes:
         if isinstance(node, SumPool2d | Flatten):
             _refuse(
@@ -119,29 +123,6 @@ def _check_graph(graph: Graph) -> None:
                 f"{type(node).__name__} has no neurons on the chip; netx export accepts lowered "
                 "graphs only (Input, then Dense or Conv2d synapses each followed by a CubaLIF): "
                 "lower the float graph, then quantise",
-            )
-    for node in graph.populations:
-        if node.reset_subtract is not None:
-            _refuse(
-                node.name,
-                "resets by subtraction; netx's CUBA neuron resets to 0 (deploy it on Lava, "
-                "where it runs as LIFVariant)",
-            )
-        if node.bias is not None:
-            _refuse(node.name, "has a bias, which netx export does not write yet")
-        if node.readout:
-            _refuse(node.name, "is a readout (its membrane is the output), which netx cannot state")
-        if node.synaptic_bias is not None or node.refractory:
-            _refuse(
-                node.name,
-                "has a bias into its synaptic current or a refractory step, which netx's CUBA "
-                "neuron has not (deploy it on Lava, where it runs as LIFVariant)",
-            )
-        if node.max_spikes > 1:
-            _refuse(
-                node.name,
-                f"emits spike counts (up to {node.max_spikes} per step); netx's CUBA neuron "
-                "emits one spike (deploy it on Lava, where it runs as LIFVariant)",
             )
     for node in graph.nodes:
         if not node.is_fixed:
@@ -151,6 +132,59 @@ def _check_graph(graph: Graph) -> None:
                 f"{type(node).__name__} has no {what}; netx export accepts fixed-point graphs "
                 "only (quantise the graph first)",
             )
+    chain = graph.feed_forward_nodes  # a population's own recurrent synapse aside
+    for index in range(1, len(chain), 2):
+        following = chain[index + 1] if index + 1 < len(chain) else None
+        if not isinstance(following, CubaLIF):
+            _refuse(
+                chain[index].name,
+                "netx layers are a synapse and its neurons: every Dense or Conv2d must be "
+                "followed by a CubaLIF population",
+            )
+
+
+class NetxRuleError(PlanError, NetxExportError):
+    """A block that netx's CUBA neuron cannot state."""
+
+
+def _netx_rule(name: str, broken: Callable[[CubaLIF], bool], what: str) -> Rule:
+    """A rule of netx's neuron: refuses a population for which `broken` holds."""
+
+    def rule(block: Block) -> None:
+        if broken(block.population):
+            raise NetxRuleError(name, block.population.name, what, "present", "none in netx")
+
+    rule.__name__ = name
+    return rule
+
+
+ON_LAVA = "deploy it on Lava, where it runs as LIFVariant"
+NETX_RULES: tuple[Rule, ...] = (
+    _netx_rule(
+        "netx_reset_to_zero",
+        lambda p: p.reset_subtract is not None,
+        f"resets by subtraction; netx's CUBA neuron resets to 0 ({ON_LAVA})",
+    ),
+    _netx_rule(
+        "netx_no_bias", lambda p: p.bias is not None, "has a bias, which netx export does not write"
+    ),
+    _netx_rule(
+        "netx_no_readout",
+        lambda p: p.readout,
+        "is a readout (its membrane is the output), which netx cannot state",
+    ),
+    _netx_rule(
+        "netx_no_synaptic_bias_or_refractory",
+        lambda p: p.synaptic_bias is not None or bool(p.refractory),
+        f"has a bias into its synaptic current or a refractory step, which netx's CUBA neuron "
+        f"has not ({ON_LAVA})",
+    ),
+    _netx_rule(
+        "netx_one_spike",
+        lambda p: p.max_spikes > 1,
+        f"emits spike counts; netx's CUBA neuron emits one spike ({ON_LAVA})",
+    ),
+)
 
 
 # ------------------------------------------------------------------------------------- writing
@@ -176,7 +210,6 @@ def _neuron(group: h5py.Group, node: CubaLIF) -> None:
 
 def _layers(graph: Graph, input_layer: bool) -> list[dict[str, Any]]:
     """Every layer as (key -> value) in file order, checked before anything is written."""
-    shapes = graph.shapes()
     source: Input = graph.input
     layers: list[dict[str, Any]] = []
     if input_layer:
@@ -184,40 +217,31 @@ def _layers(graph: Graph, input_layer: bool) -> list[dict[str, Any]]:
             {"type": "input", "shape": list(source.shape), "attrs": {"node": source.name}}
         )
     previous: type | None = None
-    nodes = graph.nodes
-    for index in range(1, len(nodes), 2):
-        synapse = nodes[index]
-        population = nodes[index + 1] if index + 1 < len(nodes) else None
-        if not isinstance(population, CubaLIF):
-            _refuse(
-                synapse.name,
-                "netx layers are a synapse and its neurons: every Dense or Conv2d must be "
-                "followed by a CubaLIF population",
-            )
-        in_shape, out_shape = shapes[index - 1], shapes[index + 1]
+    for block in plan(graph, (*RULES, *NETX_RULES)).blocks:
+        synapse, population = block.synapse, block.population
         attrs = {"synapse": synapse.name, "population": population.name}
         if isinstance(synapse, Dense):
             if previous is Conv2d:
                 layers.append(
                     {
                         "type": "flatten",
-                        "shape": [int(np.prod(in_shape))],
+                        "shape": [int(np.prod(block.in_shape))],
                         "attrs": {"node": f"{synapse.name}:flatten"},
                     }
                 )
             out_features, in_features = synapse.weight_int.shape
             layer = {
                 "type": "dense",
-                "shape": list(out_shape),
+                "shape": list(block.shape),
                 "inFeatures": in_features,
                 "outFeatures": out_features,
                 "weight": dense_weight(synapse),
             }
-        elif isinstance(synapse, Conv2d):
+        else:
             out_channels, in_channels, kh, kw = synapse.weight_int.shape
             layer = {
                 "type": "conv",
-                "shape": list(out_shape),
+                "shape": list(block.shape),
                 "inChannels": in_channels,
                 "outChannels": out_channels,
                 "kernelSize": [kh, kw],
@@ -227,8 +251,6 @@ def _layers(graph: Graph, input_layer: bool) -> list[dict[str, Any]]:
                 "groups": 1,
                 "weight": synapse.weight_int,
             }
-        else:
-            _refuse(synapse.name, "netx export accepts Dense and Conv2d synapses only")
         layer["neuron"] = population
         layer["attrs"] = attrs
         layers.append(layer)
@@ -255,6 +277,7 @@ def how_to_run(graph: Graph, name: str) -> dict[str, str]:
     """What a netx user must pass and feed to get this graph's spikes; stored as root
     attributes, since netx's defaults (no reset, 0 message bits) give wrong spikes silently."""
     T, L = graph.T, len(graph.populations)
+    first, last = output_columns(1, T, L)[0][[0, -1]] + 1  # sample 0's steps
     bits = int(graph.input.levels).bit_length()
     c, h, w = graph.input.shape
     layout = (
@@ -279,7 +302,7 @@ def how_to_run(graph: Graph, name: str) -> dict[str, str]:
             f"{T}s+1 .. {T}s+{T}{plane}"
         ),
         "output_window": (
-            f"sample s's output spikes at steps {T}s+{L + 1} .. {T}s+{L + T} "
+            f"sample s's output spikes at steps {T}s+{first} .. {T}s+{last} "
             f"({L} layers, one step of delay each)"
         ),
     }

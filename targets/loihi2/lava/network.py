@@ -26,8 +26,9 @@ The network is the one the reference simulator (`targets.loihi2.simulator`) mode
   the zero state, as in the reference. Lava's fixed-point LIFReset model (`PyLifResetModelBitAcc`)
   is `AbstractPyLifModelFixed`'s dynamics with that reset in front: identical to LIF's otherwise.
 
-Stream layout (`stream_columns`): sample w's payload is sent at steps w*T + 1 .. w*T + T, zeros
-after the last sample; the source RingBuffer sends column (t - 1) % buffer at step t.
+Every per-block fact (shapes, message bits, LIF or `LIFVariant`) comes from the plan
+(`targets.loihi2.plan`), the source stream from `targets.loihi2.stream`; the source RingBuffer
+sends column (t - 1) % buffer at step t.
 
 `targets.loihi2.lava` must be imported before anything from `lava` (this module's package does
 that).
@@ -35,17 +36,18 @@ that).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from targets.loihi2.formats import conv_sum_problem, largest_payload, message_bits
+from targets.loihi2.formats import message_bits
+from targets.loihi2.plan import Block, lava_shape, plan, to_lava_order
+from targets.loihi2.stream import source_shape
 from targets.loihi2.timing import reset_offset, resets_every_population
 from toolchain.errors import UserError
-from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError
+from toolchain.ir import Dense, Graph, GraphError
 
 HW_MODULE = "lava.magma.core.model.nc"
 TARGETS = ("lava-sim", "loihi")
@@ -55,28 +57,12 @@ class LavaTargetUnavailable(UserError, RuntimeError):
     """The requested Lava target cannot run here (Loihi 2 hardware without lava-loihi)."""
 
 
-@dataclass(frozen=True)
-class Layer:
-    """A synapse and the population it feeds, with the population's shapes."""
-
-    synapse: Dense | Conv2d
-    population: CubaLIF
-    shape: tuple[int, ...]  # graph order: (n,) or (C, H, W)
-    in_shape: tuple[int, ...]  # the synapse's source, graph order
-    recurrent: Dense | None = None  # the population's own spikes of the previous step
-    source_spikes: int = 1  # the largest spike count the source population sends (1: spikes)
-
-    @property
-    def lava_shape(self) -> tuple[int, ...]:
-        return lava_shape(self.shape)
-
-
 @dataclass
 class LavaNetwork:
     """The processes of one built network; `source` is the process to run and stop."""
 
     graph: Graph
-    layers: list[Layer]
+    blocks: tuple[Block, ...]
     source: Any
     sink: Any
     lifs: dict[str, Any]
@@ -86,79 +72,6 @@ class LavaNetwork:
     def buffer(self) -> int:
         """Columns of the source and sink RingBuffers."""
         return int(self.source.data.shape[-1])
-
-
-def lava_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Graph shape (C, H, W) -> Lava's (W, H, C); (n,) stays."""
-    return tuple(reversed(shape)) if len(shape) == 3 else tuple(shape)
-
-
-def to_lava_order(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Values (..., *shape) in graph order -> (..., *lava_shape(shape))."""
-    if len(shape) != 3:
-        return x
-    lead = x.ndim - 3
-    return x.transpose(*range(lead), lead + 2, lead + 1, lead)
-
-
-def from_lava_order(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Values (..., *lava_shape(shape)) -> (..., *shape) in graph order."""
-    return to_lava_order(x, lava_shape(shape))  # reversing the three axes is its own inverse
-
-
-def source_shape(graph: Graph) -> tuple[int, ...]:
-    """The input payload's shape in graph order: (C, H, W) before a Conv, else (C*H*W,)."""
-    if isinstance(graph.nodes[1], Conv2d):
-        return tuple(graph.input.shape)
-    return (math.prod(graph.input.shape),)
-
-
-def deployable_layers(graph: Graph) -> list[Layer]:
-    """The (synapse, population) pairs of a lowered fixed-point graph; GraphError otherwise."""
-    shapes = graph.shapes()
-    layers = []
-    source_spikes = 1
-    for index, (synapse, population) in enumerate(graph.deployable_layers(recurrent=True)):
-        if isinstance(synapse, Conv2d):
-            problem = conv_sum_problem(
-                synapse.weight_int, largest_payload(graph.input.levels, index == 0, source_spikes)
-            )
-            if problem:
-                raise GraphError(f"node {synapse.name!r}: {problem}")
-        shape = shapes[graph.nodes.index(population)]
-        in_shape = shapes[graph.nodes.index(graph.node(graph.sources(synapse.name)[0]))]
-        recurrent = graph.recurrent_synapse(population)
-        if recurrent is not None and len(shape) != 1:
-            raise GraphError(
-                f"node {recurrent.name!r}: a recurrent synapse on Lava needs a dense population"
-            )
-        layers.append(Layer(synapse, population, shape, in_shape, recurrent, source_spikes))
-        source_spikes = population.max_spikes
-    return layers
-
-
-def stream_columns(
-    payload: np.ndarray, T: int, start: int, count: int, shape: tuple[int, ...]
-) -> np.ndarray:
-    """Source columns start .. start+count-1 of the stream (*lava_shape(shape), count) int32.
-
-    payload: (N, *shape) static payloads (sent T steps each) or (N, *shape, T) sequences.
-    Column j carries sample j // T at its step j % T; columns past N*T are zeros.
-    """
-    n = len(payload)
-    columns = np.arange(start, start + count)
-    sample, step = columns // T, columns % T
-    valid = sample < n
-    out = np.zeros((*lava_shape(shape), count), dtype=np.int32)
-    if not valid.any():
-        return out
-    idx = np.flatnonzero(valid)
-    if payload.ndim == len(shape) + 1:
-        values = payload[sample[idx]]  # (k, *shape)
-    else:
-        values = np.moveaxis(payload, -1, 1)[sample[idx], step[idx]]  # (k, *shape)
-    out[..., idx] = np.moveaxis(to_lava_order(values, shape), 0, -1).astype(np.int32)
-    return out
 
 
 def run_config(target: str) -> Any:
@@ -203,8 +116,8 @@ def build_network(
     from lava.proc.lif.process import LIF, LIFReset
     from lava.proc.monitor.process import Monitor
 
-    layers = deployable_layers(graph)
-    names = [layer.population.name for layer in layers]
+    blocks = plan(graph).blocks
+    names = [block.population.name for block in blocks]
     unknown = [name for name in probe if name not in names]
     if unknown:
         raise GraphError(f"cannot probe {unknown}: not populations of the graph ({names})")
@@ -217,38 +130,37 @@ def build_network(
     source = Source(data=np.ascontiguousarray(source_data, dtype=np.int32))
     port = source.s_out
     lifs: dict[str, Any] = {}
-    for k, layer in enumerate(layers, start=1):
-        bits = message_bits(k == 1, layer.source_spikes)
-        connection = _synapse(layer, port.shape, k == 1, bits)
+    for k, block in enumerate(blocks, start=1):
+        connection = _synapse(block, port.shape)
         port.connect(connection.s_in)
         params = dict(
-            shape=layer.lava_shape,
-            du=int(layer.population.du),
-            dv=int(layer.population.dv),
-            vth=int(layer.population.vth),
-            **_bias(layer),
-            name=layer.population.name,
+            shape=block.lava_shape,
+            du=int(block.population.du),
+            dv=int(block.population.dv),
+            vth=int(block.population.vth),
+            **_bias(block),
+            name=block.population.name,
         )
         resets = _resets(k, reset_interval)
-        if _is_variant(layer.population):
+        if block.variant:
             from targets.loihi2.lava.processes.variant import LIFVariant
 
-            lif = LIFVariant(**params, **_variant(layer), **resets)
+            lif = LIFVariant(**params, **_variant(block), **resets)
         elif reset_interval is None:
             lif = LIF(**params)
         else:
             lif = LIFReset(**params, **resets)
         connection.a_out.connect(lif.a_in)
-        if layer.recurrent is not None:
-            own_bits = message_bits(False, layer.population.max_spikes)
-            _close_loop(lif, layer.recurrent, resets, own_bits)
-        lifs[layer.population.name] = lif
+        if block.recurrent is not None:
+            own_bits = message_bits(False, block.population.max_spikes)
+            _close_loop(lif, block.recurrent, resets, own_bits)
+        lifs[block.population.name] = lif
         port = lif.s_out
-        nxt = layers[k].synapse if k < len(layers) else None
-        if isinstance(nxt, Dense) and len(layer.lava_shape) > 1:
+        nxt = blocks[k].synapse if k < len(blocks) else None
+        if isinstance(nxt, Dense) and len(block.lava_shape) > 1:
             port = port.flatten()  # C-order over (W, H, C); the Dense columns follow it
-    sink = Sink(shape=layers[-1].lava_shape, buffer=sink_buffer)
-    lifs[layers[-1].population.name].s_out.connect(sink.a_in)
+    sink = Sink(shape=blocks[-1].lava_shape, buffer=sink_buffer)
+    lifs[blocks[-1].population.name].s_out.connect(sink.a_in)
     monitors: dict[str, dict[str, Any]] = {}
     for name in dict.fromkeys(probe):
         monitors[name] = {}
@@ -256,7 +168,7 @@ def build_network(
             monitor = Monitor()
             monitor.probe(getattr(lifs[name], var), probe_steps)
             monitors[name][var] = monitor
-    return LavaNetwork(graph, layers, source, sink, lifs, monitors)
+    return LavaNetwork(graph, blocks, source, sink, lifs, monitors)
 
 
 def _resets(population: int, reset_interval: int | None) -> dict[str, int]:
@@ -290,58 +202,47 @@ def _close_loop(lif: Any, recurrent: Dense, resets: dict[str, int], bits: int) -
     loop.a_out.connect(lif.a_in)
 
 
-def _bias(layer: Layer) -> dict[str, Any]:
+def _bias(block: Block) -> dict[str, Any]:
     """Lava's bias_mant (in the population's Lava shape) and bias_exp; 0 without a bias."""
-    population = layer.population
+    population = block.population
     if population.bias_mant is None:
         return {"bias_mant": 0, "bias_exp": 0}
-    return {"bias_mant": _per_neuron(population.bias_mant, layer), "bias_exp": population.bias_exp}
+    return {"bias_mant": _per_neuron(population.bias_mant, block), "bias_exp": population.bias_exp}
 
 
-def _per_neuron(values: np.ndarray, layer: Layer) -> np.ndarray:
+def _per_neuron(values: np.ndarray, block: Block) -> np.ndarray:
     """Per-channel (or per-neuron) integers over the population, in Lava's shape."""
-    per_channel = values.reshape(-1, *[1] * (len(layer.shape) - 1))
-    spread = to_lava_order(np.broadcast_to(per_channel, layer.shape), layer.shape)
+    per_channel = values.reshape(-1, *[1] * (len(block.shape) - 1))
+    spread = to_lava_order(np.broadcast_to(per_channel, block.shape), block.shape)
     return np.ascontiguousarray(spread, np.int32)
 
 
-def _is_variant(population: CubaLIF) -> bool:
-    """Whether Lava's LIF cannot run it as it is: it needs `LIFVariant`."""
-    return (
-        population.reset_sub is not None
-        or population.max_spikes > 1
-        or population.synaptic_bias_int is not None
-        or bool(population.refractory)
-        or population.readout
-    )
-
-
-def _variant(layer: Layer) -> dict[str, Any]:
+def _variant(block: Block) -> dict[str, Any]:
     """`LIFVariant`'s parameters for a population."""
-    population = layer.population
+    population = block.population
     synaptic_bias = population.synaptic_bias_int
     return {
         "reset_sub": int(population.reset_sub or 0),
         "max_spikes": int(population.max_spikes),
-        "synaptic_bias": 0 if synaptic_bias is None else _per_neuron(synaptic_bias, layer),
+        "synaptic_bias": 0 if synaptic_bias is None else _per_neuron(synaptic_bias, block),
         "refractory": int(population.refractory),
         "readout": int(population.readout),
     }
 
 
-def _synapse(layer: Layer, in_shape: tuple[int, ...], first: bool, bits: int) -> Any:
-    """The Lava Dense or Conv of a layer's synapse; `bits`: its `num_message_bits`."""
+def _synapse(block: Block, in_shape: tuple[int, ...]) -> Any:
+    """The Lava Dense or Conv of a block's synapse."""
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense as LavaDense
     from lava.utils.weightutils import SignMode
 
-    node = layer.synapse
+    node, bits = block.synapse, block.message_bits
     if isinstance(node, Dense):
         weight = node.weight_int.astype(np.int32)
-        if not first and len(layer.in_shape) == 3:
+        if not block.first and len(block.in_shape) == 3:
             # A Conv population's spikes arrive flattened in Lava's (W, H, C) order; the
             # graph's columns are in (C, H, W) order (the input payload is sent that way).
-            c, h, w = layer.in_shape
+            c, h, w = block.in_shape
             weight = weight[:, np.arange(c * h * w).reshape(c, h, w).transpose(2, 1, 0).ravel()]
         return LavaDense(
             weights=np.ascontiguousarray(weight),

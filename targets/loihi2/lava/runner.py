@@ -37,14 +37,17 @@ from targets.loihi2.lava.network import (
     LavaNetwork,
     LavaTargetUnavailable,
     build_network,
-    deployable_layers,
-    from_lava_order,
     run_config,
+)
+from targets.loihi2.lava.session import LavaTimeout, Session, default_timeout
+from targets.loihi2.plan import from_lava_order, plan
+from targets.loihi2.stream import (
+    input_payload,
+    output_dtype,
+    output_windows,
     source_shape,
     stream_columns,
 )
-from targets.loihi2.lava.session import LavaTimeout, Session, default_timeout
-from targets.loihi2.simulator import input_payload, output_dtype
 from targets.loihi2.timing import steps_for
 from toolchain.ir import Graph
 from toolchain.neuron import predict_from_spikes
@@ -133,11 +136,11 @@ def run_payload_on_lava(
     exceed MAX_BUFFER_ITEMS values (then the buffer is refilled with Var.set between runs).
     """
     started = time.perf_counter()
-    layers = deployable_layers(graph)
+    blocks = plan(graph).blocks
     config = run_config(target)
     data = _normalise_payload(graph, payload)
     shape = source_shape(graph)
-    n, T, L = len(data), graph.T, len(layers)
+    n, T, L = len(data), graph.T, len(blocks)
     total = steps_for(n, T, L)
     buffer = _buffer_steps(total, T, math.prod(shape), buffer_samples)
     network = build_network(
@@ -149,8 +152,8 @@ def run_payload_on_lava(
         probe_steps=total,
     )
     chunk = T * max(1, -(-CHUNK_STEPS // T))
-    out_shape = layers[-1].shape
-    spikes = np.zeros((*reversed(out_shape), total) if len(out_shape) == 3 else (*out_shape, total))
+    out_shape = blocks[-1].shape
+    spikes = np.zeros((*blocks[-1].lava_shape, total))
     limit = default_timeout(total) if timeout_s is None else timeout_s
     session = Session(network.source, config, limit, total)
     with tqdm(total=n, unit="sample", disable=not progress, desc="lava") as bar:
@@ -166,7 +169,7 @@ def run_payload_on_lava(
             probes = _read_probes(network)
         finally:
             session.close()
-    output = _output_windows(spikes, out_shape, n, T, L, output_dtype(graph))
+    output = output_windows(spikes, out_shape, n, graph)
     return LavaResult(
         output_spikes=output,
         predictions=predict_from_spikes(output, graph.output_filter),
@@ -190,12 +193,12 @@ def run_per_sample(
     timeout_s applies to each sample's run (default `default_timeout(T + L)`).
     """
     started = time.perf_counter()
-    layers = deployable_layers(graph)
+    checked = plan(graph)
     config = run_config(target)
     data = _normalise_payload(graph, input_payload(graph, images))
-    shape, out_shape = source_shape(graph), layers[-1].shape
-    n, T, L = len(data), graph.T, len(layers)
-    steps = T + L
+    shape, out_shape = source_shape(graph), checked.blocks[-1].shape
+    n, T = len(data), graph.T
+    steps = checked.steps_per_sample
     outputs, traces = [], []
     for w in tqdm(range(n), unit="sample", disable=not progress, desc="lava"):
         network = build_network(
@@ -213,7 +216,7 @@ def run_per_sample(
             traces.append(_read_probes(network))
         finally:
             session.close()
-        outputs.append(_output_windows(spikes, out_shape, 1, T, L, output_dtype(graph))[0])
+        outputs.append(output_windows(spikes, out_shape, 1, graph)[0])
     empty = np.zeros((0, math.prod(out_shape), T), output_dtype(graph))
     output = np.stack(outputs) if outputs else empty
     probes = {
@@ -260,19 +263,9 @@ def _samples_done(steps: int, n: int, T: int, L: int) -> int:
     return int(min(n, max(0, (steps - L) // T)))
 
 
-def _output_windows(
-    spikes: np.ndarray, shape: tuple[int, ...], n: int, T: int, L: int, dtype: type
-) -> np.ndarray:
-    """Sink data (*lava_shape, steps) -> (n, n_out, T) of every sample's output window, in the
-    graph's output dtype (`simulator.output_dtype`)."""
-    flat = from_lava_order(np.moveaxis(spikes, -1, 0), shape).reshape(spikes.shape[-1], -1).T
-    columns = np.arange(n)[:, None] * T + L + np.arange(T)
-    return flat[:, columns].transpose(1, 0, 2).astype(dtype)
-
-
 def _read_probes(network: LavaNetwork) -> dict[str, dict[str, np.ndarray]]:
     probes: dict[str, dict[str, np.ndarray]] = {}
-    shapes = {layer.population.name: layer.shape for layer in network.layers}
+    shapes = {block.population.name: block.shape for block in network.blocks}
     for name, monitors in network.monitors.items():
         lif = network.lifs[name]
         probes[name] = {
