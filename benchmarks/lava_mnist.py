@@ -24,13 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-import targets.loihi2.lava  # noqa: F401  (before anything imports lava)
-from targets.loihi2.lava.workers import run_on_lava_workers
-from targets.loihi2.simulator import simulate
 from toolchain.atomic import write_text
 from toolchain.data.datasets import load_dataset
 from toolchain.demo import PRETRAINED_MNIST
 from toolchain.io import load_onnx
+from toolchain.pipeline import deploy_and_verify, run_lava
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks/results/lava_mnist.json"
@@ -48,7 +46,7 @@ def speed(graph, images: np.ndarray, workers: int) -> dict[str, float]:
     for count in (1, workers):
         with tempfile.TemporaryDirectory() as shards:
             _, seconds = timed(
-                lambda c=count, s=shards: run_on_lava_workers(
+                lambda c=count, s=shards: run_lava(
                     graph, images, workers=c, shard_dir=Path(s), progress=True
                 )
             )
@@ -75,19 +73,15 @@ def main() -> None:
     test = load_dataset("mnist", args.data_dir).test
     images, labels = test.images[: args.samples], test.labels[: args.samples]
     rates = speed(graph, images[: args.speed_samples], args.workers)
-    lava, lava_s = timed(
-        lambda: run_on_lava_workers(
-            graph,
-            images,
-            workers=args.workers,
-            shard_size=args.shard_size,
-            shard_dir=args.shard_dir,
-            progress=True,
-        )
+    deployment = deploy_and_verify(
+        graph,
+        images,
+        workers=args.workers,
+        shard_size=args.shard_size,
+        shard_dir=args.shard_dir,
+        progress=True,
     )
-    reference, reference_s = timed(lambda: simulate(graph, images, progress=True))
-    expected = reference.output_window_spikes
-    differ = np.flatnonzero((lava.output_spikes != expected).reshape(len(images), -1).any(1))
+    lava, reference, differ = deployment.lava, deployment.reference, deployment.differing
     result = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -99,9 +93,9 @@ def main() -> None:
         "samples_with_a_different_spike": differ.tolist(),
         "lava_accuracy": float((lava.predictions == labels).mean()),
         "reference_accuracy": float((reference.predictions == labels).mean()),
-        "lava_seconds_this_run": lava_s,
+        "lava_seconds_this_run": deployment.lava_seconds,
         "lava_steps_this_run": lava.steps,
-        "reference_seconds": reference_s,
+        "reference_seconds": deployment.reference_seconds,
         "speed": rates,
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),

@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from quantize.pipeline import quantize_checkpoint
-from targets.loihi2.lava.runner import run_on_lava, run_per_sample
-from targets.loihi2.simulator import simulate
+from targets.loihi2.lava.runner import run_per_sample
 from toolchain.atomic import write_text
 from toolchain.data.datasets import load_digits
 from toolchain.ir import Graph
+from toolchain.pipeline import deploy_and_verify
 from toolchain.train.checkpoint import Checkpoint
 from toolchain.train.config import load_config
 from toolchain.train.loop import train
@@ -60,12 +60,12 @@ def main() -> None:
     args = parser.parse_args()
     graph = digits_graph()
     images = load_digits().test.images[: args.samples]
-    reference, ref_s = timed(lambda: simulate(graph, images))
-    stream, stream_s = timed(lambda: run_on_lava(graph, images))
+    streamed = deploy_and_verify(graph, images)
+    assert streamed.matches, "Lava streaming != reference"
+    ref_s, stream_s = streamed.reference_seconds, streamed.lava_seconds
     few = images[: args.per_sample]
     single, single_s = timed(lambda: run_per_sample(graph, few))
-    expected = reference.output_window_spikes
-    assert np.array_equal(stream.output_spikes, expected), "Lava streaming != reference"
+    expected = streamed.reference.output_window_spikes
     assert np.array_equal(single.output_spikes, expected[: len(few)]), "per sample != reference"
     rows = [
         ("reference simulator", len(images), ref_s),

@@ -15,11 +15,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
 from toolchain.atomic import write_text
 from toolchain.data.datasets import Dataset, Split
-from toolchain.io.spikes import save_spikes
 
 FINETUNE_EPOCHS = 5
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -101,10 +98,8 @@ def run_demo(
     say=print,
 ) -> DemoResult:
     """Every stage of the pipeline; artifacts and the report go to `run_dir`."""
-    from targets.loihi2.lava.runner import run_on_lava
-    from targets.loihi2.lava.workers import run_on_lava_workers
-    from targets.loihi2.simulator import simulate
     from toolchain.data.datasets import load_dataset
+    from toolchain.pipeline import deploy_and_verify
     from toolchain.report.compare import compare
     from toolchain.report.plots import plot_comparison
     from toolchain.train.loop import model_from_checkpoint
@@ -124,22 +119,22 @@ def run_demo(
     count = min(lava_samples or LAVA_SAMPLES[dataset], len(test))
     first = Split(test.images[:count], test.labels[:count])
     say(f"streaming the first {count} test images through Lava (Loihi2SimCfg, fixed_pt)")
-    if workers == 1:
-        lava = run_on_lava(graph, first.images, progress=progress)
-    else:
-        lava = run_on_lava_workers(graph, first.images, workers=workers, progress=progress)
-    reference = simulate(graph, first.images)
-    save_spikes(run_dir / "lava_output.npz", lava.output_spikes, lava.predictions, first.labels)
+    deployment = deploy_and_verify(
+        graph,
+        first.images,
+        workers=workers,
+        progress=progress,
+        save=run_dir / "lava_output.npz",
+        labels=first.labels,
+    )
     result = DemoResult(
         dataset=dataset,
         float_accuracy=comparison.float_accuracy,
         reference_accuracy=comparison.fixed_accuracy,
         reference_samples=len(test),
-        lava_accuracy=float((lava.predictions == first.labels).mean()),
+        lava_accuracy=deployment.accuracy(first.labels),
         lava_samples=count,
-        lava_matches_reference=bool(
-            np.array_equal(lava.output_spikes, reference.output_window_spikes)
-        ),
+        lava_matches_reference=deployment.matches,
         run_dir=run_dir,
     )
     write_text(run_dir / "demo.json", json.dumps(result.to_json(), indent=2))

@@ -130,4 +130,9 @@ def _remember_parent() -> None:
 
 
 def _child_of() -> None:
-    die_with_parent(_forking_pid)
+    while True:
+        try:
+            die_with_parent(_forking_pid)
+            return
+        except KeyboardInterrupt:  # Ctrl-C reached the child as it was forked: the parent's
+            continue  # to handle; this child still asks to die with it

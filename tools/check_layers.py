@@ -33,7 +33,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("toolchain.io",),
     ("quantize",),
     ("toolchain.report",),
-    ("toolchain.pipeline", "toolchain.demo"),
+    ("toolchain.pipeline",),
+    ("toolchain.demo",),
     ("toolchain.commands",),
     ("toolchain.cli",),
 )

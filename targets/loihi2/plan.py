@@ -23,6 +23,7 @@ import numpy as np
 from targets.loihi2 import formats
 from targets.loihi2.timing import population_window, resets_every_population, steps_for
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError
+from toolchain.ir.fields import set_fields
 
 
 class PlanError(GraphError):
@@ -54,17 +55,17 @@ def from_lava_order(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return to_lava_order(x, lava_shape(shape))  # reversing the three axes is its own inverse
 
 
+# What Lava's stock LIF takes (with LIFReset's periodic reset); any other field of a population
+# set (a reset by subtraction, spike counts, a synaptic bias, a refractory step, a read-out, or a
+# field added later) needs the project's `LIFVariant`.
+LIF_FIELDS = frozenset(
+    ("tau_m", "tau_s", "threshold", "du", "dv", "vth", "scale", "bias", "bias_mant", "bias_exp")
+)
+
+
 def needs_variant(population: CubaLIF) -> bool:
-    """Whether Lava's LIF cannot run the population as it is, so that it needs `LIFVariant`:
-    a reset by subtraction, spike counts, a bias into the synaptic current, a refractory step
-    or a read-out membrane."""
-    return (
-        population.reset_sub is not None
-        or population.max_spikes > 1
-        or population.synaptic_bias_int is not None
-        or bool(population.refractory)
-        or population.readout
-    )
+    """Whether Lava's LIF cannot run the population as it is, so that it needs `LIFVariant`."""
+    return any(name not in LIF_FIELDS for name, _, _ in set_fields(population))
 
 
 # ------------------------------------------------------------------------------------ blocks

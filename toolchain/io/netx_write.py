@@ -81,7 +81,6 @@ negative or the clip bite).
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +93,7 @@ from targets.loihi2.timing import output_columns
 from toolchain.atomic import atomic_path
 from toolchain.io.netx_weights import NetxExportError, dense_weight
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, Input, SumPool2d
+from toolchain.ir.fields import says, set_fields
 
 FORMAT = "lava-dl netx hdf5"
 STRING_DTYPE = "S10"  # SLAYER's export_hdf5: create_dataset('type', (1,), 'S10', [...])
@@ -147,44 +147,26 @@ class NetxRuleError(PlanError, NetxExportError):
     """A block that netx's CUBA neuron cannot state."""
 
 
-def _netx_rule(name: str, broken: Callable[[CubaLIF], bool], what: str) -> Rule:
-    """A rule of netx's neuron: refuses a population for which `broken` holds."""
-
-    def rule(block: Block) -> None:
-        if broken(block.population):
-            raise NetxRuleError(name, block.population.name, what, "present", "none in netx")
-
-    rule.__name__ = name
-    return rule
-
-
+# What netx's CUBA neuron states; any other field of a population set is refused.
+NETX_FIELDS = frozenset(("tau_m", "tau_s", "threshold", "du", "dv", "vth", "scale"))
 ON_LAVA = "deploy it on Lava, where it runs as LIFVariant"
-NETX_RULES: tuple[Rule, ...] = (
-    _netx_rule(
-        "netx_reset_to_zero",
-        lambda p: p.reset_subtract is not None,
-        f"resets by subtraction; netx's CUBA neuron resets to 0 ({ON_LAVA})",
-    ),
-    _netx_rule(
-        "netx_no_bias", lambda p: p.bias is not None, "has a bias, which netx export does not write"
-    ),
-    _netx_rule(
-        "netx_no_readout",
-        lambda p: p.readout,
-        "is a readout (its membrane is the output), which netx cannot state",
-    ),
-    _netx_rule(
-        "netx_no_synaptic_bias_or_refractory",
-        lambda p: p.synaptic_bias is not None or bool(p.refractory),
-        f"has a bias into its synaptic current or a refractory step, which netx's CUBA neuron "
-        f"has not ({ON_LAVA})",
-    ),
-    _netx_rule(
-        "netx_one_spike",
-        lambda p: p.max_spikes > 1,
-        f"emits spike counts; netx's CUBA neuron emits one spike ({ON_LAVA})",
-    ),
-)
+
+
+def netx_cuba_neuron(block: Block) -> None:
+    """netx's neuron is Lava's CUBA LIF without a bias: the first field beyond it is refused."""
+    population = block.population
+    for name, _, _ in set_fields(population):
+        if name not in NETX_FIELDS:
+            raise NetxRuleError(
+                "netx_cuba_neuron",
+                population.name,
+                f"{says(population, name)}, which netx's CUBA neuron cannot state ({ON_LAVA})",
+                name,
+                "the fields of netx's CUBA neuron",
+            )
+
+
+NETX_RULES: tuple[Rule, ...] = (netx_cuba_neuron,)
 
 
 # ------------------------------------------------------------------------------------- writing

@@ -32,6 +32,7 @@ from toolchain.atomic import atomic_path
 from toolchain.data.encoding import ENCODING
 from toolchain.errors import UserError
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, Input, Node, SumPool2d
+from toolchain.ir.fields import says, set_fields
 
 DT = 1e-4  # snnTorch's step: its importer reads LIF files with it
 PRODUCER = "snn-deploy"
@@ -138,17 +139,20 @@ def _metadata(graph: Graph) -> dict[str, Any]:
     }
 
 
+# What NIR's neurons state (its fixed-point twins are not written: NIR holds the float model);
+# any other field of a population set is refused.
+NIR_FIELDS = frozenset(
+    ("tau_m", "tau_s", "threshold", "reset_subtract", "bias", "synaptic_bias", "readout")
+) | {"du", "dv", "vth", "scale", "reset_sub", "bias_mant", "bias_exp", "synaptic_bias_int"}
+
+
 def _reset(population: CubaLIF) -> str:
-    if population.refractory:
-        raise NirExportError(
-            f"node {population.name!r}: holds its membrane at 0 the step after a spike, which "
-            "NIR has no way to state; export ONNX"
-        )
-    if population.max_spikes > 1:
-        raise NirExportError(
-            f"node {population.name!r}: emits spike counts (up to {population.max_spikes} per "
-            "step), which NIR has no way to state; export ONNX"
-        )
+    for name, _, _ in set_fields(population):
+        if name not in NIR_FIELDS:
+            raise NirExportError(
+                f"node {population.name!r}: {says(population, name)}, which NIR has no way to "
+                "state; export ONNX"
+            )
     if population.reset_subtract is None:
         return "zero"
     if population.reset_subtract != population.threshold:

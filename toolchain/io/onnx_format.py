@@ -70,7 +70,7 @@ IR_VERSION = 8
 IMAGE = "image"
 PREVIOUS = ":previous"  # suffix of the graph input carrying a recurrent source's last output
 PLUMBING = ("Cast", "Reshape")
-FIXED_KEYS = ("du", "dv", "vth", "scale")
+FIXED_KEYS = ("du", "dv", "vth", "scale")  # a fixed-point population states all four
 
 
 class OnnxFormatError(UserError, ValueError):

@@ -34,6 +34,8 @@ from toolchain.ir import (
     Node,
     SumPool2d,
 )
+from toolchain.ir.fields import kinds
+from toolchain.ir.fields import required as required_fields
 
 _MISSING = object()
 
@@ -113,30 +115,25 @@ class _Reader:
         return Flatten(proto.name)
 
     def lif(self, proto: onnx.NodeProto) -> CubaLIF:
+        """A population of every field the node states (`ir.fields`); absent ones default,
+        except the fields without a default and, where one is there, all of FIXED_KEYS."""
         keys = {attribute.name for attribute in proto.attribute}
-        fixed: dict[str, Any] = {}
-        if keys.intersection(FIXED_KEYS):
-            fixed = {key: _int(proto, key) for key in ("du", "dv", "vth")}
-            fixed["scale"] = _float(proto, "scale")
         if "weight_exp" in keys:  # domain version 1: the exponent of the Dense before it
             self.set_weight_exp(proto, _int(proto, "weight_exp"))
-        floats = [_float(proto, "tau_m", infinite=True), _float(proto, "tau_s")]
-        floats.append(_float(proto, "threshold"))
-        if "reset_subtract" in keys:
-            fixed["reset_subtract"] = _float(proto, "reset_subtract")
-        if "reset_sub" in keys:
-            fixed["reset_sub"] = _int(proto, "reset_sub")
-        for key in ("max_spikes", "refractory"):
-            if key in keys:
-                fixed[key] = _int(proto, key)
-        if "readout" in keys:
-            fixed["readout"] = bool(_int(proto, "readout"))
-        for key in ("bias", "bias_mant", "synaptic_bias", "synaptic_bias_int"):
-            if f"{proto.name}.{key}" in self.inits:
-                fixed[key] = numpy_helper.to_array(self.inits[f"{proto.name}.{key}"])
-        if "bias_exp" in keys:
-            fixed["bias_exp"] = _int(proto, "bias_exp")
-        return CubaLIF(proto.name, *floats, **fixed)
+        required = set(required_fields(CubaLIF)) | (
+            set(FIXED_KEYS) if keys & set(FIXED_KEYS) else set()
+        )
+        values: dict[str, Any] = {}
+        for name, kind in kinds(CubaLIF).items():
+            stated = name in keys or f"{name}_f64" in keys or name in required
+            if kind == "array" and f"{proto.name}.{name}" in self.inits:
+                values[name] = numpy_helper.to_array(self.inits[f"{proto.name}.{name}"])
+            elif kind == "float" and stated:
+                values[name] = _float(proto, name, infinite=True)  # the node checks the range
+            elif kind in ("int", "bool") and stated:
+                number = _int(proto, name)
+                values[name] = bool(number) if kind == "bool" else number
+        return CubaLIF(proto.name, **values)
 
     def set_weight_exp(self, proto: onnx.NodeProto, weight_exp: int) -> None:
         if not self.nodes or not isinstance(self.nodes[-1], Dense):

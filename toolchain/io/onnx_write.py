@@ -16,6 +16,7 @@ from toolchain.atomic import atomic_path
 from toolchain.io.onnx_format import DOMAIN, DOMAIN_VERSION, IMAGE, IR_VERSION, OPSET, PREVIOUS
 from toolchain.ir import SYNAPSES, Conv2d, CubaLIF, Dense, Flatten, Graph, Input, Node, SumPool2d
 from toolchain.ir.describe import graph_metadata, version
+from toolchain.ir.fields import set_fields
 
 Shapes = tuple[tuple[int, ...], tuple[int, ...]]  # (input, output) of a node, per sample
 
@@ -103,34 +104,17 @@ def _write_flatten(b: _Builder, node: Flatten, xs: list[str], shapes: Shapes) ->
 
 
 def _write_lif(b: _Builder, node: CubaLIF, xs: list[str], shapes: Shapes) -> str:
-    attrs = {
-        **_real("tau_m", node.tau_m),
-        **_real("tau_s", node.tau_s),
-        **_real("threshold", node.threshold),
-    }
-    if node.is_fixed:
-        attrs.update(
-            du=int(node.du), dv=int(node.dv), vth=int(node.vth), **_real("scale", node.scale)
-        )
-    if node.reset_subtract is not None:
-        attrs.update(_real("reset_subtract", node.reset_subtract))
-    if node.reset_sub is not None:
-        attrs["reset_sub"] = int(node.reset_sub)
-    if node.max_spikes > 1:
-        attrs["max_spikes"] = int(node.max_spikes)
-    if node.refractory:
-        attrs["refractory"] = int(node.refractory)
-    if node.readout:
-        attrs["readout"] = 1
-    if node.synaptic_bias is not None:
-        b.init(f"{node.name}.synaptic_bias", node.synaptic_bias)
-    if node.synaptic_bias_int is not None:
-        b.init(f"{node.name}.synaptic_bias_int", node.synaptic_bias_int.astype(np.int32))
-    if node.bias is not None:
-        b.init(f"{node.name}.bias", node.bias)
-    if node.bias_mant is not None:
-        b.init(f"{node.name}.bias_mant", node.bias_mant.astype(np.int32))
-        attrs["bias_exp"] = int(node.bias_exp)
+    """Every set field of the population (`ir.fields`): reals as exact attributes, integers and
+    flags as INT attributes, arrays as initialisers `<node>.<field>` (int32 where integer)."""
+    attrs: dict[str, Any] = {}
+    for name, kind, value in set_fields(node):
+        if kind == "array":
+            integer = np.issubdtype(value.dtype, np.integer)
+            b.init(f"{node.name}.{name}", value.astype(np.int32) if integer else value)
+        elif kind == "float":
+            attrs.update(_real(name, value))
+        else:
+            attrs[name] = int(value)
     return b.add("CubaLIF", xs, node.name, _batch(shapes[1]), b.act, domain=DOMAIN, **attrs)
 
 

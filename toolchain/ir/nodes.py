@@ -30,6 +30,7 @@ subtracted from v on a spike) on those that reset by subtraction, and `bias_mant
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, fields
 from typing import Any
@@ -272,6 +273,11 @@ class Flatten(Node):
         return (math.prod(shape),)
 
 
+def _says(default: object, words: str) -> object:
+    """A field whose meaning a refusal states in `words` (`{}` takes the value)."""
+    return dataclasses.field(default=default, metadata={"says": words})
+
+
 @dataclass(frozen=True, eq=False)
 class CubaLIF(Node):
     """A population of current-based LIF neurons, one per element of its input."""
@@ -284,16 +290,17 @@ class CubaLIF(Node):
     dv: int | None = None
     vth: int | None = None
     scale: float | None = None
-    reset_subtract: float | None = None  # None: reset to 0
+    # Beyond TSSL-BP's neuron; `says` is how a refusal puts it (a format that cannot state it).
+    reset_subtract: float | None = _says(None, "resets by subtraction")  # None: reset to 0
     reset_sub: int | None = None
-    bias: np.ndarray | None = None  # (C,) or (n,): per channel or per neuron
+    bias: np.ndarray | None = _says(None, "has a bias")  # (C,) or (n,): per channel or neuron
     bias_mant: np.ndarray | None = None
     bias_exp: int = 0
-    max_spikes: int = 1  # spikes per step: 1, or a bound on the spike count
-    synaptic_bias: np.ndarray | None = None  # (C,) or (n,), into the synaptic filter
+    max_spikes: int = _says(1, "emits spike counts (up to {} per step)")  # 1: one spike a step
+    synaptic_bias: np.ndarray | None = _says(None, "has a bias into its synaptic current")
     synaptic_bias_int: np.ndarray | None = None
-    refractory: int = 0  # 1: u held at 0 the step after a spike
-    readout: bool = False  # never spikes; outputs its membrane (NIR's LI)
+    refractory: int = _says(0, "holds its membrane at 0 the step after a spike")  # 1: u held
+    readout: bool = _says(False, "is a readout (its membrane is the output)")  # NIR's LI
 
     def __post_init__(self) -> None:
         self._check_reset()

@@ -1,0 +1,160 @@
+"""Commands that turn one file into another: export, import, inspect, quantize."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from toolchain.atomic import write_text
+from toolchain.commands.arguments import (
+    Say,
+    fits,
+    inputs_of,
+    is_checkpoint,
+    lowered,
+    refuse_options,
+    same_dataset,
+    stray_labels,
+    user_samples,
+)
+from toolchain.data.datasets import load_dataset
+from toolchain.io import read_graph, save_onnx
+from toolchain.ir.describe import describe
+from toolchain.paths import PathError, output_file
+from toolchain.train.checkpoint import Checkpoint
+from toolchain.train.config import ConfigError
+
+# The names each written format takes: readers choose by content, but every other tool by name.
+SUFFIXES = {"onnx": (".onnx",), "netx": (".net", ".h5"), "nir": (".nir",)}
+
+ARTICLES = {"onnx": "an ONNX", "netx": "a netx", "nir": "a NIR"}
+
+
+def _named_for(path: Path, format_name: str) -> Path:
+    """`path` if its suffix is one of the format's, else an error saying which to use."""
+    suffixes = SUFFIXES[format_name]
+    if path.suffix.lower() not in suffixes:
+        raise PathError(
+            f"{path}: {ARTICLES[format_name]} file is named *{' or *'.join(suffixes)}; a "
+            f"{path.suffix or 'suffix-less'} name would mislead every other reader"
+        )
+    return path
+
+
+def export(args: argparse.Namespace, say: Say) -> dict[str, object]:
+    out = _named_for(output_file(args.out, *inputs_of(args)), args.format)
+    graph = read_graph(args.source)
+    graph = lowered(graph) if args.lower else graph
+    if args.format == "netx":
+        from toolchain.io.netx_write import save_netx
+
+        save_netx(graph, out)
+    elif args.format == "nir":
+        from toolchain.io.nir_write import save_nir
+
+        save_nir(graph, out)
+    else:
+        save_onnx(graph, out)
+    say(f"wrote {out}\n{describe(graph)}")
+    return {"path": str(out), "fixed_point": graph.is_fixed, "lowered": graph.is_lowered}
+
+
+def import_nir(args: argparse.Namespace, say: Say) -> dict[str, object]:
+    from toolchain.io.nir_read import read_nir
+
+    out = _named_for(output_file(args.out, *inputs_of(args)), "onnx")
+    if not args.model.exists():
+        raise PathError(f"{args.model}: not found; expected a .nir file or a lava-dl .net/.h5 file")
+    if args.model.suffix in (".net", ".h5"):  # lava-dl netx: already fixed point
+        from toolchain.io.netx_read import read_netx_graph
+
+        refuse_options(args, "a lava-dl netx file, already fixed point", NIR_ONLY)
+        graph = read_netx_graph(args.model, steps=args.steps)
+    else:
+        graph = read_nir(
+            args.model,
+            convention=args.source or "nir",
+            dt=args.dt,
+            reset=args.reset,
+            max_spikes=args.max_spikes,
+            steps=args.steps,
+            levels=args.levels,
+        )
+    save_onnx(graph, out)
+    say(f"wrote {out}\n{describe(graph)}")
+    return {"path": str(out), "T": graph.T, "populations": len(graph.populations)}
+
+
+# import's options that only a NIR file's reading takes (a netx file states them itself)
+NIR_ONLY = {"source": "--from", "dt": "--dt", "reset": "--reset", "max_spikes": "--max-spikes"}
+
+NIR_ONLY["levels"] = "--levels"
+
+
+def inspect(args: argparse.Namespace, say: Say) -> dict[str, object]:
+    graph = read_graph(args.file)
+    say(describe(graph))
+    return {
+        "name": graph.name,
+        "T": graph.T,
+        "fixed_point": graph.is_fixed,
+        "lowered": graph.is_lowered,
+        "nodes": [
+            {"name": n.name, "type": type(n).__name__, "shape": list(shape)}
+            for n, shape in zip(graph.nodes, graph.shapes(), strict=True)
+        ],
+        "edges": [list(edge) for edge in graph.edges],
+    }
+
+
+def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
+    from quantize.pipeline import calibration_images, post_training, quantize_checkpoint
+
+    source = args.source
+    out = _named_for(output_file(args.out, *inputs_of(args)), "onnx")
+    report_path = output_file(out.with_suffix(".report.json"), *inputs_of(args))
+    if is_checkpoint(source):
+        checkpoint = Checkpoint.load(source)
+        trained_on = checkpoint.config.dataset
+        refuse_options(
+            args,
+            f"a checkpoint, calibrated on its own dataset's training images ({trained_on})",
+            {"inputs": "--inputs", "labels": "--labels"},
+        )
+        same_dataset(source, trained_on, args.dataset)
+        dataset = load_dataset(trained_on, args.data_dir)
+        result = quantize_checkpoint(
+            checkpoint,
+            dataset,
+            calibration=args.calibration,
+            finetune_epochs=args.finetune,
+            progress=not args.quiet,
+            netx=args.netx,
+            workers=args.workers,
+        )
+    else:
+        graph = lowered(read_graph(source))
+        if (args.dataset is None) == (args.inputs is None) or args.finetune or stray_labels(args):
+            raise ConfigError(
+                f"{source}: a float graph is quantised on --dataset NAME (calibration from its "
+                "training images, accuracy on its test images) or on --inputs X.npy (the first "
+                "--calibration of them; --labels Y.npy for accuracies); --finetune needs a "
+                "checkpoint"
+            )
+        if args.inputs is None:
+            fits(graph, source, args.dataset)
+            dataset = load_dataset(args.dataset, args.data_dir)
+            images = calibration_images(dataset.train, args.calibration, seed=0)
+            test_images, labels = dataset.test.images, dataset.test.labels
+        else:
+            test_images, labels = user_samples(graph, args.inputs, args.labels, graded=True)
+            images = test_images[: args.calibration]
+        result = post_training(
+            graph, images, test_images, labels, netx=args.netx, workers=args.workers
+        )
+    save_onnx(result.graph, out)
+    report = {"graph": str(out), **result.to_json()}
+    write_text(report_path, json.dumps(report, indent=2))
+    say(f"{result.table()}\nwrote {out} and {report_path}")
+    return report

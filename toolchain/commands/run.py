@@ -1,0 +1,225 @@
+"""Commands that run a graph on samples: simulate, deploy, compare."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolchain.atomic import write_text
+from toolchain.commands.arguments import (
+    Say,
+    fits,
+    inputs_of,
+    is_checkpoint,
+    stray_labels,
+    user_samples,
+)
+from toolchain.data.datasets import Split, load_dataset
+from toolchain.io import read_graph
+from toolchain.io.spikes import save_spikes
+from toolchain.ir import Graph, GraphError
+from toolchain.paths import output_file, output_folder
+from toolchain.train.checkpoint import Checkpoint
+from toolchain.train.config import ConfigError
+
+
+def _runnable_graph(path: Path) -> Graph:
+    """A float graph, or a lowered fixed-point one; else an error naming the file."""
+    graph = read_graph(path)
+    if graph.is_fixed and not graph.is_lowered:
+        raise GraphError(f"{path}: is not lowered; quantize lowers it (snn-deploy quantize)")
+    return graph
+
+
+def _fixed_graph(path: Path) -> Graph:
+    """A lowered fixed-point graph, or an error naming the file."""
+    graph = _runnable_graph(path)
+    if not graph.is_fixed:
+        raise GraphError(f"{path}: is a float graph; quantize it first (snn-deploy quantize)")
+    return graph
+
+
+def _split(args: argparse.Namespace) -> Split:
+    test = load_dataset(args.dataset, args.data_dir).test
+    if args.limit is None:
+        return test
+    return Split(test.images[: args.limit], test.labels[: args.limit])
+
+
+def simulate(args: argparse.Namespace, say: Say) -> dict[str, object]:
+    graph = _runnable_graph(args.graph)
+    out = None if args.save_spikes is None else output_file(args.save_spikes, *inputs_of(args))
+    inputs, labels = _samples(args, graph)
+    began = time.perf_counter()
+    spikes, predictions, extra = _simulated(graph, inputs, args)
+    seconds = time.perf_counter() - began
+    kind = "fixed-point" if graph.is_fixed else "float"
+    result: dict[str, object] = {"kind": kind, "samples": len(predictions), "seconds": seconds}
+    if labels is not None:
+        result["accuracy"] = float((predictions == labels).mean())
+    if out is not None:
+        save_spikes(out, spikes, predictions)
+        result["saved"] = str(out)
+    layers = _layer_spikes(graph, extra.pop("spikes"), len(predictions))
+    result.update(extra)
+    result["layers"] = layers
+    accuracy = f"accuracy {100 * result['accuracy']:.2f} %, " if "accuracy" in result else ""
+    say(
+        f"{graph.name}, {kind} ({len(predictions)} samples): {accuracy}"
+        f"{len(predictions) / seconds:.0f} samples/s"
+        + "".join(f"; {key.replace('_', ' ')} {sum(n.values())}" for key, n in extra.items())
+        + (f"; saved {out}" if out else "")
+    )
+    say(_layer_table(layers))
+    return result
+
+
+def _layer_spikes(graph: Graph, spikes: dict[str, int], samples: int) -> list[dict[str, object]]:
+    """Per population: neurons, spikes per sample and the rate (per neuron and step) in its
+    sample's T steps."""
+    shapes = dict(zip((n.name for n in graph.nodes), graph.shapes(), strict=True))
+    layers = []
+    for population in graph.populations:
+        neurons, count = math.prod(shapes[population.name]), spikes[population.name]
+        layers.append(
+            {
+                "name": population.name,
+                "neurons": neurons,
+                "spikes_per_sample": count / samples,
+                "rate": count / (samples * neurons * graph.T),
+            }
+        )
+    return layers
+
+
+def _layer_table(layers: list[dict[str, object]]) -> str:
+    lines = [f"{'population':<16} {'neurons':>8} {'spikes/sample':>14} {'rate':>8}"]
+    for layer in layers:
+        lines.append(
+            f"{layer['name']:<16} {layer['neurons']:>8} {layer['spikes_per_sample']:>14.1f} "
+            f"{layer['rate']:>8.4f}"
+        )
+    return "\n".join(lines)
+
+
+def _samples(args: argparse.Namespace, graph: Graph) -> tuple[np.ndarray, np.ndarray | None]:
+    """(inputs, labels): the test split of --dataset, or --inputs with --labels (or None),
+    which a fixed-point graph must be able to take."""
+    if (args.dataset is None) == (args.inputs is None):
+        raise GraphError(f"{args.graph}: give either --dataset NAME or --inputs X.npy")
+    if stray_labels(args):
+        raise ConfigError(
+            f"{args.labels}: --labels go with --inputs; --dataset {args.dataset} brings its own"
+        )
+    if args.dataset is not None:
+        fits(graph, args.graph, args.dataset)
+        split = _split(args)
+        return split.images, split.labels
+    inputs, labels = user_samples(graph, args.inputs, args.labels, graded=graph.is_fixed)
+    return inputs[: args.limit], None if labels is None else labels[: args.limit]
+
+
+def _simulated(
+    graph: Graph, inputs: np.ndarray, args: argparse.Namespace
+) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+    """(output spikes (N, *shape, T) on the float time axis, predictions, fixed-point counts)."""
+    if not graph.is_fixed:
+        from toolchain.ir.float_runner import run_float
+
+        result = run_float(graph, inputs, workers=args.workers)
+        output = result.spikes[graph.populations[-1].name]
+        spikes = {
+            p.name: 0 if p.readout else int(result.spikes[p.name].sum(dtype=np.int64))
+            for p in graph.populations
+        }
+        return output, result.predictions, {"spikes": spikes}
+    from targets.loihi2.simulator import simulate
+
+    result = simulate(graph, inputs, progress=not args.quiet, workers=args.workers)
+    counts = {
+        "spikes": result.spike_counts,
+        "current_wraps": result.current_wraps,
+        "voltage_saturations": result.voltage_saturations,
+    }
+    return result.output_window_spikes, result.predictions, counts
+
+
+def deploy(args: argparse.Namespace, say: Say) -> dict[str, object]:
+    from toolchain.pipeline import deploy_and_verify
+
+    graph = _fixed_graph(args.graph)
+    default = args.graph.with_name(f"{args.graph.stem}-{args.target}.npz")
+    out = output_file(args.out or default, *inputs_of(args))
+    images, labels = _samples(args, graph)
+    deployment = deploy_and_verify(
+        graph,
+        images,
+        target=args.target,
+        workers=args.workers,
+        progress=not args.quiet,
+        save=out,
+        labels=labels,
+    )
+    lava = deployment.lava
+    result: dict[str, object] = {"target": args.target, "samples": len(images)}
+    accuracy = ""
+    if labels is not None:
+        result["accuracy"] = deployment.accuracy(labels)
+        accuracy = f"accuracy {100 * result['accuracy']:.2f} %; "
+    say(
+        f"{graph.name} on {args.target} ({len(images)} samples, {lava.steps} steps, "
+        f"{lava.seconds:.1f} s): {accuracy}output spikes equal to the reference simulator's: "
+        f"{'yes' if deployment.matches else 'NO'}; saved {out}"
+    )
+    return {
+        **result,
+        "matches_reference": deployment.matches,
+        "steps": lava.steps,
+        "seconds": lava.seconds,
+        "workers": args.workers,
+        "output": str(out),
+    }
+
+
+def compare(args: argparse.Namespace, say: Say) -> dict[str, object]:
+    from toolchain.report.compare import compare
+    from toolchain.report.plots import plot_comparison
+
+    floating = _float_side(args)
+    graph = _fixed_graph(args.graph)
+    images, labels = _samples(args, graph)
+    if labels is None:
+        raise GraphError(f"{args.inputs}: compare reports accuracies; give --labels Y.npy too")
+    out = output_folder(args.out or args.graph.parent / f"{args.graph.stem}-compare")
+    comparison, raster = compare(
+        floating, graph, Split(images, labels), progress=not args.quiet, workers=args.workers
+    )
+    report = comparison.to_json()
+    write_text(out / "compare.json", json.dumps(report, indent=2))
+    plots = plot_comparison(comparison, raster, out)
+    say(f"{comparison.table()}\nwrote {out / 'compare.json'}, {', '.join(map(str, plots))}")
+    return report
+
+
+def _float_side(args: argparse.Namespace) -> Any:
+    """The trained network of a checkpoint, or a float graph (an imported one, say)."""
+    from toolchain.train.loop import model_from_checkpoint
+
+    if not is_checkpoint(args.checkpoint):
+        floating = read_graph(args.checkpoint)
+        if floating.is_fixed:
+            raise GraphError(f"{args.checkpoint}: is a fixed-point graph; compare needs the float")
+        return floating
+    checkpoint = Checkpoint.load(args.checkpoint)
+    if args.dataset is not None and checkpoint.config.dataset != args.dataset:
+        raise ConfigError(
+            f"{args.checkpoint}: was trained on {checkpoint.config.dataset!r}, not on "
+            f"--dataset {args.dataset!r}"
+        )
+    return model_from_checkpoint(checkpoint)
