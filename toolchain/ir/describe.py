@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib.metadata
 
 from toolchain.data.encoding import ENCODING
+from toolchain.ir.fields import set_fields
 from toolchain.ir.graph import Graph
-from toolchain.ir.nodes import Conv2d, CubaLIF, Dense, Input, Node, SumPool2d
+from toolchain.ir.nodes import Node
 
 
 def version() -> str:
@@ -28,58 +29,23 @@ def graph_metadata(graph: Graph) -> dict[str, str]:
     }
 
 
-def _weights(node: Dense | Conv2d) -> str:
-    text = f"weight [{node.weight.min():.4g}, {node.weight.max():.4g}]"
-    if node.weight_int is not None:
-        text += f", weight_int [{node.weight_int.min()}, {node.weight_int.max()}]"
-    return text
-
-
 def _parameters(node: Node) -> str:
-    match node:
-        case Input() if node.constant_plane:
-            return f"levels {node.levels}, last channel a constant plane (1 every step)"
-        case Input():
-            return f"levels {node.levels}"
-        case Dense() if node.weight_int is not None:
-            return f"{_weights(node)}, weight_exp {node.weight_exp}"
-        case Dense():
-            return _weights(node)
-        case Conv2d():
-            (sh, sw), (ph, pw) = node.stride, node.padding
-            return f"{_weights(node)}, stride {sh}x{sw}, padding {ph}x{pw}"
-        case SumPool2d():
-            return f"size {node.size}, weight {node.weight:.4g}"
-        case CubaLIF() if node.is_fixed:
-            fixed = f"du {node.du}, dv {node.dv}, vth {node.vth}, scale {node.scale:.6g}"
-            if node.reset_sub is not None:
-                fixed += f", reset_sub {node.reset_sub}"
-            if node.bias_mant is not None:
-                fixed += f", bias_mant in [{node.bias_mant.min()}, {node.bias_mant.max()}]"
-                fixed += f" << {node.bias_exp}"
-            return f"{_neuron(node)}, {fixed}"
-        case CubaLIF():
-            return _neuron(node)
-        case _:
-            return ""
+    """Every set field of the node (`ir.fields`): numbers, flags, shapes, arrays as ranges."""
+    return ", ".join(
+        _shown(name, kind, value) for name, kind, value in set_fields(node, shown=True)
+    )
 
 
-def _neuron(node: CubaLIF) -> str:
-    text = f"tau_m {node.tau_m:.4g}, tau_s {node.tau_s:.4g}, threshold {node.threshold:.4g}"
-    if node.reset_subtract is not None:
-        text += f", reset by subtracting {node.reset_subtract:.4g}"
-    if node.bias is not None:
-        text += f", bias in [{node.bias.min():.4g}, {node.bias.max():.4g}]"
-    if node.synaptic_bias is not None:
-        low, high = node.synaptic_bias.min(), node.synaptic_bias.max()
-        text += f", synaptic bias in [{low:.4g}, {high:.4g}]"
-    if node.max_spikes > 1:
-        text += f", spike counts up to {node.max_spikes}"
-    if node.refractory:
-        text += ", held at 0 the step after a spike"
-    if node.readout:
-        text += ", readout (no spikes: its membrane is the output)"
-    return text
+def _shown(name: str, kind: str, value: object) -> str:
+    if kind == "array":
+        return f"{name} [{value.min():.4g}, {value.max():.4g}]"
+    if kind == "tuple":
+        return f"{name} {'x'.join(map(str, value))}"
+    if kind == "bool":
+        return name
+    if kind == "float":
+        return f"{name} {value:.6g}"
+    return f"{name} {value}"
 
 
 def _table(rows: list[tuple[str, ...]]) -> list[str]:

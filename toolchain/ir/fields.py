@@ -50,20 +50,20 @@ def required(node_type: type) -> tuple[str, ...]:
     )
 
 
-def set_fields(node: Any) -> list[tuple[str, str, Any]]:
-    """(name, kind, value) of every field of `node` that is not at its default."""
-    defaults = {f.name: f.default for f in dataclasses.fields(node)}
+def set_fields(node: Any, *, shown: bool = False) -> list[tuple[str, str, Any]]:
+    """(name, kind, value) of every field of `node` that is not at its default; with `shown`,
+    also those marked to be shown whatever their value (metadata `shown`, e.g. input levels)."""
     found = []
-    for name, kind in kinds(type(node)).items():
-        value = getattr(node, name)
-        default = defaults[name]
-        unset = (
-            value is None
-            if kind == "array"
-            else (default is not dataclasses.MISSING and value == default)
+    for field in dataclasses.fields(node):
+        if field.name == "name":
+            continue
+        value, default = getattr(node, field.name), field.default
+        kind = kinds(type(node))[field.name]
+        unset = value is None or (
+            kind != "array" and default is not dataclasses.MISSING and value == default
         )
-        if not unset:
-            found.append((name, kind, value))
+        if not unset or (shown and field.metadata.get("shown") and value is not None):
+            found.append((field.name, kind, value))
     return found
 
 

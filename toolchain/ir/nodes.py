@@ -144,7 +144,7 @@ class Input(Node):
 
     name: str
     shape: tuple[int, int, int]  # (C, H, W) that the next node sees, the constant plane included
-    levels: int = 255
+    levels: int = dataclasses.field(default=255, metadata={"shown": True})
     constant_plane: bool = False
 
     def __post_init__(self) -> None:
