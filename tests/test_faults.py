@@ -2,7 +2,7 @@
 `timeout -s KILL` and the OOM killer do) at each stage that starts other processes: a kernel
 build, `deploy --workers 2`, `train --nproc 2`. Afterwards no process of the run is alive within
 10 s, the next run succeeds (bounded by a timeout: a hang fails), and once it has run no
-shared-memory entry of the killed run is left in /dev/shm (`toolchain.lifetime`)."""
+shared-memory entry of the killed run's processes is left in /dev/shm (`toolchain.lifetime`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from test_bad_input import DIGITS
+
+from toolchain.lifetime import ORPHAN_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 SHM = Path("/dev/shm")
@@ -62,14 +64,27 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
         time.sleep(0.2)
 
 
-def kill(run: subprocess.Popen, whole_group: bool) -> None:
-    """kill -9 of the main process, or of its process group; the run is reaped."""
+def kill(run: subprocess.Popen, whole_group: bool) -> set[int]:
+    """kill -9 of the main process, or of its process group; the run is reaped. Returns the
+    pids its processes had."""
+    pids = {run.pid, *processes_of(run)}
     if whole_group:
         os.killpg(run.pid, signal.SIGKILL)
     else:
         run.kill()
     run.wait()
     wait_for(lambda: not processes_of(run), 10, f"the processes of run {run.pid} to end")
+    return pids
+
+
+def left_by(pids: set[int]) -> list[str]:
+    """The shared-memory entries owned by these processes (`lifetime.ORPHAN_NAMES`)."""
+    found = []
+    for entry in SHM.iterdir():
+        match = ORPHAN_NAMES.match(entry.name)
+        if match and int(match.group(1) or match.group(2)) in pids:
+            found.append(entry.name)
+    return found
 
 
 def segments_of(pid: int) -> set[str]:
@@ -123,25 +138,22 @@ def deploy_args(workspace: Path, limit: int, out: Path) -> list:
 
 @pytest.mark.parametrize("whole_group", [False, True])
 def test_a_killed_deploy_with_two_workers_leaves_nothing_behind(workspace, tmp_path, whole_group):
-    before = {p.name for p in SHM.iterdir()}
     deploy = start(deploy_args(workspace, 450, tmp_path / "a.npz"))
     wait_for(lambda: len(segments_of(deploy.pid)) > 10, 120, "Lava's segments")
-    kill(deploy, whole_group)
+    pids = kill(deploy, whole_group)
     finish(deploy_args(workspace, 4, tmp_path / "b.npz"))
-    assert not segments_of(deploy.pid)
-    assert {p.name for p in SHM.iterdir()} <= before
+    assert not left_by(pids)
 
 
 @pytest.mark.parametrize("whole_group", [False, True])
 def test_a_killed_training_in_two_processes_leaves_nothing_behind(tmp_path, whole_group):
-    before = {p.name for p in SHM.iterdir()}
     train = ["-m", "toolchain.cli", "train", "--config", DIGITS, "--out", tmp_path, "--nproc", "2"]
     run = start([*train, "--epochs", "500", "--quiet"])
     wait_for(lambda: len(processes_of(run)) >= 4, 120, "the training processes")
-    time.sleep(3.0)  # training
-    kill(run, whole_group)
+    wait_for(lambda: left_by(set(processes_of(run))), 60, "the workers' semaphores")
+    pids = kill(run, whole_group)
     finish([*train, "--epochs", "1", "--overwrite", "--quiet"])
-    assert {p.name for p in SHM.iterdir()} <= before
+    assert not left_by(pids)
 
 
 def test_a_build_held_by_another_process_is_waited_for_aloud_then_given_up(tmp_path):

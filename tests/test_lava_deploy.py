@@ -33,7 +33,7 @@ from targets.loihi2.lava.runner import (
 from targets.loihi2.lava.workers import run_on_lava_workers
 from targets.loihi2.simulator import simulate
 from targets.loihi2.stream import input_payload
-from targets.loihi2.timing import output_window
+from targets.loihi2.timing import output_window, population_window
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Input, Node
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -58,15 +58,16 @@ def assert_matches_reference(graph: Graph, images: np.ndarray, result: LavaResul
         result.output_spikes, ref.output_spikes[..., output_window(graph)]
     )
     np.testing.assert_array_equal(result.predictions, ref.predictions)
-    T = graph.T
     names = [p.name for p in graph.populations]
     for name, traces in result.probes.items():
-        k = names.index(name) + 1  # population k works on sample w at steps w*T+k+1 .. +T
+        window = population_window(graph, names.index(name))  # sample 0's; w's is wT later
         for var, states in (("u", ref.currents), ("v", ref.voltages)):
             for w in range(len(images)):
-                lava = traces[var][w * T + k : w * T + k + T]  # row i = step i + 1
-                expected = np.moveaxis(states[name][w][..., k : k + T], -1, 0)
-                np.testing.assert_array_equal(lava, expected, err_msg=f"{name}.{var} sample {w}")
+                rows = slice(w * graph.T + window.start, w * graph.T + window.stop)
+                expected = np.moveaxis(states[name][w][..., window], -1, 0)
+                np.testing.assert_array_equal(
+                    traces[var][rows], expected, err_msg=f"{name}.{var} sample {w}"
+                )
 
 
 def with_extreme_weights(graph: Graph) -> Graph:

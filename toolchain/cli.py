@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     from toolchain import commands
     from toolchain.data.datasets import DATASET_NAMES
     from toolchain.io.nir_read import CONVENTIONS
+    from toolchain.ir.provenance import DEFAULT_LEVELS, NETX_DEFAULT_STEPS, NIR_DEFAULT_STEPS
 
     parser = Parser(
         prog="snn-deploy", description="Train spiking networks with TSSL-BP and deploy them."
@@ -118,8 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="spikes a neuron emits per step at most (default: the exporter's; Sinabs and "
         "Rockpool emit spike counts, 1 for Sinabs' SingleSpike)",
     )
-    p.add_argument("--steps", type=count(1), help="time steps per sample (T; default 10)")
-    p.add_argument("--levels", type=count(1), help="input levels for the chip (default 255)")
+    p.add_argument(
+        "--steps",
+        type=count(1),
+        help=f"time steps per sample (T; default: the file's, else {NIR_DEFAULT_STEPS} for NIR, "
+        f"{NETX_DEFAULT_STEPS} for netx)",
+    )
+    p.add_argument(
+        "--levels", type=count(1), help=f"input levels for the chip (default {DEFAULT_LEVELS})"
+    )
     p.set_defaults(run=commands.import_nir)
 
     p = sub.add_parser("inspect", help="print the nodes of a graph file")

@@ -76,7 +76,7 @@ from targets.loihi2.formats import (
     STATE_LIMIT,
     U_WRAP,
 )
-from targets.loihi2.plan import Plan, plan
+from targets.loihi2.plan import LIF_FIELDS, Plan, plan
 from targets.loihi2.stream import checked_images, output_dtype, payload, spike_dtype
 from targets.loihi2.timing import (
     first_input_step,
@@ -86,6 +86,7 @@ from targets.loihi2.timing import (
     steps_for,
 )
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError
+from toolchain.ir.fields import set_fields
 from toolchain.native import compiled
 from toolchain.neuron import predict_from_spikes
 from toolchain.parallel import in_shards
@@ -174,12 +175,7 @@ class _Population:
     refractory: int = 0  # 1: v = 0 the step after a spike
     readout: bool = False  # never spikes: sends v
 
-    @property
-    def needs_numpy_update(self) -> bool:
-        """Whether it runs `_update_reference`: the compiled update covers the stock neuron and
-        the reset by subtraction, not counts, a synaptic bias, a refractory step or a read-out."""
-        others = self.max_spikes > 1 or self.synaptic_bias is not None or bool(self.refractory)
-        return others or self.readout
+    numpy_update: bool = False  # `needs_numpy_update` of its node
 
 
 @dataclass
@@ -431,7 +427,18 @@ def _population(
         synaptic_bias=_bias_of(node.synaptic_bias_int, ACT_SHIFT, shape),
         refractory=node.refractory,
         readout=node.readout,
+        numpy_update=needs_numpy_update(node),
     )
+
+
+# What the compiled update computes: Lava's LIF and the reset by subtraction. A population with
+# any other field set (spike counts, a synaptic bias, a refractory step, a read-out, or a field
+# added later) runs the numpy passes of `_update_reference`.
+KERNEL_FIELDS = LIF_FIELDS | {"reset_subtract", "reset_sub"}
+
+
+def needs_numpy_update(node: CubaLIF) -> bool:
+    return any(name not in KERNEL_FIELDS for name, _, _ in set_fields(node))
 
 
 def _bias_of(mant: np.ndarray | None, exp: int, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -518,7 +525,7 @@ def _update(
 ) -> None:
     """One Lava step of a population, in place, given its synaptic input a << 6 (None: zero)."""
     kernel = population_kernel()
-    if kernel is None or population.needs_numpy_update:
+    if kernel is None or population.numpy_update:
         _update_reference(population, state, drive, record_crossing)
         return
     empty = torch.empty(0)

@@ -28,8 +28,9 @@ def checked_images(graph: Graph, images: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"images have shape {images.shape}, expected (N, *{shape}) or (N, {graph.T}, *{shape})"
         )
-    if images.dtype.kind != "f" or not np.all((images >= 0) & (images <= 1)):
-        raise ValueError("images must be floats in [0, 1]")
+    problem = graph.input.graded_problem(images)
+    if problem:
+        raise ValueError(f"images: {problem}")
     return images
 
 

@@ -88,11 +88,13 @@ def user_samples(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """A user's inputs for `graph` (`graded`: as a fixed-point graph takes them), and their
     labels if a file is given (else None)."""
-    from toolchain.data.inputs import load_inputs, load_labels, require_graded
+    from toolchain.data.inputs import InputsError, load_inputs, load_labels
 
     inputs = load_inputs(inputs_path, graph.input.image_shape, graph.T)
     if graded:
-        require_graded(inputs, inputs_path)
+        problem = graph.input.graded_problem(inputs)
+        if problem:
+            raise InputsError(f"{inputs_path}: {problem}")
     if labels_path is None:
         return inputs, None
     return inputs, load_labels(labels_path, len(inputs), graph.shapes()[-1][0])

@@ -85,16 +85,6 @@ def load_inputs(path: Path, input_shape: tuple[int, ...], steps: int) -> np.ndar
     return array
 
 
-def require_graded(inputs: np.ndarray, path: Path) -> np.ndarray:
-    """`inputs` if a fixed-point graph can take them: in [0, 1] (graded spikes)."""
-    if inputs.min() < 0 or inputs.max() > 1:
-        raise InputsError(
-            f"{path}: a fixed-point graph takes inputs in [0, 1] (sent as graded spikes of "
-            f"round(x * levels)); these span [{inputs.min():.4g}, {inputs.max():.4g}]"
-        )
-    return inputs
-
-
 def load_labels(path: Path, count: int, classes: int) -> np.ndarray:
     """int64 labels (N,), each in 0 .. classes - 1, for N inputs."""
     array = _load(path)

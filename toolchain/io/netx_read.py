@@ -46,9 +46,8 @@ from toolchain.errors import UserError
 from toolchain.io.hdf5 import READ_ERRORS, check_self_contained
 from toolchain.io.netx_write import read_netx
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError, Input, Node
+from toolchain.ir.provenance import DEFAULT_LEVELS, INPUT_LEVELS, NETX_DEFAULT_STEPS, TIME_STEPS
 
-DEFAULT_STEPS = 16  # netx files record no T; lava-dl's own examples use tSample = 16
-INPUT_NEURON_LEVELS = 255  # x in [0, 1] -> the bias netx would write, round(255 x)
 NEURON_TYPES = ("CUBA", "LOIHI")  # netx builds the same LIF for both
 NETX_BIAS_EXP = ACT_SHIFT  # netx sends bias << 6 into v
 
@@ -82,7 +81,7 @@ def _graph(data: dict[str, Any], name: str, steps: int | None) -> Graph:
     if not layers or _text(layers[0].get("type")) != "input":
         raise NetxImportError("layer 0 must be the input layer")
     neurons = "neuron" in layers[0]
-    levels = int(attrs.get("input_levels", INPUT_NEURON_LEVELS if neurons else 1))
+    levels = int(attrs.get(INPUT_LEVELS, DEFAULT_LEVELS if neurons else 1))
     shape = _shape(layers[0]["shape"])
     nodes: list[Node] = [Input("input", shape, levels)]
     if neurons:
@@ -103,7 +102,7 @@ def _graph(data: dict[str, Any], name: str, steps: int | None) -> Graph:
         except READ_ERRORS as error:
             reason = f"{type(error).__name__}: {error}".splitlines()[0]
             raise NetxImportError(f"layer {index}: a field cannot be read ({reason})") from None
-    return Graph(tuple(nodes), T=steps or int(attrs.get("time_steps", DEFAULT_STEPS)), name=name)
+    return Graph(tuple(nodes), T=steps or int(attrs.get(TIME_STEPS, NETX_DEFAULT_STEPS)), name=name)
 
 
 def _input_neurons(layer: dict, shape: tuple[int, int, int], levels: int) -> list[Node]:

@@ -80,7 +80,6 @@ negative or the clip bite).
 
 from __future__ import annotations
 
-import importlib.metadata
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +93,15 @@ from toolchain.atomic import atomic_path
 from toolchain.io.netx_weights import NetxExportError, dense_weight
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, Input, SumPool2d
 from toolchain.ir.fields import says, set_fields
+from toolchain.ir.provenance import (
+    GRAPH_NAME,
+    INPUT_LEVELS,
+    PRODUCER,
+    PRODUCER_KEY,
+    TIME_STEPS,
+    VERSION_KEY,
+    version,
+)
 
 FORMAT = "lava-dl netx hdf5"
 STRING_DTYPE = "S10"  # SLAYER's export_hdf5: create_dataset('type', (1,), 'S10', [...])
@@ -102,13 +110,6 @@ REF_DELAY = 1
 
 def _refuse(node: str, message: str) -> None:
     raise NetxExportError(f"node {node!r}: {message}")
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("snn-deploy")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 # ------------------------------------------------------------------------------------ checking
@@ -298,11 +299,11 @@ def save_netx(graph: Graph, path: Path | str, *, input_layer: bool = True) -> Pa
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
-            f.attrs["producer"] = "snn-deploy"
-            f.attrs["version"] = _version()
-            f.attrs["graph_name"] = graph.name
-            f.attrs["time_steps"] = graph.T
-            f.attrs["input_levels"] = graph.input.levels
+            f.attrs[PRODUCER_KEY] = PRODUCER
+            f.attrs[VERSION_KEY] = version()
+            f.attrs[GRAPH_NAME] = graph.name
+            f.attrs[TIME_STEPS] = graph.T
+            f.attrs[INPUT_LEVELS] = graph.input.levels
             f.attrs["input_message_bits"] = int(graph.input.levels).bit_length()
             for key, text in how_to_run(graph, path.name).items():
                 f.attrs[key] = text

@@ -42,6 +42,13 @@ from toolchain.errors import UserError
 from toolchain.io.hdf5 import READ_ERRORS, check_self_contained
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Input, Node, SumPool2d
 from toolchain.ir.graph import chain_edges
+from toolchain.ir.provenance import (
+    DEFAULT_LEVELS,
+    INPUT_LEVELS,
+    NIR_DEFAULT_STEPS,
+    TIME_STEPS,
+    written_here,
+)
 
 
 class NirImportError(UserError, ValueError):
@@ -155,8 +162,7 @@ def read_nir(
 
     path = Path(path)
     model = _read(path, nir)
-    ours = model.metadata.get("producer") == "snn-deploy" if model.metadata else False
-    recorded = model.metadata if ours else {}
+    recorded = model.metadata if written_here(model.metadata) else {}
     rules = CONVENTIONS[convention]
     step = dt if dt is not None else _recorded(path, recorded, "dt", rules.dt, float)
     if step is None:
@@ -164,8 +170,8 @@ def read_nir(
     reset = reset or recorded.get("reset") or rules.reset
     if reset not in ("zero", "subtract"):
         raise NirImportError(f"{path}: metadata reset={reset!r}; accepted: zero, subtract")
-    steps = steps or _recorded(path, recorded, "time_steps", 10, int)
-    levels = levels or _recorded(path, recorded, "input_levels", 255, int)
+    steps = steps or _recorded(path, recorded, TIME_STEPS, NIR_DEFAULT_STEPS, int)
+    levels = levels or _recorded(path, recorded, INPUT_LEVELS, DEFAULT_LEVELS, int)
     max_spikes = max_spikes or rules.max_spikes
     try:
         model = _flattened(model)

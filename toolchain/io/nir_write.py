@@ -33,9 +33,9 @@ from toolchain.data.encoding import ENCODING
 from toolchain.errors import UserError
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, Input, Node, SumPool2d
 from toolchain.ir.fields import says, set_fields
+from toolchain.ir.provenance import INPUT_LEVELS, PRODUCER, PRODUCER_KEY, TIME_STEPS
 
 DT = 1e-4  # snnTorch's step: its importer reads LIF files with it
-PRODUCER = "snn-deploy"
 METADATA_KEYS = ("producer", "time_steps", "dt", "reset", "encoding", "input_levels")
 
 
@@ -130,12 +130,12 @@ def _metadata(graph: Graph) -> dict[str, Any]:
             "NIR file records one reset for all"
         )
     return {
-        "producer": PRODUCER,
-        "time_steps": graph.T,
+        PRODUCER_KEY: PRODUCER,
+        TIME_STEPS: graph.T,
         "dt": DT,
         "reset": resets.pop(),
         "encoding": ENCODING,
-        "input_levels": graph.input.levels,
+        INPUT_LEVELS: graph.input.levels,
     }
 
 

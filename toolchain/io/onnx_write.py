@@ -15,8 +15,8 @@ from onnx import TensorProto, helper, numpy_helper
 from toolchain.atomic import atomic_path
 from toolchain.io.onnx_format import DOMAIN, DOMAIN_VERSION, IMAGE, IR_VERSION, OPSET, PREVIOUS
 from toolchain.ir import SYNAPSES, Conv2d, CubaLIF, Dense, Flatten, Graph, Input, Node, SumPool2d
-from toolchain.ir.describe import graph_metadata, version
 from toolchain.ir.fields import set_fields
+from toolchain.ir.provenance import PRODUCER, graph_metadata, version
 
 Shapes = tuple[tuple[int, ...], tuple[int, ...]]  # (input, output) of a node, per sample
 
@@ -166,7 +166,7 @@ def graph_to_onnx(graph: Graph) -> onnx.ModelProto:
         body,
         ir_version=IR_VERSION,
         opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)],
-        producer_name="snn-deploy",
+        producer_name=PRODUCER,
         producer_version=version(),
         doc_string="One time step of a spiking network; see toolchain/io/onnx_format.py",
     )

@@ -2,31 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-
-from toolchain.data.encoding import ENCODING
 from toolchain.ir.fields import set_fields
 from toolchain.ir.graph import Graph
 from toolchain.ir.nodes import Node
-
-
-def version() -> str:
-    try:
-        return importlib.metadata.version("snn-deploy")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def graph_metadata(graph: Graph) -> dict[str, str]:
-    """What a file of `graph` records about it besides the nodes (ONNX `metadata_props`)."""
-    return {
-        "time_steps": str(graph.T),
-        "encoding": ENCODING,
-        "producer": "snn-deploy",
-        "version": version(),
-        "graph_name": graph.name,
-        "fixed_point": str(graph.is_fixed).lower(),
-    }
+from toolchain.ir.provenance import graph_metadata
 
 
 def _parameters(node: Node) -> str:

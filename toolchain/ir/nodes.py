@@ -54,6 +54,7 @@ from targets.loihi2.formats import (
     WEIGHT_MIN,
 )
 from toolchain.errors import UserError
+from toolchain.ir.provenance import DEFAULT_LEVELS
 from toolchain.neuron import Firing
 
 
@@ -144,7 +145,7 @@ class Input(Node):
 
     name: str
     shape: tuple[int, int, int]  # (C, H, W) that the next node sees, the constant plane included
-    levels: int = dataclasses.field(default=255, metadata={"shown": True})
+    levels: int = dataclasses.field(default=DEFAULT_LEVELS, metadata={"shown": True})
     constant_plane: bool = False
 
     def __post_init__(self) -> None:
@@ -161,6 +162,19 @@ class Input(Node):
         """(C, H, W) of the images a user gives."""
         channels, height, width = self.shape
         return (channels - int(self.constant_plane), height, width)
+
+    @staticmethod
+    def graded_problem(values: np.ndarray) -> str | None:
+        """Why `values` cannot be sent as graded spikes (floats in [0, 1]), or None: the one
+        check of what a fixed-point graph's input takes."""
+        values = np.asarray(values)
+        accepted = "a fixed-point graph takes inputs in [0, 1], sent as graded spikes"
+        if values.dtype.kind != "f":
+            return f"{accepted} of round(x * levels); these are {values.dtype}"
+        if values.size and not (values.min() >= 0 and values.max() <= 1):
+            span = f"[{values.min():.4g}, {values.max():.4g}]"
+            return f"{accepted} of round(x * levels); these span {span}"
+        return None
 
     def feed(self, images: np.ndarray) -> np.ndarray:
         """What the next node sees of images (N, *image_shape), or per step (N, T,
