@@ -49,3 +49,13 @@ def ours(path: Path, x: np.ndarray, **conventions) -> np.ndarray:
     images = x.reshape(1, *graph.input.shape).astype(np.float64)
     spikes = run_float(graph, images, dtype=torch.float64).spikes[graph.populations[-1].name]
     return np.moveaxis(spikes[0], -1, 0)
+
+
+def norse_run(net: torch.nn.Module, x: torch.Tensor, steps: int) -> torch.Tensor:
+    """A Norse network's outputs, (steps, *output), for the input x held for `steps` steps."""
+    state, out = None, []
+    with torch.no_grad():
+        for _ in range(steps):
+            y, state = net(x, state)
+            out.append(y)
+    return torch.stack(out)

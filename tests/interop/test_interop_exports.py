@@ -8,11 +8,12 @@ shipped MNIST CNN, both quantised with --netx."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from graphs import convnet, mlp, replace_node
+from graphs import netx_lif as lif
 from netx_runner import (
     assert_netx_equals_ours,
     load_with,
@@ -29,9 +30,6 @@ from toolchain.data.datasets import load_dataset
 from toolchain.io import read_graph
 from toolchain.io.netx_write import save_netx
 from toolchain.ir import Dense, Graph
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from test_netx import convnet, lif, mlp, replace_node  # noqa: E402
 
 pytestmark = [pytest.mark.interop, requires_lava_dl]
 

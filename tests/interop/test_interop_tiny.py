@@ -7,17 +7,12 @@ block exactly one step later, in every block's window, one sample per run and st
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from graphs import LAVA_DL, tiny_sample
 from netx_runner import assert_ours_one_step_later, requires_lava_dl, run_input_neurons
 
 from toolchain.io.netx_read import read_netx_graph
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from test_netx_import import LAVA_DL, tiny_sample  # noqa: E402
 
 pytestmark = [pytest.mark.interop, requires_lava_dl]
 

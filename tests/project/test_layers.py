@@ -3,9 +3,9 @@ finds an upward import where one is planted, and `snn-deploy --help` loads no La
 
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 sys.path.insert(0, str(ROOT / "tools"))
 
 import check_layers  # noqa: E402  (a script of the project's, not a package)

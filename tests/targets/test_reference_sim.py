@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from graphs import fixed_conv as conv
+from graphs import fixed_dense as dense
+from graphs import fixed_lif as lif
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -191,25 +194,6 @@ def assert_matches_loop(
 
 
 # --------------------------------------------------------------------------- graph builders
-
-
-def lif(name: str, du: int, dv: int, vth: int, **variant) -> CubaLIF:
-    """A fixed-point population; `variant`: refractory, max_spikes, reset_sub."""
-    if variant.get("reset_sub") is not None:
-        variant["reset_subtract"] = variant["reset_sub"] / 1.0  # its float twin, at scale 1
-    return CubaLIF(
-        name, tau_m=2.0, tau_s=2.0, threshold=1.0, du=du, dv=dv, vth=vth, scale=1.0, **variant
-    )
-
-
-def dense(name: str, weight_int, weight_exp: int = 0) -> Dense:
-    w = np.asarray(weight_int, dtype=np.int32)
-    return Dense(name, w.astype(np.float64), w, weight_exp)
-
-
-def conv(name: str, weight_int, stride: int | tuple = 1, padding: int | tuple = 0) -> Conv2d:
-    w = np.asarray(weight_int, dtype=np.int32)
-    return Conv2d(name, w.astype(np.float64), stride, padding, w)
 
 
 # --------------------------------------------------------------------------- strategies

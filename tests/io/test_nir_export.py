@@ -7,6 +7,7 @@ import nir
 import numpy as np
 import pytest
 import torch
+from nir_networks import norse_run
 
 from toolchain.cli import main
 from toolchain.io.nir_read import read_nir
@@ -135,20 +136,11 @@ def test_norse_loads_the_trained_digits_network_to_our_spikes(tmp_path, digits_c
     model = nir.read(tmp_path / "digits.nir")
     net = norse.from_nir(model, dt=float(model.metadata["dt"]))
     images = digits.test.images[:100].astype(np.float32)
-    theirs = np.stack([norse_run(net, torch.from_numpy(image), graph.T) for image in images])
+    runs = [norse_run(net, torch.from_numpy(image), graph.T) for image in images]
+    theirs = np.stack([run.movedim(0, -1).numpy() for run in runs])  # (N, n_out, T)
     ours = run_float(graph, images, dtype=torch.float32).spikes[graph.populations[-1].name]
     np.testing.assert_array_equal(theirs, ours)
     assert 0 < ours.mean() < 1
-
-
-def norse_run(net: torch.nn.Module, image: torch.Tensor, steps: int) -> np.ndarray:
-    """A Norse network's output spikes (n_out, T) for one image held for `steps` steps."""
-    state, out = None, []
-    with torch.no_grad():
-        for _ in range(steps):
-            spikes, state = net(image, state)
-            out.append(spikes)
-    return torch.stack(out, -1).numpy()
 
 
 def test_the_shipped_mnist_cnn_exports_with_its_normalisation(tmp_path):

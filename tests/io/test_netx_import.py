@@ -6,21 +6,18 @@ import gzip
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from graphs import LAVA_DL, convnet, mlp, tiny_sample
 
 from targets.loihi2.simulator import simulate
 from toolchain.cli import main
 from toolchain.io import read_graph
 from toolchain.io.netx_read import NetxImportError, read_netx_graph
 from toolchain.io.netx_write import save_netx
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_netx import convnet, mlp  # noqa: E402
 
 
 def test_a_stride_is_read_in_hs_and_ws_order(tmp_path):
@@ -130,15 +127,6 @@ def test_a_file_that_is_not_netx_is_refused(tmp_path, capsys):
     (tmp_path / "junk.net").write_text("not hdf5")
     assert main(["inspect", str(tmp_path / "junk.net")]) == 2
     assert "junk.net: not a readable netx file" in capsys.readouterr().err
-
-
-LAVA_DL = Path(__file__).parent / "fixtures" / "lava_dl"
-
-
-def tiny_sample() -> np.ndarray:
-    """The ground truth's sample: the input neurons' bias (W, H, C) as an image in [0, 1]."""
-    bias = np.load(LAVA_DL / "tinynet" / "input_bias.npy").transpose(2, 1, 0)
-    return (bias / 255.0)[None]
 
 
 def test_lava_dls_tiny_net_spikes_as_its_ground_truth():

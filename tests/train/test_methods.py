@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_tsslbp import reference_forward
+from tsslbp_reference import reference_forward
 
 from toolchain.train.config import ConfigError, TrainConfig, load_config
 from toolchain.train.loop import train

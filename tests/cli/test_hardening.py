@@ -21,11 +21,11 @@ import nir
 import numpy as np
 import onnx
 import pytest
-from test_bad_input import DIGITS, refused, run, snapshot
+from cli_runs import DIGITS, refused, run, snapshot
+from conftest import ROOT
 
 from toolchain.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY_NET = ROOT / "tests/fixtures/lava_dl/tiny.net"
 SHARED = ROOT.parent / "shared/reference/nir-paper"
 

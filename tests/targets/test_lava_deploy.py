@@ -12,19 +12,18 @@ from __future__ import annotations
 import glob
 import os
 import signal
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
+from graphs import Layer, random_graph
+from lava_checks import assert_matches_reference
 
 import targets.loihi2.lava  # noqa: F401  (installs the compat finder before any lava import)
 from targets.loihi2.lava import runner, session
 from targets.loihi2.lava.network import LavaTargetUnavailable
 from targets.loihi2.lava.runner import (
-    LavaResult,
     LavaTimeout,
     run_on_lava,
     run_payload_on_lava,
@@ -33,11 +32,8 @@ from targets.loihi2.lava.runner import (
 from targets.loihi2.lava.workers import run_on_lava_workers
 from targets.loihi2.simulator import simulate
 from targets.loihi2.stream import input_payload
-from targets.loihi2.timing import output_window, population_window
+from targets.loihi2.timing import output_window
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Input, Node
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_reference_vs_lava import Layer, random_graph  # noqa: E402
 
 
 def shm_segments() -> set[str]:
@@ -49,25 +45,6 @@ def no_leaked_shared_memory():
     before = shm_segments()
     yield
     assert shm_segments() - before == set(), "Lava left shared-memory segments behind"
-
-
-def assert_matches_reference(graph: Graph, images: np.ndarray, result: LavaResult) -> None:
-    """Output windows, predictions and every probed state window equal the reference."""
-    ref = simulate(graph, images, record=True, record_states=True)
-    np.testing.assert_array_equal(
-        result.output_spikes, ref.output_spikes[..., output_window(graph)]
-    )
-    np.testing.assert_array_equal(result.predictions, ref.predictions)
-    names = [p.name for p in graph.populations]
-    for name, traces in result.probes.items():
-        window = population_window(graph, names.index(name))  # sample 0's; w's is wT later
-        for var, states in (("u", ref.currents), ("v", ref.voltages)):
-            for w in range(len(images)):
-                rows = slice(w * graph.T + window.start, w * graph.T + window.stop)
-                expected = np.moveaxis(states[name][w][..., window], -1, 0)
-                np.testing.assert_array_equal(
-                    traces[var][rows], expected, err_msg=f"{name}.{var} sample {w}"
-                )
 
 
 def with_extreme_weights(graph: Graph) -> Graph:
@@ -278,7 +255,7 @@ def test_per_step_inputs_stream_bit_exact():
 
 def test_lava_dls_tiny_net_streams_bit_exact():
     """lava-dl's tiny.net, read from its netx file (input neurons, biased convolutions)."""
-    from test_netx_import import LAVA_DL, tiny_sample
+    from graphs import LAVA_DL, tiny_sample
 
     from toolchain.io.netx_read import read_netx_graph
 

@@ -1,25 +1,18 @@
 """The Loihi 2 plan: what each block holds, worked out by hand, and each design rule with a graph
 that just passes it and one that just breaks it."""
 
+import functools
+
 import numpy as np
 import pytest
+from graphs import fixed_conv as conv
+from graphs import fixed_dense as dense
+from graphs import fixed_lif
 
 from targets.loihi2.plan import PlanError, needs_variant, plan
-from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError, Input
+from toolchain.ir import Dense, Graph, GraphError, Input
 
-
-def lif(name: str, **variant) -> CubaLIF:
-    return CubaLIF(name, 2.0, 2.0, 1.0, du=100, dv=200, vth=10, scale=64.0, **variant)
-
-
-def dense(name: str, weight) -> Dense:
-    w = np.asarray(weight, np.int32)
-    return Dense(name, w.astype(np.float64), w, 0)
-
-
-def conv(name: str, weight) -> Conv2d:
-    w = np.asarray(weight, np.int32)
-    return Conv2d(name, w.astype(np.float64), 1, 0, w)
+lif = functools.partial(fixed_lif, du=100, dv=200, vth=10, scale=64.0)
 
 
 def test_blocks_hold_shapes_payload_bounds_message_bits_variants_and_windows():

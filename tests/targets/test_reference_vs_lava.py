@@ -9,15 +9,15 @@ with `simulate`: the output spikes of every step, and u and v of one population 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from graphs import Layer, random_graph
 
 import targets.loihi2.lava  # noqa: F401  (installs the compat finder before any lava import)
 from targets.loihi2.simulator import SimulationResult, simulate
 from targets.loihi2.stream import input_payload
-from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, Input, Node
+from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, Input
 
 
 def run_lava(graph: Graph, image: np.ndarray, probe: str) -> dict[str, np.ndarray]:
@@ -118,43 +118,6 @@ def lava_synapse(node: Dense | Conv2d, in_shape: tuple[int, ...], message_bits: 
 def lava_order(x: np.ndarray) -> np.ndarray:
     """(C, H, W, S) -> Lava's (W, H, C, S); (n, S) stays."""
     return x.transpose(2, 1, 0, 3) if x.ndim == 4 else x
-
-
-@dataclass(frozen=True)
-class Layer:
-    """A Dense synapse with weights drawn in [low, 254] and the population it feeds."""
-
-    size: int
-    weight_exp: int
-    du: int
-    dv: int
-    vth: int
-    low: int = -256
-    reset_sub: int | None = None  # None: v = 0 on a spike
-    bias: tuple[int, int] | None = None  # (largest |bias_mant|, bias_exp), drawn per neuron
-
-
-def random_graph(
-    rng: np.random.Generator, shape: tuple[int, int, int], levels: int, layers: list[Layer], T: int
-) -> Graph:
-    nodes: list[Node] = [Input("in", shape, levels)]
-    fan_in = int(np.prod(shape))
-    for k, layer in enumerate(layers):
-        w = rng.integers(layer.low, 255, size=(layer.size, fan_in)).astype(np.int32)
-        nodes.append(Dense(f"fc{k}", w.astype(np.float64), w, layer.weight_exp))
-        subtract = None if layer.reset_sub is None else float(layer.reset_sub)
-        biases = {}
-        if layer.bias is not None:
-            largest, exp = layer.bias
-            mant = rng.integers(-largest, largest + 1, size=layer.size).astype(np.int32)
-            biases = {"bias": (mant * 2.0**exp), "bias_mant": mant, "bias_exp": exp}
-        lif = CubaLIF(
-            f"lif{k}", 2.0, 2.0, 1.0, layer.du, layer.dv, layer.vth, scale=1.0,
-            reset_subtract=subtract, reset_sub=layer.reset_sub, **biases,
-        )  # fmt: skip
-        nodes.append(lif)
-        fan_in = layer.size
-    return Graph(tuple(nodes), T=T)
 
 
 def compare(graph: Graph, image: np.ndarray, probe: str) -> SimulationResult:

@@ -1,5 +1,6 @@
 """ONNX export and import of Graphs: checked models, lossless round trips, clear errors."""
 
+import functools
 import importlib.metadata
 from dataclasses import replace
 from pathlib import Path
@@ -7,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from graphs import fixed_lif as shared_fixed_lif
+from graphs import float_lif, float_weights, weight_ints
 from onnx import numpy_helper
 
 from toolchain.io import OnnxFormatError, graph_to_onnx, load_onnx, save_onnx
@@ -15,22 +18,15 @@ from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, Input, SumPool2
 from toolchain.ir.describe import describe
 
 RNG = np.random.default_rng(0)
-
-
-def weights(*shape: int) -> np.ndarray:
-    return (RNG.normal(size=shape) * 0.3).astype(np.float32)
-
-
-def integers(*shape: int) -> np.ndarray:
-    return RNG.integers(-256, 255, size=shape).astype(np.int32)
-
-
-def lif(name: str, threshold: float = 0.3) -> CubaLIF:
-    return CubaLIF(name, 5.0, 3.0, threshold)
+weights = functools.partial(float_weights, RNG, scale=0.3)
+integers = functools.partial(weight_ints, RNG)
+lif = functools.partial(float_lif, threshold=0.3)
 
 
 def fixed_lif(name: str, vth: int) -> CubaLIF:
-    return CubaLIF(name, 5.0, 3.0, 0.3, du=1365, dv=819, vth=vth, scale=1234.567)
+    return shared_fixed_lif(
+        name, 1365, 819, vth, tau_m=5.0, tau_s=3.0, threshold=0.3, scale=1234.567
+    )
 
 
 def float_mlp() -> Graph:

@@ -97,7 +97,7 @@ def test_the_quantised_network_keeps_the_float_predictions(fixed_conv, digits):
 
 
 def test_lava_streams_the_plane_bit_exactly(fixed_conv, digits):
-    from test_lava_deploy import assert_matches_reference
+    from lava_checks import assert_matches_reference
 
     from targets.loihi2.lava.runner import run_on_lava
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import numpy_helper
@@ -29,7 +30,6 @@ from toolchain.train.config import Config, ConfigError
 from toolchain.train.loop import check_memory
 
 EXAMPLES = sorted(Path("examples").glob("*.toml"))
-ROOT = Path(__file__).resolve().parents[1]
 TINY_NET = ROOT / "tests/fixtures/lava_dl/tiny.net"
 NIR_FILE = ROOT.parent / "shared/reference/nir-paper/lif_norse.nir"
 ODD_VALUES = [

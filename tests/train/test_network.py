@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from test_tsslbp import reference_forward, reference_grad
+from tsslbp_reference import reference_forward, reference_grad
 
 from toolchain.train.config import Config, DenseSpec, LossConfig, NeuronConfig, load_config
 from toolchain.train.losses import build_loss, default_pattern, desired_psp

@@ -7,6 +7,11 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from graphs import convnet, mlp, replace_node, weight_ints
+from graphs import netx_conv as conv
+from graphs import netx_dense as dense
+from graphs import netx_integers as integers
+from graphs import netx_lif as lif
 
 import targets.loihi2.lava  # noqa: F401  (installs the compat finder before any lava import)
 from toolchain.io import netx_write as netx_io
@@ -31,70 +36,6 @@ CONV_KEYS = {
     "neuron",
     "attrs",
 }
-
-
-def integers(*shape: int) -> np.ndarray:
-    """Random weights in [-256, 254], odd and even, including both extremes."""
-    values = RNG.integers(-256, 255, size=shape).astype(np.int32)
-    flat = values.reshape(-1)
-    flat[:4] = [-256, 254, 3, -7]
-    return values
-
-
-def floats(*shape: int) -> np.ndarray:
-    return (RNG.normal(size=shape) * 0.3).astype(np.float32)
-
-
-def dense(name: str, n_out: int, n_in: int, weight_exp: int = 0, weight_int=None) -> Dense:
-    weight_int = integers(n_out, n_in) if weight_int is None else weight_int
-    return Dense(name, floats(n_out, n_in), weight_int=weight_int, weight_exp=weight_exp)
-
-
-def conv(
-    name: str, out: int, cin: int, k: int, stride: int | tuple, padding: int | tuple
-) -> Conv2d:
-    return Conv2d(
-        name,
-        floats(out, cin, k, k),
-        stride=stride,
-        padding=padding,
-        weight_int=integers(out, cin, k, k),
-    )
-
-
-def lif(name: str, du: int, dv: int, vth: int) -> CubaLIF:
-    return CubaLIF(name, 5.0, 3.0, 0.3, du=du, dv=dv, vth=vth, scale=321.5)
-
-
-def mlp(weight_exp: int = 0) -> Graph:
-    nodes = (
-        Input("image", (1, 4, 5), levels=255),
-        dense("fc1", 12, 20, weight_exp=weight_exp, weight_int=integers(12, 20) // 4 * 2),
-        lif("lif1", du=1365, dv=819, vth=200),
-        dense("fc2", 6, 12),
-        lif("lif2", du=4095, dv=0, vth=VTH_LARGE),
-        dense("fc3", 3, 6),
-        lif("out", du=0, dv=4096, vth=1),
-    )
-    return Graph(nodes, T=9, name="digits-mlp")
-
-
-VTH_LARGE = 2**17 - 1
-
-
-def convnet() -> Graph:
-    nodes = (
-        Input("image", (2, 9, 8), levels=15),
-        conv("conv1", 4, 2, 3, stride=1, padding=1),  # -> (4, 9, 8)
-        lif("lif1", du=100, dv=200, vth=64),
-        conv("conv2", 5, 4, 3, stride=(2, 1), padding=(1, 0)),  # -> (5, 5, 6)
-        lif("lif2", du=2000, dv=3000, vth=500),
-        conv("conv3", 3, 5, 2, stride=2, padding=0),  # -> (3, 2, 3)
-        lif("lif3", du=7, dv=9, vth=11),
-        dense("fc", 10, 18),
-        lif("out", du=4000, dv=1, vth=3),
-    )
-    return Graph(nodes, T=5, name="tiny-conv")
 
 
 def check_string(value, text: str) -> None:
@@ -377,7 +318,7 @@ def test_refuses_dense_netx_would_change(tmp_path, matrix, message):
 
 def test_replay_agrees_on_random_matrices():
     for _ in range(300):
-        matrix = RNG.integers(-256, 255, size=(2, 3))
+        matrix = weight_ints(RNG, 2, 3)
         expected = netx_dense_effective(matrix)
         if matrix.max() > 0:
             assert np.array_equal(expected, matrix)
@@ -433,12 +374,6 @@ def test_weight_exp_folded_when_exact(tmp_path, weight_exp, factor):
     expected = (fc1.weight_int * factor).astype(np.int64)
     assert np.array_equal(expected * 2.0**-weight_exp, fc1.weight_int)
     check_dense(data["layer"][1], fc1, graph.nodes[2], weight=expected)
-
-
-def replace_node(graph: Graph, index: int, node) -> Graph:
-    nodes = list(graph.nodes)
-    nodes[index] = node
-    return Graph(tuple(nodes), T=graph.T, name=graph.name)
 
 
 @pytest.mark.parametrize(

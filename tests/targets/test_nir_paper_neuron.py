@@ -15,16 +15,16 @@ The 1000-step input is one sample of T = 1000 steps with a payload per step
 from __future__ import annotations
 
 import glob
-from pathlib import Path
 
 import numpy as np
+from conftest import ROOT
 
 import targets.loihi2.lava  # noqa: F401  (installs the compat finder before any lava import)
 from targets.loihi2.lava.runner import run_payload_on_lava
 from targets.loihi2.simulator import simulate
 from toolchain.ir import CubaLIF, Dense, Graph, Input
 
-PAPER = Path(__file__).resolve().parents[2] / "shared" / "reference" / "nir-paper"
+PAPER = ROOT.parent / "shared" / "reference" / "nir-paper"
 ISIS = [6, 15, 4, 3, 0, 2, 1, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 13, 0, 0]
 ISIS += [0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 14]
 STEPS = 1000

@@ -16,7 +16,7 @@ import nir
 import numpy as np
 import pytest
 import torch
-from nir_networks import SHARED, T, conv, dense, full, ours, static_input
+from nir_networks import SHARED, T, conv, dense, full, norse_run, ours, static_input
 
 from quantize.scales import quantize_graph
 from targets.loihi2.simulator import simulate
@@ -291,15 +291,6 @@ def test_subtractive_reset_quantises_and_runs_on_lava(tmp_path):
 # -------------------------------------------------------------------------------------- Norse
 
 
-def norse_run(net, x: np.ndarray) -> np.ndarray:
-    state, out = None, []
-    with torch.no_grad():
-        for _ in range(T):
-            y, state = net(torch.from_numpy(x), state)
-            out.append(y)
-    return torch.stack(out)[:, 0].numpy()
-
-
 def norse_export(net, x: np.ndarray, path: Path) -> None:
     from norse.torch.utils.export_nir import to_nir
 
@@ -336,7 +327,7 @@ def test_norse_cells(tmp_path, cell):
         dense(6, n, 3, gain, shift), make(n, 0.4), dense(n, 4, 4, gain, shift), make(4, 0.3)
     )
     x = static_input((6,), seed=1)
-    theirs = norse_run(net, x)
+    theirs = norse_run(net, torch.from_numpy(x), T)[:, 0].numpy()
     assert 0 < theirs.mean() < 1
     norse_export(net, x, tmp_path / "net.nir")
     np.testing.assert_array_equal(ours(tmp_path / "net.nir", x, convention="norse"), theirs)
@@ -360,7 +351,7 @@ def test_norse_convolutional_network_runs_on_lava(tmp_path):
         conv(2, 4, seed=7, gain=1.0), cell(4, 8, 8), conv(4, 3, seed=8, gain=1.0), cell(3, 8, 8)
     )
     x = static_input((2, 8, 8), seed=3)
-    theirs = norse_run(net, x)
+    theirs = norse_run(net, torch.from_numpy(x), T)[:, 0].numpy()
     assert 0.05 < theirs.mean() < 0.95
     norse_export(net, x, tmp_path / "conv.nir")
     np.testing.assert_array_equal(ours(tmp_path / "conv.nir", x, convention="norse"), theirs)
@@ -389,7 +380,7 @@ def test_norse_leaky_integrator_readout_runs_on_lava(tmp_path):
         dense(8, 4, 4, 1.0, 0.0), norse.LIBoxCell(li, dt=1e-3),
     )  # fmt: skip
     x = static_input((6,), seed=1)
-    theirs = norse_run(net, x)
+    theirs = norse_run(net, torch.from_numpy(x), T)[:, 0].numpy()
     norse_export(net, x, tmp_path / "li.nir")
     graph = read_nir(tmp_path / "li.nir", convention="norse", steps=T)
     assert [p.readout for p in graph.populations] == [False, True]

@@ -8,14 +8,13 @@ a machine without lava-loihi.
 
 import re
 import shlex
-from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from toolchain.cli import build_parser, main
 from toolchain.data.datasets import mnist_dir
 
-ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 

@@ -9,33 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_runs import DIGITS, refused, run, snapshot
 
 from toolchain.cli import main
 from toolchain.train.checkpoint import Checkpoint
 from toolchain.train.config import load_config
-
-DIGITS = "examples/digits_mlp.toml"
-
-
-def snapshot(*paths: Path) -> dict[Path, bytes]:
-    return {path: path.read_bytes() for path in paths}
-
-
-def run(argv: list) -> int:
-    return main([str(a) for a in argv])
-
-
-def refused(capsys, argv: list, *fragments: str, keep: dict[Path, bytes] | None = None):
-    """Runs the command and checks the refusal; returns the message."""
-    assert run(argv) == 2, argv
-    captured = capsys.readouterr()
-    err = captured.err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    for fragment in fragments:
-        assert fragment in err, (fragment, err)
-    for path, content in (keep or {}).items():
-        assert path.read_bytes() == content, f"{path} changed"
-    return err
 
 
 def saved_variant(workspace: Path, name: str, change) -> Path:

@@ -1,11 +1,11 @@
 """Committed benchmark results name no path of the machine that measured them."""
 
 import json
-from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
-RESULTS = sorted((Path(__file__).resolve().parents[1] / "benchmarks/results").glob("*.json"))
+RESULTS = sorted((ROOT / "benchmarks/results").glob("*.json"))
 
 
 def strings(value):

@@ -1,11 +1,13 @@
 """The Graph IR: validation, building from a trained checkpoint, and exact lowering."""
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
 import pytest
 import torch
+from graphs import float_lif, float_weights
 
 from toolchain.data.datasets import load_digits
 from toolchain.ir import CubaLIF, Dense, Flatten, Graph, GraphError, Input, SumPool2d
@@ -18,14 +20,8 @@ from toolchain.train.network import SpikingLayer
 from toolchain.train.to_graph import graph_from_checkpoint, graph_from_model
 
 RNG = np.random.default_rng(0)
-
-
-def weights(*shape, scale=1.0):
-    return (RNG.normal(size=shape) * scale).astype(np.float32)
-
-
-def lif(name):
-    return CubaLIF(name, 5.0, 3.0, 1.0)
+weights = functools.partial(float_weights, RNG)
+lif = float_lif
 
 
 def test_valid_graph_shapes():

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_bad_input import DIGITS
+from cli_runs import DIGITS
+from conftest import ROOT
 
 from toolchain.lifetime import ORPHAN_NAMES
 
-ROOT = Path(__file__).resolve().parents[1]
 SHM = Path("/dev/shm")
 
 
