@@ -57,6 +57,7 @@ def positive(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     from toolchain import commands
     from toolchain.data.datasets import DATASET_NAMES
+    from toolchain.io import FORMATS
     from toolchain.io.nir_read import CONVENTIONS
     from toolchain.ir.provenance import DEFAULT_LEVELS, NETX_DEFAULT_STEPS, NIR_DEFAULT_STEPS
 
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", type=Path, help="a training checkpoint or a graph file")
     p.add_argument(
         "--format",
-        choices=["onnx", "netx", "nir"],
+        choices=[fmt.key for fmt in FORMATS if fmt.write is not None],
         default="onnx",
         help="onnx (float or fixed graph), netx (lava-dl hdf5, lowered fixed graph) or nir "
         "(the float parameters)",

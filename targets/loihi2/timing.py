@@ -36,6 +36,17 @@ def output_columns(samples: int, T: int, populations: int) -> np.ndarray:
     return np.arange(samples)[:, None] * T + populations + np.arange(T)
 
 
+def input_steps(T: int) -> tuple[int, int]:
+    """The first and last Lava step (1-based) at which sample 0 is sent; sample w's are wT
+    later."""
+    return 1, T
+
+
+def samples_finished(steps: int, samples: int, T: int, populations: int) -> int:
+    """How many streamed samples have left the output population after `steps` steps."""
+    return int(min(samples, max(0, (steps - populations) // T)))
+
+
 def population_window(graph: Graph, index: int) -> slice:
     """The columns holding population `index`'s (0-based) float steps 0 .. T-1 of one sample.
 

@@ -206,7 +206,7 @@ def test_options_that_would_be_ignored_are_refused(capsys, workspace, inputs, tm
     refused(
         capsys,
         ["export", fixed, "--format", "nir", "--out", tmp_path / "x.onnx"],
-        "a NIR file is named *.nir",
+        "a NIR graph file is named *.nir",
     )
     assert not out.exists() and not (tmp_path / "x.onnx").exists()
 

@@ -330,7 +330,7 @@ def test_interrupt_while_running_stops_lava(small_graph, monkeypatch):
     def interrupt(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runner, "_samples_done", interrupt)  # after the first chunk has run
+    monkeypatch.setattr(runner, "samples_finished", interrupt)  # after the first chunk has run
     with pytest.raises(KeyboardInterrupt):
         run_on_lava(small_graph, np.zeros((2, 1, 2, 3)))
 

@@ -59,12 +59,12 @@ def stray_labels(args: argparse.Namespace) -> bool:
 
 def is_checkpoint(path: Path) -> bool:
     """By content where the file exists, else by its suffix (so that the error names it)."""
-    from toolchain.io import FORMATS
+    from toolchain.io import format_of
 
     if not path.is_file():
         return path.suffix == ".pt"
-    with path.open("rb") as handle:
-        return FORMATS[0].recognise(handle.read(16)) or path.suffix == ".pt"
+    fmt = format_of(path)
+    return fmt is not None and fmt.key == "checkpoint"
 
 
 def lowered(graph: Graph) -> Graph:

@@ -19,43 +19,30 @@ from toolchain.commands.arguments import (
     user_samples,
 )
 from toolchain.data.datasets import load_dataset
-from toolchain.io import read_graph, save_onnx
+from toolchain.io import Format, by_key, format_of, read_graph, save_onnx
 from toolchain.ir.describe import describe
 from toolchain.paths import PathError, output_file
 from toolchain.train.checkpoint import Checkpoint
 from toolchain.train.config import ConfigError
 
+
 # The names each written format takes: readers choose by content, but every other tool by name.
-SUFFIXES = {"onnx": (".onnx",), "netx": (".net", ".h5"), "nir": (".nir",)}
-
-ARTICLES = {"onnx": "an ONNX", "netx": "a netx", "nir": "a NIR"}
-
-
-def _named_for(path: Path, format_name: str) -> Path:
+def _named_for(path: Path, fmt: Format) -> Path:
     """`path` if its suffix is one of the format's, else an error saying which to use."""
-    suffixes = SUFFIXES[format_name]
-    if path.suffix.lower() not in suffixes:
+    if path.suffix.lower() not in fmt.suffixes:
         raise PathError(
-            f"{path}: {ARTICLES[format_name]} file is named *{' or *'.join(suffixes)}; a "
+            f"{path}: a {fmt.name} file is named *{' or *'.join(fmt.suffixes)}; a "
             f"{path.suffix or 'suffix-less'} name would mislead every other reader"
         )
     return path
 
 
 def export(args: argparse.Namespace, say: Say) -> dict[str, object]:
-    out = _named_for(output_file(args.out, *inputs_of(args)), args.format)
+    fmt = by_key(args.format)
+    out = _named_for(output_file(args.out, *inputs_of(args)), fmt)
     graph = read_graph(args.source)
     graph = lowered(graph) if args.lower else graph
-    if args.format == "netx":
-        from toolchain.io.netx_write import save_netx
-
-        save_netx(graph, out)
-    elif args.format == "nir":
-        from toolchain.io.nir_write import save_nir
-
-        save_nir(graph, out)
-    else:
-        save_onnx(graph, out)
+    fmt.write(graph, out)
     say(f"wrote {out}\n{describe(graph)}")
     return {"path": str(out), "fixed_point": graph.is_fixed, "lowered": graph.is_lowered}
 
@@ -63,10 +50,14 @@ def export(args: argparse.Namespace, say: Say) -> dict[str, object]:
 def import_nir(args: argparse.Namespace, say: Say) -> dict[str, object]:
     from toolchain.io.nir_read import read_nir
 
-    out = _named_for(output_file(args.out, *inputs_of(args)), "onnx")
+    out = _named_for(output_file(args.out, *inputs_of(args)), by_key("onnx"))
     if not args.model.exists():
         raise PathError(f"{args.model}: not found; expected a .nir file or a lava-dl .net/.h5 file")
-    if args.model.suffix in (".net", ".h5"):  # lava-dl netx: already fixed point
+    fmt = format_of(args.model)
+    if fmt is None or fmt.key not in ("netx", "nir"):
+        what = "not a file import reads" if fmt is None else f"a {fmt.name}, read as it is"
+        raise PathError(f"{args.model}: {what}; import reads NIR and lava-dl netx files")
+    if fmt.key == "netx":  # lava-dl netx: already fixed point
         from toolchain.io.netx_read import read_netx_graph
 
         refuse_options(args, "a lava-dl netx file, already fixed point", NIR_ONLY)
@@ -112,7 +103,7 @@ def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
     from quantize.pipeline import calibration_images, post_training, quantize_checkpoint
 
     source = args.source
-    out = _named_for(output_file(args.out, *inputs_of(args)), "onnx")
+    out = _named_for(output_file(args.out, *inputs_of(args)), by_key("onnx"))
     report_path = output_file(out.with_suffix(".report.json"), *inputs_of(args))
     if is_checkpoint(source):
         checkpoint = Checkpoint.load(source)

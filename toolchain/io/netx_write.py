@@ -88,7 +88,7 @@ import numpy as np
 
 from targets.loihi2.formats import current_lost
 from targets.loihi2.plan import RULES, Block, PlanError, Rule, plan
-from targets.loihi2.timing import output_columns
+from targets.loihi2.timing import input_steps, output_columns
 from toolchain.atomic import atomic_path
 from toolchain.io.netx_weights import NetxExportError, dense_weight
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, Input, SumPool2d
@@ -261,6 +261,7 @@ def how_to_run(graph: Graph, name: str) -> dict[str, str]:
     attributes, since netx's defaults (no reset, 0 message bits) give wrong spikes silently."""
     T, L = graph.T, len(graph.populations)
     first, last = output_columns(1, T, L)[0][[0, -1]] + 1  # sample 0's steps
+    sent = input_steps(T)
     bits = int(graph.input.levels).bit_length()
     c, h, w = graph.input.shape
     layout = (
@@ -282,7 +283,7 @@ def how_to_run(graph: Graph, name: str) -> dict[str, str]:
         "input_payload": (
             f"graded spikes round(x * {graph.input.levels}) of each input x in [0, 1], {layout}, "
             f"the same payload at each of the {T} steps of a sample: sample s at steps "
-            f"{T}s+1 .. {T}s+{T}{plane}"
+            f"{T}s+{sent[0]} .. {T}s+{sent[1]}{plane}"
         ),
         "output_window": (
             f"sample s's output spikes at steps {T}s+{first} .. {T}s+{last} "

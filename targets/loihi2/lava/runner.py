@@ -48,7 +48,7 @@ from targets.loihi2.stream import (
     source_shape,
     stream_columns,
 )
-from targets.loihi2.timing import steps_for
+from targets.loihi2.timing import samples_finished, steps_for
 from toolchain.ir import Graph
 from toolchain.neuron import predict_from_spikes
 
@@ -164,7 +164,7 @@ def run_payload_on_lava(
                 steps = min(buffer, total - period)
                 for offset in range(0, steps, chunk):
                     session.run(min(chunk, steps - offset))
-                    bar.update(_samples_done(session.steps_done, n, T, L) - bar.n)
+                    bar.update(samples_finished(session.steps_done, n, T, L) - bar.n)
                 spikes[..., period : period + steps] = network.sink.data.get()[..., :steps]
             probes = _read_probes(network)
         finally:
@@ -257,10 +257,6 @@ def _buffer_steps(total: int, T: int, n_in: int, buffer_samples: int | None) -> 
     if buffer_samples < 1:
         raise ValueError(f"buffer_samples={buffer_samples} must be >= 1")
     return min(total, buffer_samples * T)
-
-
-def _samples_done(steps: int, n: int, T: int, L: int) -> int:
-    return int(min(n, max(0, (steps - L) // T)))
 
 
 def _read_probes(network: LavaNetwork) -> dict[str, dict[str, np.ndarray]]:
