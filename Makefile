@@ -63,6 +63,7 @@ bench: install
 	$(BIN)/python benchmarks/simulator_throughput.py
 	$(BIN)/python benchmarks/core_scaling.py
 	$(BIN)/python benchmarks/lava_throughput.py
+	$(BIN)/python benchmarks/loihi2_plan.py
 
 # The shipped MNIST CNN on Lava for all 10 000 test images (hours; resumes where it stopped).
 bench-lava-mnist: install

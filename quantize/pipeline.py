@@ -115,6 +115,16 @@ def fixed_accuracy(graph: Graph, split: Split, workers: int = 1) -> float:
     return float((predictions == split.labels).mean())
 
 
+def fixed_graph_of(
+    checkpoint: Checkpoint, dataset: Dataset, *, calibration: int = 1000, workers: int = 1
+) -> Graph:
+    """The trained network quantised as `quantize_checkpoint` quantises it (the same calibration
+    images), without measuring accuracies: for planning."""
+    graph = lower(graph_from_checkpoint(checkpoint))
+    images = calibration_images(dataset.train, calibration, checkpoint.config.train.seed)
+    return quantize_graph(graph, images, min_weight_exp=WEIGHT_EXP_MIN, workers=workers)[0]
+
+
 def quantize_checkpoint(
     checkpoint: Checkpoint,
     dataset: Dataset,

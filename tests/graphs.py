@@ -4,6 +4,8 @@ synapses, random dense chains, the netx test networks, and lava-dl's tiny networ
 
 from __future__ import annotations
 
+import gzip
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,14 @@ from targets.loihi2.formats import VTH_MAX, WEIGHT_MAX, WEIGHT_MIN
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, Input, Node
 
 LAVA_DL = Path(__file__).parent / "fixtures" / "lava_dl"
+
+
+def unpacked(name: str, folder: Path) -> Path:
+    """lava-dl's gzipped fixture `name` (without .gz) written into `folder`."""
+    path = folder / name
+    with gzip.open(LAVA_DL / f"{name}.gz") as packed, open(path, "wb") as out:
+        shutil.copyfileobj(packed, out)
+    return path
 
 
 def float_weights(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> np.ndarray:

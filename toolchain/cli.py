@@ -175,7 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="report folder (default: beside the graph)")
     p.set_defaults(run=commands.compare)
 
-    for name in ("simulate", "compare", "deploy"):
+    p = sub.add_parser("plan", help="will a fixed-point graph fit Loihi 2: cores, chips, cost")
+    p.add_argument("graph", type=Path, help="graph file (ONNX, netx) or a checkpoint (quantised)")
+    p.add_argument("--inputs", type=Path, help="samples to count activity and cost on, .npy")
+    p.add_argument("--out", type=Path, help="folder for plan.json and plan.png")
+    p.set_defaults(run=commands.plan, labels=None)
+
+    for name in ("simulate", "compare", "deploy", "plan"):
         sub.choices[name].add_argument("--dataset", choices=DATASET_NAMES)
         sub.choices[name].add_argument(
             "--limit", type=count(1), help="only the first N test samples"
@@ -183,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("compare", "deploy"):
         sub.choices[name].add_argument("--inputs", type=Path, help="your inputs, .npy")
         sub.choices[name].add_argument("--labels", type=Path, help="labels of --inputs, .npy")
-    for name in ("quantize", "simulate", "compare", "deploy", "demo"):
+    for name in ("quantize", "simulate", "compare", "deploy", "demo", "plan"):
         sub.choices[name].add_argument(
             "--workers",
             type=count(1),
@@ -191,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="processes that share the samples: independent Lava runtimes, calibration and "
             "simulation shards (default 1)",
         )
-    for name in ("train", "quantize", "simulate", "compare", "deploy", "demo"):
+    for name in ("train", "quantize", "simulate", "compare", "deploy", "demo", "plan"):
         sub.choices[name].add_argument(
             "--data-dir", type=Path, help="folder of the MNIST idx files (gzip or raw)"
         )

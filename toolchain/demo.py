@@ -22,6 +22,7 @@ FINETUNE_EPOCHS = 5
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PRETRAINED_MNIST = EXAMPLES / "pretrained" / "mnist_cnn"
 LAVA_SAMPLES = {"digits": 450, "mnist": 200}
+PLAN_SAMPLES = 100  # the Loihi 2 plan counts activity on the first of the Lava samples
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class DemoResult:
     lava_accuracy: float
     lava_samples: int
     lava_matches_reference: bool
+    loihi2_cores: int
+    loihi2_fits: bool
+    energy_per_inference_j: float
     run_dir: Path
 
     def table(self) -> str:
@@ -49,6 +53,11 @@ class DemoResult:
         lines = [f"{self.dataset} test set"]
         lines += [f"{name:<{width}}  {100 * value:.2f} %" for name, value in rows]
         lines.append(f"{'Lava == reference simulator':<{width}}  {agree}")
+        fits = "fits" if self.loihi2_fits else "does NOT fit"
+        lines.append(
+            f"{'Loihi 2 plan':<{width}}  {fits} on {self.loihi2_cores} neuro cores, "
+            f"{self.energy_per_inference_j * 1e6:.3g} uJ per inference (modelled)"
+        )
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, object]:
@@ -100,6 +109,7 @@ def run_demo(
     """Every stage of the pipeline; artifacts and the report go to `run_dir`."""
     from toolchain.data.datasets import load_dataset
     from toolchain.pipeline import deploy_and_verify
+    from toolchain.report.chip_plan import chip_plan_of, plot_plan
     from toolchain.report.compare import compare
     from toolchain.report.plots import plot_comparison
     from toolchain.train.loop import model_from_checkpoint
@@ -127,6 +137,11 @@ def run_demo(
         save=run_dir / "lava_output.npz",
         labels=first.labels,
     )
+    chip_plan = chip_plan_of(graph, first.images[:PLAN_SAMPLES])
+    say(f"the Loihi 2 plan (activity of {PLAN_SAMPLES} of those images):\n{chip_plan.table()}")
+    write_text(run_dir / "plan.json", json.dumps(chip_plan.to_json(), indent=2))
+    plot_plan(chip_plan, run_dir / "plan.png")
+    assert chip_plan.cost is not None
     result = DemoResult(
         dataset=dataset,
         float_accuracy=comparison.float_accuracy,
@@ -135,6 +150,9 @@ def run_demo(
         lava_accuracy=deployment.accuracy(first.labels),
         lava_samples=count,
         lava_matches_reference=deployment.matches,
+        loihi2_cores=chip_plan.placed.cores,
+        loihi2_fits=chip_plan.fits,
+        energy_per_inference_j=chip_plan.cost.energy_per_inference_j,
         run_dir=run_dir,
     )
     write_text(run_dir / "demo.json", json.dumps(result.to_json(), indent=2))

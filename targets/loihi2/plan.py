@@ -65,7 +65,12 @@ LIF_FIELDS = frozenset(
 
 def needs_variant(population: CubaLIF) -> bool:
     """Whether Lava's LIF cannot run the population as it is, so that it needs `LIFVariant`."""
-    return any(name not in LIF_FIELDS for name, _, _ in set_fields(population))
+    return bool(variant_fields(population))
+
+
+def variant_fields(population: CubaLIF) -> list[str]:
+    """The set fields Lava's LIF does not take."""
+    return [name for name, _, _ in set_fields(population) if name not in LIF_FIELDS]
 
 
 # ------------------------------------------------------------------------------------ blocks

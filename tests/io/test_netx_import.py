@@ -2,16 +2,14 @@
 spikes the same, every command takes it, lava-dl's own tiny.net spikes as netx's ground truth
 says, and what is not supported is refused by layer and field."""
 
-import gzip
 import json
 import re
-import shutil
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-from graphs import LAVA_DL, convnet, mlp, tiny_sample
+from graphs import LAVA_DL, convnet, mlp, tiny_sample, unpacked
 
 from targets.loihi2.simulator import simulate
 from toolchain.cli import main
@@ -114,6 +112,10 @@ def edit(path: Path, change) -> Path:
             lambda layers: layers["1"].create_dataset("bias", data=np.full(12, 5000.0)),
             "layer 1: biases beyond 13 bits are not supported",
         ),
+        (
+            lambda layers: layers["0"]["type"].write_direct(np.array([b"conv"], "S10")),
+            "layer 0: a conv layer with no input layer before it",
+        ),
     ],
 )
 def test_what_is_not_supported_is_refused_by_layer(tmp_path, change, message):
@@ -121,6 +123,19 @@ def test_what_is_not_supported_is_refused_by_layer(tmp_path, change, message):
     with pytest.raises(NetxImportError, match=f"net.net: {re.escape(message)}"):
         read_netx_graph(path)
     assert main(["inspect", str(path)]) == 2
+
+
+def test_a_file_without_an_input_layer_takes_the_first_layers_binary_spikes(tmp_path):
+    """lava-dl's netx MNIST tutorial: SLAYER feeds layer 0's 784 inputs with spikes directly."""
+    path = unpacked("netx_tutorial_mnist.net", tmp_path)
+    graph = read_netx_graph(path)
+    assert (graph.input.shape, graph.input.levels) == ((784, 1, 1), 1)
+    with h5py.File(path) as f:
+        stored = f["layer/0/weight"][()]
+    np.testing.assert_array_equal(graph.nodes[1].weight_int, stored)
+    assert [(p.du, p.dv, p.vth) for p in graph.populations] == [(409, 410, 64)] * 3
+    spikes = (np.random.default_rng(1).random((2, graph.T, 784, 1, 1)) < 0.2).astype(float)
+    assert simulate(graph, spikes).output_spikes.sum() > 0
 
 
 def test_a_file_that_is_not_netx_is_refused(tmp_path, capsys):
@@ -170,9 +185,7 @@ def test_lava_dls_pilotnet_gives_every_spike_and_state_of_its_ground_truth(tmp_p
     (1, 0)), flatten and biased dense layers. lava-dl ran it with layer j reset at index j and
     j + 17: in each layer's window, indices j .. j + 16, every spike and, where shipped, every u
     and v equal ours one step later (lava-dl records v = 128 where a neuron spiked; it is 0)."""
-    path = tmp_path / "pilotnet_lif.net"
-    with gzip.open(LAVA_DL / "pilotnet_lif.net.gz") as packed, open(path, "wb") as out:
-        shutil.copyfileobj(packed, out)
+    path = unpacked("pilotnet_lif.net", tmp_path)
     graph = read_netx_graph(path, steps=17)
     truth = np.load(LAVA_DL / "pilotnet_lif_truth.npz")
     image = truth["image"].transpose(2, 1, 0)[None] / 255.0

@@ -340,6 +340,9 @@ def test_an_interrupt_while_lava_stops_waits_for_the_stop(small_graph, monkeypat
     fixture checks the memory)."""
     processes, stopped = [], []
     shutdown = session._shutdown
+    # a shell starts background jobs with SIGINT ignored, which Python then keeps: Ctrl-C's
+    # handler, as in a terminal
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def interrupted_shutdown(process, *args):
         processes.append(process)
@@ -353,6 +356,7 @@ def test_an_interrupt_while_lava_stops_waits_for_the_stop(small_graph, monkeypat
             run_on_lava(small_graph, np.zeros((2, 1, 2, 3)))
         assert stopped == [True]
     finally:
+        signal.signal(signal.SIGINT, previous)
         if not stopped:  # stop what the interrupted stop left, so that the test fails, not hangs
             shutdown(processes[0])
 

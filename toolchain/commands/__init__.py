@@ -1,6 +1,6 @@
 """What each `snn-deploy` command does, once its arguments are parsed (`toolchain.cli`), by what
 the user does: `convert` (export, import, inspect, quantize), `run` (simulate, deploy, compare),
-`train` (train, demo).
+`planning` (plan: Loihi 2 cores, chips and cost), `train` (train, demo).
 
 Every command checks its inputs and the places it will write before doing any work
 (`arguments`), and returns the object that `--json` prints; human-readable lines go through `say`.
@@ -8,6 +8,7 @@ Every command checks its inputs and the places it will write before doing any wo
 
 from toolchain.commands.arguments import check_arguments
 from toolchain.commands.convert import export, import_nir, inspect, quantize
+from toolchain.commands.planning import plan
 from toolchain.commands.run import compare, deploy, simulate
 from toolchain.commands.train import demo, train
 
@@ -19,6 +20,7 @@ __all__ = [
     "export",
     "import_nir",
     "inspect",
+    "plan",
     "quantize",
     "simulate",
     "train",

@@ -154,6 +154,12 @@ def deploy(args: argparse.Namespace, say: Say) -> dict[str, object]:
     from toolchain.pipeline import deploy_and_verify
 
     graph = _fixed_graph(args.graph)
+    if args.target == "loihi":  # refuse what the chip cannot hold before looking for lava-loihi
+        from targets.loihi2.chip_rules import require_fit
+        from targets.loihi2.partition import partition
+        from targets.loihi2.plan import plan
+
+        require_fit(partition(plan(graph)))
     default = args.graph.with_name(f"{args.graph.stem}-{args.target}.npz")
     out = output_file(args.out or default, *inputs_of(args))
     images, labels = _samples(args, graph)

@@ -16,6 +16,9 @@ u = a_in << 6, so the input layer becomes Input -> identity synapse -> those neu
 sample x in [0, 1] is sent as round(x * 255), the integer netx would write into the bias.
 Everything then happens one step later than in netx, as the payload crosses one more synapse.
 
+No input layer (lava-dl's netx tutorials, which SLAYER feeds its binary spikes directly): the
+first layer must be dense, and its inFeatures binary spikes are the input (levels 1).
+
 Supported: an input layer without neurons or with iDecay-4096 neurons, dense, conv (groups 1,
 dilation 1, any stride and padding) and flatten layers, CUBA (or LOIHI, the same neuron in
 netx) neurons with refDelay 1 and binary spikes. Refused, with the layer and the field: other
@@ -78,15 +81,20 @@ def read_netx_graph(path: Path | str, *, steps: int | None = None) -> Graph:
 
 def _graph(data: dict[str, Any], name: str, steps: int | None) -> Graph:
     attrs, layers = data["attrs"], data["layer"]
-    if not layers or _text(layers[0].get("type")) != "input":
-        raise NetxImportError("layer 0 must be the input layer")
-    neurons = "neuron" in layers[0]
-    levels = int(attrs.get(INPUT_LEVELS, DEFAULT_LEVELS if neurons else 1))
-    shape = _shape(layers[0]["shape"])
-    nodes: list[Node] = [Input("input", shape, levels)]
-    if neurons:
-        nodes += _input_neurons(layers[0], shape, levels)
-    for index, layer in enumerate(layers[1:], start=1):
+    if not layers:
+        raise NetxImportError("the file holds no layer")
+    first = 1
+    if _text(layers[0].get("type")) == "input":
+        neurons = "neuron" in layers[0]
+        levels = int(attrs.get(INPUT_LEVELS, DEFAULT_LEVELS if neurons else 1))
+        shape = _shape(layers[0]["shape"])
+        nodes: list[Node] = [Input("input", shape, levels)]
+        if neurons:
+            nodes += _input_neurons(layers[0], shape, levels)
+    else:
+        first, levels = 0, 1
+        nodes = [Input("input", _fed_shape(layers[0]), levels)]
+    for index, layer in enumerate(layers[first:], start=first):
         kind = _text(layer.get("type"))
         if kind == "flatten":
             continue  # our Dense reads its input in the same (C, H, W) order
@@ -103,6 +111,18 @@ def _graph(data: dict[str, Any], name: str, steps: int | None) -> Graph:
             reason = f"{type(error).__name__}: {error}".splitlines()[0]
             raise NetxImportError(f"layer {index}: a field cannot be read ({reason})") from None
     return Graph(tuple(nodes), T=steps or int(attrs.get(TIME_STEPS, NETX_DEFAULT_STEPS)), name=name)
+
+
+def _fed_shape(layer: dict) -> tuple[int, int, int]:
+    """The input of a file without an input layer (SLAYER feeds the first layer's binary spikes
+    directly, as in lava-dl's netx tutorials): a dense layer's input features."""
+    kind = _text(layer.get("type"))
+    if kind != "dense" or "inFeatures" not in layer:
+        raise NetxImportError(
+            f"layer 0: a {kind} layer with no input layer before it, so the file does not say "
+            "the input's shape; accepted: an input layer first, or a dense layer with inFeatures"
+        )
+    return (int(np.asarray(layer["inFeatures"]).reshape(-1)[0]), 1, 1)
 
 
 def _input_neurons(layer: dict, shape: tuple[int, int, int], levels: int) -> list[Node]:

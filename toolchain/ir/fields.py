@@ -67,6 +67,12 @@ def set_fields(node: Any, *, shown: bool = False) -> list[tuple[str, str, Any]]:
     return found
 
 
+def described_field(node: Any, name: str) -> bool:
+    """Whether the field says in words what it means (its `says` metadata)."""
+    field = next(f for f in dataclasses.fields(node) if f.name == name)
+    return "says" in field.metadata
+
+
 def says(node: Any, name: str) -> str:
     """What a set field means, in words (the field's `says` metadata, with its value), for
     refusals; the field's name and value where it has none."""
