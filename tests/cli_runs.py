@@ -27,3 +27,16 @@ def refused(capsys, argv: list, *fragments: str, keep: dict[Path, bytes] | None 
     for path, content in (keep or {}).items():
         assert path.read_bytes() == content, f"{path} changed"
     return err
+
+
+def report_text(path: Path, images: int) -> str:
+    """A report.html's text, once checked self-contained: no script, nothing fetched from a
+    network, `images` plots embedded as data URIs."""
+    import re
+
+    page = path.read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    assert page.count('src="data:image/png;base64,') == images
+    assert len(re.findall(r"<img ", page)) == images
+    return re.sub(r"<[^>]+>", " ", re.sub(r"<img [^>]+>", "", page))

@@ -22,7 +22,6 @@ FINETUNE_EPOCHS = 5
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PRETRAINED_MNIST = EXAMPLES / "pretrained" / "mnist_cnn"
 LAVA_SAMPLES = {"digits": 450, "mnist": 200}
-PLAN_SAMPLES = 100  # the Loihi 2 plan counts activity on the first of the Lava samples
 
 
 @dataclass(frozen=True)
@@ -109,8 +108,14 @@ def run_demo(
     """Every stage of the pipeline; artifacts and the report go to `run_dir`."""
     from toolchain.data.datasets import load_dataset
     from toolchain.pipeline import deploy_and_verify
-    from toolchain.report.chip_plan import chip_plan_of, plot_plan
+    from toolchain.report.chip_plan import ACTIVITY_SAMPLES, chip_plan_of, plot_plan
     from toolchain.report.compare import compare
+    from toolchain.report.html import (
+        comparison_section,
+        deployment_section,
+        quantization_report,
+        write_report_with_plan,
+    )
     from toolchain.report.plots import plot_comparison
     from toolchain.train.loop import model_from_checkpoint
 
@@ -118,14 +123,16 @@ def run_demo(
     run_dir.mkdir(parents=True, exist_ok=True)
     if dataset == "digits":
         checkpoint, graph = _digits_network(run_dir, data, progress, say)
+        quantized_report = run_dir / "quantize.report.json"
     else:
         checkpoint, graph = _shipped_network(say)
+        quantized_report = PRETRAINED_MNIST / "fixed.report.json"
     test = data.test
     say(f"float network and reference simulator on all {len(test)} test images")
     model = model_from_checkpoint(checkpoint)
     comparison, raster = compare(model, graph, test, progress=progress, workers=workers)
     write_text(run_dir / "compare.json", json.dumps(comparison.to_json(), indent=2))
-    plot_comparison(comparison, raster, run_dir)
+    pictures = plot_comparison(comparison, raster, run_dir)
     count = min(lava_samples or LAVA_SAMPLES[dataset], len(test))
     first = Split(test.images[:count], test.labels[:count])
     say(f"streaming the first {count} test images through Lava (Loihi2SimCfg, fixed_pt)")
@@ -137,11 +144,26 @@ def run_demo(
         save=run_dir / "lava_output.npz",
         labels=first.labels,
     )
-    chip_plan = chip_plan_of(graph, first.images[:PLAN_SAMPLES])
-    say(f"the Loihi 2 plan (activity of {PLAN_SAMPLES} of those images):\n{chip_plan.table()}")
+    chip_plan = chip_plan_of(graph, first.images[:ACTIVITY_SAMPLES])
+    say(f"the Loihi 2 plan (activity of the first {ACTIVITY_SAMPLES}):\n{chip_plan.table()}")
     write_text(run_dir / "plan.json", json.dumps(chip_plan.to_json(), indent=2))
     plot_plan(chip_plan, run_dir / "plan.png")
     assert chip_plan.cost is not None
+    deployed = {
+        "target": "lava-sim",
+        "samples": count,
+        "steps": deployment.lava.steps,
+        "seconds": deployment.lava_seconds,
+        "accuracy": deployment.accuracy(first.labels),
+        "matches_reference": deployment.matches,
+    }
+    write_report_with_plan(
+        run_dir / "report.html",
+        f"snn-deploy demo: {dataset}",
+        [comparison_section(comparison, pictures), deployment_section(deployed)],
+        chip_plan,
+        quantization_report(quantized_report),
+    )
     result = DemoResult(
         dataset=dataset,
         float_accuracy=comparison.float_accuracy,

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import onnx
 import pytest
+from cli_runs import report_text
 
 from toolchain.cli import main
 from toolchain.io import load_onnx, save_onnx
@@ -87,6 +88,10 @@ def test_compare_writes_json_and_plots(exported, digits_run, capsys):
     assert saved["changed_predictions"] == result["changed_predictions"]
     for png in ("layers.png", "raster.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = report_text(out / "report.html", images=3)  # layers, raster, the plan
+    for heading in ("Quantisation", "Float against fixed point, per layer", "Loihi 2 plan"):
+        assert heading in text
+    assert f"float accuracy {100 * result['float_accuracy']:.2f} %" in text
 
 
 def test_bad_files_give_clear_errors(tmp_path, exported, digits_run, capsys):

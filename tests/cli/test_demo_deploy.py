@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runs import report_text
 
 from toolchain.cli import main
 
@@ -27,6 +28,9 @@ def test_deploy_on_lava_sim_matches_the_reference(fixed_graph, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["matches_reference"] is True
     assert result["samples"] == 30 and result["steps"] == 30 * 5 + 2
+    text = report_text(Path(result["report"]), images=1)
+    assert "Output spikes equal to the reference simulator's: yes, every one" in text
+    assert "Quantisation" in text and "Loihi 2 plan" in text
     saved = np.load(result["output"])
     assert saved["output_spikes"].shape == (30, 5, 10)  # (N, T, outputs), as simulate saves
     assert (saved["predictions"] == saved["labels"]).mean() == pytest.approx(result["accuracy"])
@@ -108,5 +112,11 @@ def test_demo_runs_the_whole_mission(tmp_path, capsys):
         "layers.png",
         "raster.png",
         "quantize.report.json",
+        "plan.json",
+        "plan.png",
     ):
         assert (tmp_path / name).is_file(), name
+    text = report_text(tmp_path / "report.html", images=3)
+    for heading in ("Quantisation", "Float against fixed point", "Deployment", "Loihi 2 plan"):
+        assert heading in text
+    assert f"{result['loihi2_cores']} neuro cores" in text

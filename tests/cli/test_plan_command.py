@@ -4,7 +4,7 @@ activity, as text, as one JSON object and as files."""
 import json
 
 import numpy as np
-from cli_runs import refused, run
+from cli_runs import refused, report_text, run
 from graphs import unpacked
 
 from toolchain.io import save_onnx
@@ -43,6 +43,9 @@ def test_plan_with_inputs_counts_activity_and_costs_it(tmp_path, capsys):
     assert result["inferences_per_s"] > 0 and "SANA-FE" in result["cost_model"]
     assert json.loads((out / "plan.json").read_text()) == result
     assert (out / "plan.png").read_bytes()[:4] == b"\x89PNG"
+    text = report_text(out / "report.html", images=1)
+    assert "5 neuro cores on 1 chip(s): fits" in text
+    assert f"{result['energy_per_inference_j']:.4g}" in text
 
 
 def test_plan_of_a_checkpoint_quantises_it_first(digits_run, capsys):

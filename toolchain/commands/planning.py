@@ -13,9 +13,8 @@ from toolchain.commands.arguments import Say, inputs_of, is_checkpoint, same_dat
 from toolchain.commands.run import _fixed_graph, _samples
 from toolchain.ir import Graph
 from toolchain.paths import output_file, output_folder
-from toolchain.report.chip_plan import chip_plan_of, plot_plan
-
-DEFAULT_SAMPLES = 100  # activity is counted on the first 100 samples unless --limit says
+from toolchain.report.chip_plan import ACTIVITY_SAMPLES, chip_plan_of, plot_plan
+from toolchain.report.html import quantization_report, write_report_with_plan
 
 
 def plan(args: argparse.Namespace, say: Say) -> dict[str, object]:
@@ -28,7 +27,10 @@ def plan(args: argparse.Namespace, say: Say) -> dict[str, object]:
     if out is not None and written is not None:
         write_text(written, json.dumps(result, indent=2))
         picture = plot_plan(chip_plan, output_file(out / "plan.png", *inputs_of(args)))
-        say(f"wrote {written}, {picture}")
+        report = quantization_report(args.graph.with_suffix(".report.json"))
+        page = output_file(out / "report.html", *inputs_of(args))
+        write_report_with_plan(page, f"{graph.name}: Loihi 2 plan", [], chip_plan, report)
+        say(f"wrote {written}, {picture}, {page}")
     return result
 
 
@@ -52,6 +54,6 @@ def _activity_samples(args: argparse.Namespace, graph: Graph) -> np.ndarray | No
     if args.dataset is None and args.inputs is None:
         return None
     if args.limit is None:
-        args.limit = DEFAULT_SAMPLES
+        args.limit = ACTIVITY_SAMPLES
     images, _ = _samples(args, graph)
     return images

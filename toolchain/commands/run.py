@@ -152,6 +152,7 @@ def _simulated(
 
 def deploy(args: argparse.Namespace, say: Say) -> dict[str, object]:
     from toolchain.pipeline import deploy_and_verify
+    from toolchain.report.html import deployment_section
 
     graph = _fixed_graph(args.graph)
     if args.target == "loihi":  # refuse what the chip cannot hold before looking for lava-loihi
@@ -178,23 +179,26 @@ def deploy(args: argparse.Namespace, say: Say) -> dict[str, object]:
     if labels is not None:
         result["accuracy"] = deployment.accuracy(labels)
         accuracy = f"accuracy {100 * result['accuracy']:.2f} %; "
+    result.update(
+        matches_reference=deployment.matches,
+        steps=lava.steps,
+        seconds=lava.seconds,
+        workers=args.workers,
+        output=str(out),
+    )
+    page = output_file(out.with_suffix(".report.html"), *inputs_of(args))
+    _write_report(page, graph, args.graph, images, [deployment_section(result)])
     say(
         f"{graph.name} on {args.target} ({len(images)} samples, {lava.steps} steps, "
         f"{lava.seconds:.1f} s): {accuracy}output spikes equal to the reference simulator's: "
-        f"{'yes' if deployment.matches else 'NO'}; saved {out}"
+        f"{'yes' if deployment.matches else 'NO'}; saved {out} and {page}"
     )
-    return {
-        **result,
-        "matches_reference": deployment.matches,
-        "steps": lava.steps,
-        "seconds": lava.seconds,
-        "workers": args.workers,
-        "output": str(out),
-    }
+    return {**result, "report": str(page)}
 
 
 def compare(args: argparse.Namespace, say: Say) -> dict[str, object]:
     from toolchain.report.compare import compare
+    from toolchain.report.html import comparison_section
     from toolchain.report.plots import plot_comparison
 
     floating = _float_side(args)
@@ -209,8 +213,29 @@ def compare(args: argparse.Namespace, say: Say) -> dict[str, object]:
     report = comparison.to_json()
     write_text(out / "compare.json", json.dumps(report, indent=2))
     plots = plot_comparison(comparison, raster, out)
-    say(f"{comparison.table()}\nwrote {out / 'compare.json'}, {', '.join(map(str, plots))}")
+    page = _write_report(
+        out / "report.html", graph, args.graph, images, [comparison_section(comparison, plots)]
+    )
+    say(f"{comparison.table()}\nwrote {out / 'compare.json'}, {', '.join(map(str, plots))}, {page}")
     return report
+
+
+def _write_report(
+    path: Path, graph: Graph, graph_file: Path, images: np.ndarray, sections: list[Any]
+) -> Path:
+    """report.html of compare and deploy, with the Loihi 2 plan of the first samples."""
+    from toolchain.report.chip_plan import ACTIVITY_SAMPLES, chip_plan_of
+    from toolchain.report.html import quantization_report, write_report_with_plan
+
+    chip_plan = chip_plan_of(graph, images[:ACTIVITY_SAMPLES])
+    title = f"{graph.name}: {graph_file.name}"
+    return write_report_with_plan(
+        path,
+        title,
+        sections,
+        chip_plan,
+        quantization_report(graph_file.with_suffix(".report.json")),
+    )
 
 
 def _float_side(args: argparse.Namespace) -> Any:

@@ -19,6 +19,7 @@ from toolchain.atomic import atomic_path
 from toolchain.ir import Graph
 
 STATE_BYTES_PER_NEURON = 6  # u and v, 24 bits each
+ACTIVITY_SAMPLES = 100  # activity is counted on the first samples unless a user says otherwise
 
 
 @dataclass(frozen=True)
