@@ -30,6 +30,11 @@ SYNAPSE_WORDS_PER_CORE = 16000  # 64-bit words: 128 KB of synaptic memory
 # table's `SynMem` register in [oxford] and [pilot] ("registers['SynMem']=12000").
 SYNAPSE_WORDS_TARGET = 12000
 
+# Inferred: no dense core in the published tables holds 128 or more neurons, and the compiler put
+# [oxford]'s 200 -> 256 layer on 3 cores of 85 where 2 cores of 128 are within every other limit
+# it shows (8200 of 12000 synapse words). So a dense layer's core holds at most 127 of its neurons.
+DENSE_NEURONS_PER_CORE = 127
+
 # Synaptic memory, fitted to every dense row and violation of [mnist], [oxford] and [pilot]:
 # an input axon's list costs ceil((n * (b + 12) + 16) / 64) words for n neurons of b-bit weights
 # (a 12-bit neuron index per synapse, a 16-bit list header, 64-bit words). A convolution's
@@ -41,7 +46,7 @@ LIST_HEADER_BITS = 16
 # Conv layers are tiled as the compiler does in [pilot]: a slice of the width, the full height,
 # all channels; the width a power of two. No tile it chose holds 4096 neurons (PilotNet's 64 x 4
 # x 22 layer gets tiles 8 wide, 2048 neurons, where 16 would make 4096), so a tile holds fewer.
-TILE_NEURONS_BELOW = 4096
+TILE_NEURONS_BELOW = NEURONS_PER_CORE
 
 # Formats the cores run without custom microcode [lava]
 WEIGHT_BITS = 8  # mantissa; our weights are integers in [-256, 255] with one exponent

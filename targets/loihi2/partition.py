@@ -129,7 +129,7 @@ def _dense(block: Block) -> Placement:
         per_core = math.ceil(neurons / cores)
         ratio = max(
             _dense_words(fan_ins, per_core) / chip.SYNAPSE_WORDS_TARGET,
-            per_core / chip.NEURONS_PER_CORE,
+            per_core / chip.DENSE_NEURONS_PER_CORE,
         )
         if ratio <= 1 or per_core == 1:
             break

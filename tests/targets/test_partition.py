@@ -66,14 +66,14 @@ def test_lava_dls_mnist_tutorial_takes_the_compilers_five_cores(tmp_path):
     assert layers[0].axons_in == 784  # 4.90 % of 16000
 
 
-def test_lava_dls_oxford_tutorial_layer_by_layer(tmp_path):
-    """The compiler split 256 -> 200 over 2 cores of 100 neurons, as here. It put 200 -> 256 on
-    3 cores of 85 where 2 of 128 are within every limit its tables show (8200 of 12000 synapse
-    words); docs/loihi2-plan.md records the difference."""
+def test_lava_dls_oxford_tutorial_takes_the_compilers_five_cores(tmp_path):
+    """3 + 2 as the compiler: 200 -> 256 on 3 cores (86 + 85 + 85; the compiler's row shows 85),
+    though 2 cores of 128 would be within every other limit (`chip.DENSE_NEURONS_PER_CORE`);
+    256 -> 200 on 2 of 100."""
     layers = placed(tmp_path, "netx_tutorial_oxford.net").layers
-    assert [layer.cores for layer in layers] == [2, 2]
-    assert (layers[1].axons_in, layers[1].neurons_per_core) == (256, 100)
-    assert layers[0].synapse_words == 200 * list_words(128, 8)
+    assert [layer.cores for layer in layers] == [3, 2]
+    assert [(lay.axons_in, lay.neurons_per_core) for lay in layers] == [(200, 86), (256, 100)]
+    assert layers[0].synapse_words == 200 * list_words(86, 8)
 
 
 def test_pilotnet_takes_the_compilers_74_cores_and_tiles(tmp_path):
