@@ -93,7 +93,7 @@ class FixedPointFinetuner:
             else n
             for n in self.graph.nodes
         ]
-        return Graph(tuple(nodes), T=self.graph.T, name=self.graph.name)
+        return self.graph.with_nodes(tuple(nodes))
 
     def fixed_graph(self) -> Graph:
         return apply_scales(self.float_graph(), self.scales)[0]

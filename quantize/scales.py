@@ -209,7 +209,7 @@ def apply_scales(graph: Graph, scales: list[LayerScale]) -> tuple[Graph, list[La
                 max_spikes=fixed.max_spikes,
             )
         )
-    return Graph(tuple(nodes), T=graph.T, name=graph.name, edges=graph.edges), reports
+    return graph.with_nodes(tuple(nodes), graph.edges), reports
 
 
 def _quantized_recurrent(synapse: Dense, scale: float, tau_s: float) -> tuple[Dense, int]:
@@ -228,7 +228,7 @@ MIN_FIRST_WEIGHTS = 64  # largest |weight| a Conv2d first synapse should reach: 
 def with_input_levels(graph: Graph, levels: int) -> Graph:
     """The same graph, its input sent with `levels` levels."""
     nodes = (dataclasses.replace(graph.input, levels=levels), *graph.nodes[1:])
-    return Graph(nodes, T=graph.T, name=graph.name, edges=graph.edges)
+    return graph.with_nodes(nodes, graph.edges)
 
 
 def choose_input_levels(

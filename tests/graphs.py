@@ -140,7 +140,7 @@ def netx_lif(name: str, du: int, dv: int, vth: int) -> CubaLIF:
 def mlp(weight_exp: int = 0) -> Graph:
     """A fixed dense chain whose first weights are even and within [-128, 126]."""
     nodes = (
-        Input("image", (1, 4, 5), levels=255),
+        Input("pixels", (1, 4, 5), levels=255),
         netx_dense("fc1", 12, 20, weight_exp=weight_exp, weight_int=netx_integers(12, 20) // 4 * 2),
         netx_lif("lif1", du=1365, dv=819, vth=200),
         netx_dense("fc2", 6, 12),

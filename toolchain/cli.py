@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     from toolchain.io import FORMATS
     from toolchain.io.nir_read import CONVENTIONS
     from toolchain.ir.provenance import DEFAULT_LEVELS, NETX_DEFAULT_STEPS, NIR_DEFAULT_STEPS
+    from toolchain.neuron import PREDICTIONS
 
     parser = Parser(
         prog="snn-deploy", description="Train spiking networks with TSSL-BP and deploy them."
@@ -185,6 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.choices[name].add_argument("--dataset", choices=DATASET_NAMES)
         sub.choices[name].add_argument(
             "--limit", type=count(1), help="only the first N test samples"
+        )
+    for name in ("simulate", "compare", "deploy"):
+        sub.choices[name].add_argument(
+            "--predict",
+            choices=list(PREDICTIONS),
+            help="how the outputs name a class: psp (TSSL-BP's, for networks trained here), "
+            "count (spike count: snnTorch, SLAYER, Sinabs), max (a read-out membrane's peak: "
+            "Norse); default: the graph's own, its library's for an imported one",
         )
     for name in ("compare", "deploy"):
         sub.choices[name].add_argument("--inputs", type=Path, help="your inputs, .npy")

@@ -161,9 +161,31 @@ def readout(psp: torch.Tensor) -> torch.Tensor:
     return psp.sum(-1).argmax(-1)
 
 
+# How a network's outputs (N, classes, T) name a class; in every rule the first class wins a tie.
+PREDICTIONS = {
+    "psp": "TSSL-BP's: the output through the synaptic filter, summed over time",
+    "count": "the most output spikes (a read-out's membrane summed over time)",
+    "max": "the highest output over time (a read-out's membrane peak, as Norse's tutorials)",
+}
+
+
+def predict(outputs: np.ndarray | torch.Tensor, rule: str, tau_s: float) -> np.ndarray:
+    """The class each sample's outputs (N, classes, T) name by `rule` (`PREDICTIONS`), int64;
+    `tau_s` is the synaptic filter of "psp"."""
+    x = torch.as_tensor(np.asarray(outputs), dtype=torch.float64)
+    if x.ndim != 3:
+        raise ValueError(f"outputs have shape {tuple(x.shape)}, expected (N, n_out, T)")
+    if rule == "psp":
+        chosen = readout(psp_filter(x, tau_s))
+    elif rule == "count":
+        chosen = x.sum(-1).argmax(-1)
+    elif rule == "max":
+        chosen = x.amax(-1).argmax(-1)
+    else:
+        raise ValueError(f"prediction rule {rule!r}; accepted: {', '.join(PREDICTIONS)}")
+    return chosen.numpy().astype(np.int64)
+
+
 def predict_from_spikes(spikes: np.ndarray | torch.Tensor, tau_s: float) -> np.ndarray:
-    """`readout` of output spikes (N, classes, T) through the synaptic filter, as int64."""
-    spikes = torch.as_tensor(np.asarray(spikes), dtype=torch.float64)
-    if spikes.ndim != 3:
-        raise ValueError(f"spikes have shape {tuple(spikes.shape)}, expected (N, n_out, T)")
-    return readout(psp_filter(spikes, tau_s)).numpy().astype(np.int64)
+    """TSSL-BP's prediction ("psp") of output spikes (N, classes, T)."""
+    return predict(spikes, "psp", tau_s)

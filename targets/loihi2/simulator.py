@@ -88,7 +88,6 @@ from targets.loihi2.timing import (
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError
 from toolchain.ir.fields import set_fields
 from toolchain.native import compiled
-from toolchain.neuron import predict_from_spikes
 from toolchain.parallel import in_shards
 from toolchain.resources import require_memory
 
@@ -367,7 +366,7 @@ def _simulate(
     window = output_window(graph)
     return SimulationResult(
         output_spikes=recorder.output,
-        predictions=predict_from_spikes(recorder.output[..., window], graph.output_filter),
+        predictions=graph.predict(recorder.output[..., window]),
         spikes=recorder.spikes,
         currents=recorder.currents,
         voltages=recorder.voltages,

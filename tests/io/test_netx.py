@@ -122,6 +122,7 @@ def check_root(data: dict, graph: Graph) -> None:
         "time_steps": graph.T,
         "input_levels": graph.input.levels,
         "input_message_bits": graph.input.levels.bit_length(),
+        "prediction": graph.prediction,
     }
 
 

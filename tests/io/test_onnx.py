@@ -173,6 +173,7 @@ def test_metadata(graph: Graph):
         "version": importlib.metadata.version("snn-deploy"),
         "graph_name": graph.name,
         "fixed_point": "true" if graph.is_fixed else "false",
+        "prediction": "psp",
     }
 
 
@@ -400,3 +401,17 @@ def test_save_is_atomic(saved: Path, monkeypatch: pytest.MonkeyPatch):
         save_onnx(float_mlp(), saved)
     assert saved.read_bytes() == before
     assert [p.name for p in saved.parent.iterdir()] == [saved.name]
+
+
+def test_a_node_named_as_the_onnx_graph_input_is_refused(tmp_path):
+    from dataclasses import replace
+
+    from graphs import mlp
+
+    from toolchain.ir import GraphError
+
+    graph = mlp()
+    renamed = graph.with_nodes((replace(graph.input, name="image"), *graph.nodes[1:]))
+    with pytest.raises(GraphError, match="node 'image': ONNX files of snn-deploy reserve"):
+        save_onnx(renamed, tmp_path / "g.onnx")
+    assert not (tmp_path / "g.onnx").exists()

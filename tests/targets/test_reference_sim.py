@@ -23,12 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from targets.loihi2.formats import VTH_MAX
-from targets.loihi2.simulator import (
-    SimulationResult,
-    output_window,
-    predict_from_spikes,
-    simulate,
-)
+from targets.loihi2.simulator import SimulationResult, output_window, simulate
 from targets.loihi2.stream import input_payload
 from toolchain.ir import (
     Conv2d,
@@ -41,6 +36,7 @@ from toolchain.ir import (
     Node,
     SumPool2d,
 )
+from toolchain.neuron import predict_from_spikes
 
 # --------------------------------------------------------------------------- the loop model
 

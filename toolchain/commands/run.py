@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,15 +53,33 @@ def _split(args: argparse.Namespace) -> Split:
     return Split(test.images[: args.limit], test.labels[: args.limit])
 
 
+def _ruled(graph: Graph, args: argparse.Namespace) -> Graph:
+    """The graph predicting by --predict where it is given, else by its own rule."""
+    rule = getattr(args, "predict", None)
+    return graph if rule is None else replace(graph, prediction=rule)
+
+
+def _accuracy(result: dict[str, object], graph: Graph) -> str:
+    """The accuracy as printed: with the rule that made the predictions."""
+    if "accuracy" not in result:
+        return ""
+    return f"accuracy {100 * result['accuracy']:.2f} % (predicted by {graph.prediction}), "
+
+
 def simulate(args: argparse.Namespace, say: Say) -> dict[str, object]:
-    graph = _runnable_graph(args.graph)
+    graph = _ruled(_runnable_graph(args.graph), args)
     out = None if args.save_spikes is None else output_file(args.save_spikes, *inputs_of(args))
     inputs, labels = _samples(args, graph)
     began = time.perf_counter()
     spikes, predictions, extra = _simulated(graph, inputs, args)
     seconds = time.perf_counter() - began
     kind = "fixed-point" if graph.is_fixed else "float"
-    result: dict[str, object] = {"kind": kind, "samples": len(predictions), "seconds": seconds}
+    result: dict[str, object] = {
+        "kind": kind,
+        "samples": len(predictions),
+        "seconds": seconds,
+        "prediction": graph.prediction,
+    }
     if labels is not None:
         result["accuracy"] = float((predictions == labels).mean())
     if out is not None:
@@ -69,7 +88,7 @@ def simulate(args: argparse.Namespace, say: Say) -> dict[str, object]:
     layers = _layer_spikes(graph, extra.pop("spikes"), len(predictions))
     result.update(extra)
     result["layers"] = layers
-    accuracy = f"accuracy {100 * result['accuracy']:.2f} %, " if "accuracy" in result else ""
+    accuracy = _accuracy(result, graph)
     say(
         f"{graph.name}, {kind} ({len(predictions)} samples): {accuracy}"
         f"{len(predictions) / seconds:.0f} samples/s"
@@ -154,7 +173,7 @@ def deploy(args: argparse.Namespace, say: Say) -> dict[str, object]:
     from toolchain.pipeline import deploy_and_verify
     from toolchain.report.html import deployment_section
 
-    graph = _fixed_graph(args.graph)
+    graph = _ruled(_fixed_graph(args.graph), args)
     if args.target == "loihi":  # refuse what the chip cannot hold before looking for lava-loihi
         from targets.loihi2.chip_rules import require_fit
         from targets.loihi2.partition import partition
@@ -174,11 +193,14 @@ def deploy(args: argparse.Namespace, say: Say) -> dict[str, object]:
         labels=labels,
     )
     lava = deployment.lava
-    result: dict[str, object] = {"target": args.target, "samples": len(images)}
-    accuracy = ""
+    result: dict[str, object] = {
+        "target": args.target,
+        "samples": len(images),
+        "prediction": graph.prediction,
+    }
     if labels is not None:
         result["accuracy"] = deployment.accuracy(labels)
-        accuracy = f"accuracy {100 * result['accuracy']:.2f} %; "
+    accuracy = _accuracy(result, graph)
     result.update(
         matches_reference=deployment.matches,
         steps=lava.steps,
@@ -202,7 +224,9 @@ def compare(args: argparse.Namespace, say: Say) -> dict[str, object]:
     from toolchain.report.plots import plot_comparison
 
     floating = _float_side(args)
-    graph = _fixed_graph(args.graph)
+    graph = _ruled(_fixed_graph(args.graph), args)
+    if isinstance(floating, Graph):
+        floating = _ruled(floating, args)
     images, labels = _samples(args, graph)
     if labels is None:
         raise GraphError(f"{args.inputs}: compare reports accuracies; give --labels Y.npy too")

@@ -49,7 +49,15 @@ from toolchain.errors import UserError
 from toolchain.io.hdf5 import READ_ERRORS, check_self_contained
 from toolchain.io.netx_write import read_netx
 from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError, Input, Node
-from toolchain.ir.provenance import DEFAULT_LEVELS, INPUT_LEVELS, NETX_DEFAULT_STEPS, TIME_STEPS
+from toolchain.ir.provenance import (
+    DEFAULT_LEVELS,
+    INPUT_LEVELS,
+    NETX_DEFAULT_STEPS,
+    PREDICTION,
+    TIME_STEPS,
+    library_prediction,
+    written_here,
+)
 
 NEURON_TYPES = ("CUBA", "LOIHI")  # netx builds the same LIF for both
 NETX_BIAS_EXP = ACT_SHIFT  # netx sends bias << 6 into v
@@ -110,7 +118,10 @@ def _graph(data: dict[str, Any], name: str, steps: int | None) -> Graph:
         except READ_ERRORS as error:
             reason = f"{type(error).__name__}: {error}".splitlines()[0]
             raise NetxImportError(f"layer {index}: a field cannot be read ({reason})") from None
-    return Graph(tuple(nodes), T=steps or int(attrs.get(TIME_STEPS, NETX_DEFAULT_STEPS)), name=name)
+    T = steps or int(attrs.get(TIME_STEPS, NETX_DEFAULT_STEPS))
+    # a file of ours records its rule; SLAYER's networks predict by spike rate (`Rate`)
+    rule = attrs[PREDICTION] if written_here(attrs) else library_prediction(readout=False)
+    return Graph(tuple(nodes), T=T, name=name, prediction=_text(rule))
 
 
 def _fed_shape(layer: dict) -> tuple[int, int, int]:

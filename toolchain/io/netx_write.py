@@ -96,6 +96,7 @@ from toolchain.ir.fields import says, set_fields
 from toolchain.ir.provenance import (
     GRAPH_NAME,
     INPUT_LEVELS,
+    PREDICTION,
     PRODUCER,
     PRODUCER_KEY,
     TIME_STEPS,
@@ -305,6 +306,7 @@ def save_netx(graph: Graph, path: Path | str, *, input_layer: bool = True) -> Pa
             f.attrs[GRAPH_NAME] = graph.name
             f.attrs[TIME_STEPS] = graph.T
             f.attrs[INPUT_LEVELS] = graph.input.levels
+            f.attrs[PREDICTION] = graph.prediction
             f.attrs["input_message_bits"] = int(graph.input.levels).bit_length()
             for key, text in how_to_run(graph, path.name).items():
                 f.attrs[key] = text

@@ -46,7 +46,9 @@ from toolchain.ir.provenance import (
     DEFAULT_LEVELS,
     INPUT_LEVELS,
     NIR_DEFAULT_STEPS,
+    PREDICTION,
     TIME_STEPS,
+    library_prediction,
     written_here,
 )
 
@@ -175,7 +177,10 @@ def read_nir(
     max_spikes = max_spikes or rules.max_spikes
     try:
         model = _flattened(model)
-        importer = _Importer(model, rules, step, convention, reset, max_spikes)
+        rule = recorded.get(PREDICTION)  # a file of ours; else the library's own rule
+        importer = _Importer(
+            model, rules, step, convention, reset, max_spikes, None if rule is None else str(rule)
+        )
         return importer.graph(path.stem, steps, levels)
     except (NirImportError, GraphError) as error:
         raise NirImportError(f"{path}: {error}") from None
@@ -219,9 +224,10 @@ class _Importer:
         convention: str,
         reset: str,
         max_spikes: int,
+        prediction: str | None = None,
     ) -> None:
         self.model, self.rules, self.dt, self.convention = model, rules, dt, convention
-        self.reset, self.max_spikes = reset, max_spikes
+        self.reset, self.max_spikes, self.prediction = reset, max_spikes, prediction
         self.order, self.loops = _chain(model)  # loops: population -> its recurrent synapse
         self.nodes: list[Node] = []
         self.bias: np.ndarray | None = None  # of the synapse just read, for its neurons
@@ -248,7 +254,9 @@ class _Importer:
         edges = list(chain_edges(plain))
         for population, synapse in self.loops.items():
             edges += [(synapse, population), (population, synapse)]
-        return Graph(tuple(self.nodes), T=steps, name=name, edges=tuple(edges))
+        readout = self.nodes[-1].readout if isinstance(self.nodes[-1], CubaLIF) else False
+        rule = self.prediction or library_prediction(readout)
+        return Graph(tuple(self.nodes), T=steps, name=name, edges=tuple(edges), prediction=rule)
 
     def _input(self, key: str, node: Any, levels: int) -> None:
         shape = [int(n) for n in np.asarray(next(iter(node.input_type.values())))]

@@ -33,10 +33,24 @@ from toolchain.data.encoding import ENCODING
 from toolchain.errors import UserError
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, Input, Node, SumPool2d
 from toolchain.ir.fields import says, set_fields
-from toolchain.ir.provenance import INPUT_LEVELS, PRODUCER, PRODUCER_KEY, TIME_STEPS
+from toolchain.ir.provenance import (
+    INPUT_LEVELS,
+    PREDICTION,
+    PRODUCER,
+    PRODUCER_KEY,
+    TIME_STEPS,
+)
 
 DT = 1e-4  # snnTorch's step: its importer reads LIF files with it
-METADATA_KEYS = ("producer", "time_steps", "dt", "reset", "encoding", "input_levels")
+METADATA_KEYS = (
+    "producer",
+    "time_steps",
+    "dt",
+    "reset",
+    "encoding",
+    "input_levels",
+    "prediction",
+)
 
 
 class NirExportError(UserError, ValueError):
@@ -108,7 +122,7 @@ def without_constant_plane(graph: Graph) -> Graph:
         elif node is population:
             node = replace(node, synaptic_bias=bias)
         nodes.append(node)
-    return Graph(tuple(nodes), T=graph.T, name=graph.name, edges=graph.edges)
+    return graph.with_nodes(tuple(nodes), graph.edges)
 
 
 def save_nir(graph: Graph, path: Path | str) -> Path:
@@ -136,6 +150,7 @@ def _metadata(graph: Graph) -> dict[str, Any]:
         "reset": resets.pop(),
         "encoding": ENCODING,
         INPUT_LEVELS: graph.input.levels,
+        PREDICTION: graph.prediction,
     }
 
 

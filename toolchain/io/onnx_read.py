@@ -36,6 +36,7 @@ from toolchain.ir import (
 )
 from toolchain.ir.fields import kinds
 from toolchain.ir.fields import required as required_fields
+from toolchain.ir.provenance import DEFAULT_PREDICTION, PREDICTION
 
 _MISSING = object()
 
@@ -226,7 +227,8 @@ def _read_model(model: onnx.ModelProto) -> Graph:
             f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
     nodes, edges = _Reader(model).read()
-    return Graph(tuple(nodes), int(meta["time_steps"]), meta["graph_name"], tuple(edges))
+    rule = meta.get(PREDICTION, DEFAULT_PREDICTION)
+    return Graph(tuple(nodes), int(meta["time_steps"]), meta["graph_name"], tuple(edges), rule)
 
 
 def load_onnx(path: Path | str) -> Graph:

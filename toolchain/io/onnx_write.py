@@ -14,7 +14,18 @@ from onnx import TensorProto, helper, numpy_helper
 
 from toolchain.atomic import atomic_path
 from toolchain.io.onnx_format import DOMAIN, DOMAIN_VERSION, IMAGE, IR_VERSION, OPSET, PREVIOUS
-from toolchain.ir import SYNAPSES, Conv2d, CubaLIF, Dense, Flatten, Graph, Input, Node, SumPool2d
+from toolchain.ir import (
+    SYNAPSES,
+    Conv2d,
+    CubaLIF,
+    Dense,
+    Flatten,
+    Graph,
+    GraphError,
+    Input,
+    Node,
+    SumPool2d,
+)
 from toolchain.ir.fields import set_fields
 from toolchain.ir.provenance import PRODUCER, graph_metadata, version
 
@@ -137,6 +148,12 @@ def _float_type(graph: Graph) -> int:
 
 def graph_to_onnx(graph: Graph) -> onnx.ModelProto:
     """The ONNX model of one time step of `graph` (layout in `onnx_format`), checked."""
+    for node in graph.nodes:  # ONNX names each node's output after the node
+        if node.name == IMAGE or node.name.endswith(PREVIOUS):
+            raise GraphError(
+                f"node {node.name!r}: ONNX files of snn-deploy reserve the name {IMAGE!r} and "
+                f"names ending in {PREVIOUS!r}; rename the node"
+            )
     fixed = graph.is_fixed
     b = _Builder(fixed, TensorProto.INT32 if fixed else _float_type(graph))
     shapes = dict(zip((node.name for node in graph.nodes), graph.shapes(), strict=True))

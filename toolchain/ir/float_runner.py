@@ -18,7 +18,6 @@ from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Nod
 from toolchain.neuron import (
     lif_forward,
     lif_step,
-    predict_from_spikes,
     psp_filter,
     refractory_mask,
 )
@@ -152,7 +151,7 @@ def _run_float(
                 chunks[node.name].append(x.to(spike_dtype(node, dtype)).numpy())
             else:
                 x = apply_node(node, x)
-        predictions.append(predict_from_spikes(x.flatten(1, -2), graph.output_filter))
+        predictions.append(graph.predict(x.flatten(1, -2)))
     spikes = {name: np.concatenate(parts) for name, parts in chunks.items()}
     return FloatResult(spikes, np.concatenate(predictions))
 

@@ -18,7 +18,9 @@ previous step (zeros at the first). Rules, checked on construction:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from toolchain.ir.nodes import (
     SYNAPSES,
@@ -31,6 +33,8 @@ from toolchain.ir.nodes import (
     Node,
     SumPool2d,
 )
+from toolchain.ir.provenance import DEFAULT_PREDICTION
+from toolchain.neuron import PREDICTIONS, predict
 
 Edge = tuple[str, str]
 
@@ -53,6 +57,7 @@ class Graph:
     T: int
     name: str = "network"
     edges: tuple[Edge, ...] | None = None  # None: a chain
+    prediction: str = DEFAULT_PREDICTION  # how the outputs name a class (`neuron.PREDICTIONS`)
 
     def __post_init__(self) -> None:
         if self.edges is None:
@@ -64,6 +69,8 @@ class Graph:
             raise GraphError(f"the last node {self.nodes[-1].name!r} must be a CubaLIF population")
         if not isinstance(self.T, int) or isinstance(self.T, bool) or not 1 <= self.T <= STEPS_MAX:
             raise GraphError(f"T={self.T!r} must be an int in 1 .. {STEPS_MAX}")
+        if self.prediction not in PREDICTIONS:
+            raise GraphError(f"prediction={self.prediction!r}; accepted: {', '.join(PREDICTIONS)}")
         names = [node.name for node in self.nodes]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -108,6 +115,7 @@ class Graph:
             and self.T == other.T
             and self.name == other.name
             and self.edges == other.edges
+            and self.prediction == other.prediction
             and len(self.nodes) == len(other.nodes)
             and all(a == b for a, b in zip(self.nodes, other.nodes, strict=True))
         )
@@ -158,6 +166,14 @@ class Graph:
     @property
     def populations(self) -> list[CubaLIF]:
         return [node for node in self.nodes if isinstance(node, CubaLIF)]
+
+    def with_nodes(self, nodes: tuple[Node, ...], edges: tuple[Edge, ...] | None = None) -> Graph:
+        """The same graph (steps, name, prediction) of other nodes; `edges` None: a chain."""
+        return replace(self, nodes=tuple(nodes), edges=edges)
+
+    def predict(self, outputs: np.ndarray) -> np.ndarray:
+        """The classes the output population's outputs (N, n_out, T) name, by the graph's rule."""
+        return predict(outputs, self.prediction, self.output_filter)
 
     @property
     def output_filter(self) -> float:

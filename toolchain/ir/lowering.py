@@ -68,7 +68,7 @@ def lower(graph: Graph) -> Graph:
                 raise GraphError(f"node {pending.name!r}: pooling must be followed by a synapse")
             pending = None
         nodes.append(node)
-    return Graph(tuple(nodes), T=graph.T, name=graph.name)
+    return graph.with_nodes(tuple(nodes))
 
 
 def _pooled(shape: tuple[int, ...], pool: SumPool2d) -> tuple[int, ...]:

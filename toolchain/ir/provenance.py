@@ -20,9 +20,19 @@ PRODUCER = "snn-deploy"
 DEFAULT_LEVELS = 255  # input levels where nothing says otherwise: 8-bit images, round(255 x)
 NIR_DEFAULT_STEPS = 10  # a NIR file records no T
 NETX_DEFAULT_STEPS = 16  # netx files record no T; lava-dl's own examples use tSample = 16
+DEFAULT_PREDICTION = "psp"  # trained here: TSSL-BP's rule (`toolchain.neuron.PREDICTIONS`)
+
+
+def library_prediction(readout: bool) -> str:
+    """The rule an imported network's own library predicts by: the spike count (snnTorch's,
+    SLAYER's `Rate`, Sinabs', SpikingJelly's), or a read-out membrane's peak over time (Norse's
+    tutorials)."""
+    return "max" if readout else "count"
+
 
 # the keys every writer records
 TIME_STEPS, INPUT_LEVELS, GRAPH_NAME = "time_steps", "input_levels", "graph_name"
+PREDICTION = "prediction"
 PRODUCER_KEY, VERSION_KEY, ENCODING_KEY = "producer", "version", "encoding"
 
 
@@ -42,6 +52,7 @@ def graph_metadata(graph: Graph) -> dict[str, str]:
         PRODUCER_KEY: PRODUCER,
         VERSION_KEY: version(),
         GRAPH_NAME: graph.name,
+        PREDICTION: graph.prediction,
         "fixed_point": str(graph.is_fixed).lower(),
     }
 

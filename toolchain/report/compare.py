@@ -26,6 +26,7 @@ from targets.loihi2.timing import population_window
 from toolchain.data.datasets import Split
 from toolchain.ir import Graph, GraphError
 from toolchain.ir.float_runner import run_float
+from toolchain.ir.provenance import DEFAULT_PREDICTION
 from toolchain.parallel import in_shards
 from toolchain.train.network import SpikingLayer, SpikingNetwork
 
@@ -162,7 +163,7 @@ def compare(
     def runs(first: int, stop: int) -> list[tuple[Run, Run]]:
         pieces = range(first * batch_size, min(stop * batch_size, len(split)), batch_size)
         images = [split.images[start : start + batch_size] for start in pieces]
-        return [(_float_run(model, x), _fixed_run(graph, x)) for x in images]
+        return [(_float_run(model, x, graph), _fixed_run(graph, x)) for x in images]
 
     # one batch per shard, so that a batch's spikes are let go once counted
     shards = (
@@ -184,13 +185,19 @@ def _spiking_layers(model: SpikingNetwork):
     return (layer for layer in model.layers if isinstance(layer, SpikingLayer))
 
 
-def _float_run(model: SpikingNetwork | Graph, images: np.ndarray) -> Run:
+def _float_run(model: SpikingNetwork | Graph, images: np.ndarray, graph: Graph) -> Run:
+    """The float side; a trained network predicts by the fixed graph's rule (its own, TSSL-BP's,
+    unless the user chose another)."""
     if isinstance(model, Graph):
         run = run_float(model, images)
         return Run(run.predictions, [run.spikes[p.name] for p in model.populations])
     with torch.no_grad():
         output, spikes = model(torch.from_numpy(images), return_spikes=True)
-    return Run(model.predict(output).numpy(), [s.numpy() for s in spikes])
+    if graph.prediction == DEFAULT_PREDICTION:
+        predictions = model.predict(output).numpy()
+    else:
+        predictions = graph.predict(spikes[-1].flatten(1, -2).numpy())
+    return Run(predictions, [s.numpy() for s in spikes])
 
 
 def _fixed_run(graph: Graph, images: np.ndarray) -> Run:

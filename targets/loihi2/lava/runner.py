@@ -50,7 +50,6 @@ from targets.loihi2.stream import (
 )
 from targets.loihi2.timing import samples_finished, steps_for
 from toolchain.ir import Graph
-from toolchain.neuron import predict_from_spikes
 
 __all__ = [
     "LavaResult",
@@ -73,7 +72,7 @@ class LavaResult:
     output_spikes: (N, n_out, T) uint8 (a readout's voltages: int64), the output population's
         window of every sample, neurons in graph order ((C, H, W) flattened for a convolutional
         output).
-    predictions: (N,) int64, `predict_from_spikes` of output_spikes.
+    predictions: (N,) int64, the graph's prediction (`Graph.predict`) of output_spikes.
     steps: Lava steps run (N*T + L streaming, N*(T + L) per sample).
     seconds: wall time of building, compiling, running and reading back.
     probes: population -> {"u": (steps, *shape), "v": (steps, *shape)} int64 in graph order,
@@ -172,7 +171,7 @@ def run_payload_on_lava(
     output = output_windows(spikes, out_shape, n, graph)
     return LavaResult(
         output_spikes=output,
-        predictions=predict_from_spikes(output, graph.output_filter),
+        predictions=graph.predict(output),
         steps=total,
         seconds=time.perf_counter() - started,
         probes=probes,
@@ -225,7 +224,7 @@ def run_per_sample(
     }
     return LavaResult(
         output_spikes=output,
-        predictions=predict_from_spikes(output, graph.output_filter),
+        predictions=graph.predict(output),
         steps=n * steps,
         seconds=time.perf_counter() - started,
         probes=probes,

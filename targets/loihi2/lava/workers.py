@@ -32,7 +32,6 @@ from targets.loihi2.lava.runner import LavaResult, run_on_lava
 from targets.loihi2.lava.session import STOP_GRACE_S
 from toolchain.atomic import atomic_path
 from toolchain.ir import Graph
-from toolchain.neuron import predict_from_spikes
 
 _POLL_S = 0.2
 _JOIN_S = STOP_GRACE_S + 5.0  # an interrupted worker stops its runtime, then ends
@@ -130,7 +129,7 @@ def run_on_lava_workers(
     output = np.concatenate(parts)
     return LavaResult(
         output_spikes=output,
-        predictions=predict_from_spikes(output, graph.output_filter),
+        predictions=graph.predict(output),
         steps=steps,
         seconds=time.perf_counter() - started,
         probes={},
