@@ -216,6 +216,20 @@ def test_steps_act_on_a_netx_import(capsys, tmp_path):
     assert json.loads(capsys.readouterr().out)["T"] == 3
 
 
+def test_levels_act_on_a_netx_import_with_input_neurons(capsys, tmp_path):
+    """tiny.net's input neurons take the sample as their bias: SLAYER's blocks compute in units
+    of 1 << 6, so a SLAYER-trained network wants round(64 x), `--levels 64`."""
+    from graphs import unpacked
+
+    from toolchain.io import load_onnx
+
+    out = tmp_path / "t.onnx"
+    assert run(["import", TINY_NET, "--levels", "64", "--out", out, "--quiet"]) == 0
+    assert load_onnx(out).input.levels == 64
+    binary = unpacked("netx_tutorial_mnist.net", tmp_path)  # no input layer: binary spikes
+    refused(capsys, ["import", binary, "--levels", "64", "--out", out], "no input neurons")
+
+
 # ------------------------------------------------------------ 7. one layout for saved spikes
 
 

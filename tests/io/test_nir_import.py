@@ -624,3 +624,34 @@ def test_a_conv_with_unequal_stride_and_padding_keeps_height_and_width_apart(tmp
     kernel = torch.from_numpy(weight)
     expected = torch.nn.functional.conv2d(x, kernel, stride=(2, 1), padding=(1, 0))
     torch.testing.assert_close(ours, expected)
+
+
+def test_snntorch_tutorial_order_conv_pool_leaky(tmp_path):
+    """snnTorch's tutorials pool between a convolution and its neurons: the pool is folded into
+    the convolution (kernel (p-1)s + k, stride p s), biases and padding included, and the file
+    gives snnTorch's own spikes, through the float runner and, quantised, on Lava as on the
+    reference simulator."""
+    import snntorch as snn
+
+    import targets.loihi2.lava  # noqa: F401
+    from targets.loihi2.lava.runner import run_on_lava
+
+    def leaky(shape, beta, threshold):
+        return snn.Leaky(
+            beta=full(beta, *shape), threshold=full(threshold, *shape), init_hidden=True
+        )
+
+    net = torch.nn.Sequential(
+        conv(2, 4, seed=5, gain=1.0, bias=True), torch.nn.AvgPool2d(2), leaky((4, 4, 4), 0.8, 1.5),
+        torch.nn.Flatten(), dense(64, 5, seed=6, gain=0.5), leaky((5,), 0.9, 4.0),
+    )  # fmt: skip
+    x = static_input((2, 8, 8), seed=3)
+    graph, _ = imports_exactly(net, x, tmp_path / "tutorial.nir")
+    first = graph.nodes[1]
+    assert first.weight.shape[2:] == (4, 4) and first.stride == (2, 2)  # 3x3 conv, 2x2 pool
+    images = np.random.default_rng(5).random((6, 2, 8, 8)).astype(np.float32)
+    fixed, _ = quantize_graph(lower(graph), images)
+    reference = simulate(fixed, images)
+    assert reference.output_spikes.sum() > 0
+    lava = run_on_lava(fixed, images[:3])
+    np.testing.assert_array_equal(lava.output_spikes, reference.output_window_spikes[:3])

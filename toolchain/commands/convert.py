@@ -61,7 +61,7 @@ def import_nir(args: argparse.Namespace, say: Say) -> dict[str, object]:
         from toolchain.io.netx_read import read_netx_graph
 
         refuse_options(args, "a lava-dl netx file, already fixed point", NIR_ONLY)
-        graph = read_netx_graph(args.model, steps=args.steps)
+        graph = read_netx_graph(args.model, steps=args.steps, levels=args.levels)
     else:
         graph = read_nir(
             args.model,
@@ -79,8 +79,6 @@ def import_nir(args: argparse.Namespace, say: Say) -> dict[str, object]:
 
 # import's options that only a NIR file's reading takes (a netx file states them itself)
 NIR_ONLY = {"source": "--from", "dt": "--dt", "reset": "--reset", "max_spikes": "--max-spikes"}
-
-NIR_ONLY["levels"] = "--levels"
 
 
 def inspect(args: argparse.Namespace, say: Say) -> dict[str, object]:

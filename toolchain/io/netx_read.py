@@ -67,8 +67,11 @@ class NetxImportError(UserError, ValueError):
     """A netx file this toolchain cannot read; the message names the file, layer and field."""
 
 
-def read_netx_graph(path: Path | str, *, steps: int | None = None) -> Graph:
-    """The fixed-point Graph of a netx file (module docstring)."""
+def read_netx_graph(
+    path: Path | str, *, steps: int | None = None, levels: int | None = None
+) -> Graph:
+    """The fixed-point Graph of a netx file (module docstring); `levels`: the integer bias a
+    sample x = 1 gives the input neurons (default: the file's, else 255)."""
     path = Path(path)
     check_self_contained(path)
     try:
@@ -76,7 +79,7 @@ def read_netx_graph(path: Path | str, *, steps: int | None = None) -> Graph:
     except (OSError, KeyError, ValueError) as error:
         raise NetxImportError(f"{path}: not a readable netx file ({error})") from None
     try:
-        return _graph(data, path.stem, steps)
+        return _graph(data, path.stem, steps, levels)
     except (NetxImportError, GraphError) as error:
         raise NetxImportError(f"{path}: {error}") from None
     except READ_ERRORS as error:
@@ -87,19 +90,23 @@ def read_netx_graph(path: Path | str, *, steps: int | None = None) -> Graph:
         ) from None
 
 
-def _graph(data: dict[str, Any], name: str, steps: int | None) -> Graph:
+def _graph(data: dict[str, Any], name: str, steps: int | None, asked: int | None) -> Graph:
     attrs, layers = data["attrs"], data["layer"]
     if not layers:
         raise NetxImportError("the file holds no layer")
     first = 1
     if _text(layers[0].get("type")) == "input":
         neurons = "neuron" in layers[0]
-        levels = int(attrs.get(INPUT_LEVELS, DEFAULT_LEVELS if neurons else 1))
+        levels = asked or int(attrs.get(INPUT_LEVELS, DEFAULT_LEVELS if neurons else 1))
+        if asked is not None and not neurons:
+            raise NetxImportError(_BINARY_INPUT)
         shape = _shape(layers[0]["shape"])
         nodes: list[Node] = [Input("input", shape, levels)]
         if neurons:
             nodes += _input_neurons(layers[0], shape, levels)
     else:
+        if asked is not None:
+            raise NetxImportError(_BINARY_INPUT)
         first, levels = 0, 1
         nodes = [Input("input", _fed_shape(layers[0]), levels)]
     for index, layer in enumerate(layers[first:], start=first):
@@ -122,6 +129,12 @@ def _graph(data: dict[str, Any], name: str, steps: int | None) -> Graph:
     # a file of ours records its rule; SLAYER's networks predict by spike rate (`Rate`)
     rule = attrs[PREDICTION] if written_here(attrs) else library_prediction(readout=False)
     return Graph(tuple(nodes), T=T, name=name, prediction=_text(rule))
+
+
+_BINARY_INPUT = (
+    "layer 0 has no input neurons: the file's input is binary spikes into its first synapse, "
+    "so --levels does not apply; it sets the integer bias a sample x = 1 gives input neurons"
+)
 
 
 def _fed_shape(layer: dict) -> tuple[int, int, int]:

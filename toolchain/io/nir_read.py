@@ -17,10 +17,11 @@ that differ are folded the same way (v / threshold has threshold 1, exactly, whi
 Supported: Input, Output, Affine and Linear, Conv2d (groups 1, dilation 1), with their biases
 (into LIF and IF neurons a constant input to the membrane; into a CubaLIF's synaptic filter a
 `synaptic_bias`; folded like the weights),
-SumPool2d and AvgPool2d (kernel = stride, no padding), Flatten, LIF, CubaLIF and IF with
-v_leak = v_reset = 0, reset to zero or by subtracting the threshold (at once, or one step late
-as snnTorch does), in a feed-forward chain. Everything else is
-refused with the node's name and type. A neuron that reads its own spikes through a Linear
+SumPool2d and AvgPool2d (kernel = stride, no padding; right after a Conv2d, as snnTorch's
+tutorials write conv -> pool -> neurons, folded into the convolution), Flatten, LIF, CubaLIF
+and IF with v_leak = v_reset = 0, reset to zero or by subtracting the threshold (at once, or
+one step late as snnTorch does), in a feed-forward chain. Everything else is refused with the
+node's name and type. A neuron that reads its own spikes through a Linear
 (snnTorch's recurrent layers) imports as a self-recurrent population. Sinabs' and Rockpool's
 neurons emit spike counts (`max_spikes`); snnTorch's Synaptic neurons resetting to zero hold
 the membrane at 0 the step after a spike (`refractory`). Nested subgraphs are inlined. Other
@@ -42,6 +43,7 @@ from toolchain.errors import UserError
 from toolchain.io.hdf5 import READ_ERRORS, check_self_contained
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Input, Node, SumPool2d
 from toolchain.ir.graph import chain_edges
+from toolchain.ir.lowering import pooled_conv
 from toolchain.ir.provenance import (
     DEFAULT_LEVELS,
     INPUT_LEVELS,
@@ -292,7 +294,14 @@ class _Importer:
         size = _square(key, "kernel_size", node.kernel_size)
         if _square(key, "stride", node.stride) != size or _square(key, "padding", node.padding):
             raise NirImportError(f"node {key!r}: pooling needs stride = kernel size, no padding")
-        self.nodes.append(SumPool2d(key, size, 1.0 / size**2 if average else 1.0))
+        pool = SumPool2d(key, size, 1.0 / size**2 if average else 1.0)
+        last = self.nodes[-1] if self.nodes else None
+        if isinstance(last, Conv2d):  # snnTorch's tutorials: conv -> pool -> neurons
+            self.nodes[-1] = pooled_conv(last, pool)
+            if self.bias is not None:  # each pooled output sums size^2 biased positions
+                self.bias = self.bias * size**2 * pool.weight
+            return
+        self.nodes.append(pool)
 
     def _avgpool2d(self, key: str, node: Any, levels: int) -> None:
         self._sumpool2d(key, node, levels, average=True)

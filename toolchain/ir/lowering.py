@@ -35,6 +35,26 @@ def _fold_into_conv(conv: Conv2d, pool: SumPool2d) -> Conv2d:
     )
 
 
+def pooled_conv(conv: Conv2d, pool: SumPool2d) -> Conv2d:
+    """A convolution followed by sum pooling (stride = size, no padding), as one convolution:
+    output o of the pool sums the conv at o*p + a (a < p), which reads the input at
+    (o*p + a)*s - P + k; so the kernel tap j = a*s + k gathers every W[k] with that sum, the
+    stride is p*s and the padding stays. The output size is the pool's (both floor)."""
+    p = pool.size
+    out, cin, kh, kw = conv.weight.shape
+    (sh, sw) = conv.stride
+    kernel = np.zeros((out, cin, (p - 1) * sh + kh, (p - 1) * sw + kw), conv.weight.dtype)
+    for a in range(p):
+        for b in range(p):
+            kernel[:, :, a * sh : a * sh + kh, b * sw : b * sw + kw] += conv.weight
+    return Conv2d(
+        conv.name,
+        (kernel * pool.weight).astype(conv.weight.dtype),
+        stride=(sh * p, sw * p),
+        padding=conv.padding,
+    )
+
+
 def _merge(first: SumPool2d, second: SumPool2d) -> SumPool2d:
     return SumPool2d(first.name, first.size * second.size, first.weight * second.weight)
 
