@@ -18,6 +18,7 @@ from targets.loihi2.simulator import simulate
 from targets.loihi2.timing import population_window
 from toolchain.cli import main
 from toolchain.io import load_onnx, save_onnx
+from toolchain.io.nir_fixups import writable
 from toolchain.io.nir_read import UNBOUNDED, read_nir
 from toolchain.io.nir_write import NirExportError, save_nir
 from toolchain.ir import CubaLIF, Dense, Graph, Input
@@ -47,34 +48,8 @@ def sinabs_run_and_export(net: torch.nn.Module, x: np.ndarray, path: Path) -> np
         theirs = net(steps).numpy()
     sinabs.reset_states(net)
     graph = sinabs.to_nir(net, steps[:1])
-    _writable(graph)
-    nir.write(path, graph)
+    nir.write(path, writable(graph))
     return theirs
-
-
-def _writable(graph: nir.NIRGraph) -> None:
-    for node in graph.nodes.values():
-        for key, value in vars(node).items():
-            if isinstance(value, torch.Tensor):
-                value = value.detach().numpy()
-            if isinstance(value, np.ndarray):
-                setattr(node, key, value.reshape(-1) if value.ndim == 0 else value)
-    source = {target: origin for origin, target in graph.edges}
-    for key in _chain_order(graph):
-        node = graph.nodes[key]
-        if key in source and any(np.size(v) == 0 for v in node.input_type.values()):
-            shape = next(iter(graph.nodes[source[key]].output_type.values()))
-            node.input_type = {"input": np.array(shape)}
-            node.output_type = {"output": np.array(shape)}
-    graph.infer_types()
-
-
-def _chain_order(graph: nir.NIRGraph) -> list[str]:
-    following = dict(graph.edges)
-    order = ["input"]
-    while order[-1] in following:
-        order.append(following[order[-1]])
-    return order
 
 
 def test_sinabs_dense_lif_and_iaf_counts(tmp_path):
