@@ -272,3 +272,45 @@ def test_import_max_spikes_option(tmp_path, capsys):
     assert {p.max_spikes for p in load_onnx(out).populations} == {4}
     assert main([*args, "--max-spikes", "0", "--quiet"]) == 2
     assert "--max-spikes" in capsys.readouterr().err
+
+
+def test_sinabs_single_spike_iaf_with_max_spikes_one(tmp_path):
+    """Issue 25's Sinabs MLP: IAFSqueeze with SingleSpike and MembraneSubtract, biased Linear
+    layers with weights times 1.5, Bernoulli(0.3) inputs, T = 25. Sinabs' NIR file does not say
+    which spike function its layers use: read as counts (Sinabs' default, MultiSpike) a hidden
+    neuron sends 2 where SingleSpike sent 1, and the output fires early; with max_spikes 1 every
+    spike is Sinabs' own."""
+    import sinabs
+    import sinabs.layers as sl
+    from sinabs.activation import MembraneSubtract, SingleSpike
+
+    steps = 25
+    torch.manual_seed(0)
+
+    def linear(n_in: int, n_out: int) -> torch.nn.Linear:
+        synapse = torch.nn.Linear(n_in, n_out)
+        with torch.no_grad():
+            synapse.weight.mul_(1.5)
+        return synapse
+
+    def iaf() -> torch.nn.Module:
+        return sl.IAFSqueeze(batch_size=1, spike_fn=SingleSpike, reset_fn=MembraneSubtract())
+
+    net = torch.nn.Sequential(linear(20, 30), iaf(), linear(30, 10), iaf())
+    x = (torch.rand(steps, 20) < 0.3).float()
+    with torch.no_grad():
+        theirs = net(x).numpy()
+    sinabs.reset_states(net)
+    nir.write(tmp_path / "iaf.nir", writable(sinabs.to_nir(net, x[:1])))
+    inputs = x.numpy().reshape(1, steps, 20, 1, 1).astype(np.float64)
+
+    def output(max_spikes: int | None) -> np.ndarray:
+        graph = read_nir(
+            tmp_path / "iaf.nir", convention="sinabs", steps=steps, max_spikes=max_spikes
+        )
+        spikes = run_float(graph, inputs, dtype=torch.float64).spikes[graph.populations[-1].name]
+        return np.moveaxis(spikes[0], -1, 0)
+
+    assert theirs.sum() > 5
+    np.testing.assert_array_equal(output(1), theirs)
+    assert np.any(output(None) != theirs)

@@ -73,6 +73,11 @@ def import_nir(args: argparse.Namespace, say: Say) -> dict[str, object]:
             levels=args.levels,
         )
     save_onnx(graph, out)
+    if args.source == "sinabs" and args.max_spikes is None:
+        say(
+            "note: a Sinabs NIR file does not say its layers' spike function; read as "
+            "MultiSpike (spike counts), Sinabs' default. Layers with SingleSpike: --max-spikes 1"
+        )
     say(f"wrote {out}\n{describe(graph)}")
     return {"path": str(out), "T": graph.T, "populations": len(graph.populations)}
 
