@@ -70,11 +70,12 @@ bench-lava-mnist: install
 	$(BIN)/python benchmarks/lava_mnist.py
 
 # The real lava-dl as a check (tests/interop/): lava-dl 0.6.0 runs our netx files and its own in a
-# venv of its own, as it needs Python 3.10 and torch 2.3 (our package needs 3.11). Any Python 3.10
-# will do; without one: `pyenv install 3.10`, then make interop PYTHON310="$(pyenv prefix
-# 3.10)/bin/python". Where PyTorch's CPU-only index cannot be reached, torch comes from PyPI with
-# its CUDA libraries: about 2.5 GB to download, 5.6 GB installed (2.5 minutes on a fast link).
-PYTHON310       ?= python3.10
+# venv of its own, as it needs Python 3.10 and torch 2.3 (our package needs 3.11). tools/python310
+# finds a Python 3.10 ($PYTHON310, python3.10, or pyenv's installed 3.10 where python3.10 is only
+# a shim); without one: `pyenv install 3.10`. Where PyTorch's CPU-only index cannot be reached,
+# torch comes from PyPI with its CUDA libraries: about 2.5 GB to download, 5.6 GB installed (2.5
+# minutes on a fast link).
+export PYTHON310  # tools/python310 reads it where it is given
 LAVA_DL_VENV    := .venv-lava-dl
 LAVA_DL_STAMP   := $(LAVA_DL_VENV)/.installed
 LAVA_DL_REQS    := tests/interop/requirements.txt
@@ -86,10 +87,11 @@ interop: install $(LAVA_DL_STAMP)
 
 # torch from PyTorch's CPU-only index where it is reachable, else PyPI's (with CUDA libraries).
 $(LAVA_DL_STAMP): $(LAVA_DL_REQS)
-	test -x $(LAVA_DL_VENV)/bin/python || $(PYTHON310) -m venv $(LAVA_DL_VENV)
+	test -x $(LAVA_DL_VENV)/bin/python || "$$(tools/python310)" -m venv $(LAVA_DL_VENV)
 	$(LAVA_DL_PIP) install --retries 1 --timeout 30 --index-url $(TORCH_CPU_INDEX) \
-		$$(grep -E '^torch(vision)?==' $(LAVA_DL_REQS)) \
-		|| $(LAVA_DL_PIP) install $$(grep -E '^torch(vision)?==' $(LAVA_DL_REQS))
+		$$(grep -E '^torch(vision)?==' $(LAVA_DL_REQS)) 2>/dev/null \
+		|| { echo "CPU index unreachable, installing torch from the default index"; \
+		     $(LAVA_DL_PIP) install $$(grep -E '^torch(vision)?==' $(LAVA_DL_REQS)); }
 	$(LAVA_DL_PIP) install -r $(LAVA_DL_REQS)
 	touch $(LAVA_DL_STAMP)
 

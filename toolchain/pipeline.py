@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from targets.loihi2.simulator import SimulationResult, memory_needed, simulate
-from toolchain.io.spikes import save_spikes
+from toolchain.io.spikes import output_scale, save_spikes
 from toolchain.ir import Graph
 from toolchain.resources import require_memory
 
@@ -104,5 +104,5 @@ def deploy_and_verify(
     different = lava.output_spikes != reference.output_window_spikes
     differing = np.flatnonzero(different.reshape(len(images), -1).any(1))
     if save is not None:
-        save_spikes(save, lava.output_spikes, lava.predictions, labels)
+        save_spikes(save, lava.output_spikes, lava.predictions, labels, output_scale(graph))
     return Deployment(lava, reference, lava_seconds, reference_seconds, differing)

@@ -203,3 +203,24 @@ def test_lava_dls_pilotnet_gives_every_spike_and_state_of_its_ground_truth(tmp_p
             np.testing.assert_array_equal(result.voltages[population.name][0][..., ours], v)
             checked += 1
     assert checked == 6 and graph.node("layer4").stride == (2, 1)
+
+
+def test_a_last_layer_that_never_spikes_is_a_readout(tmp_path):
+    """SLAYER's cuba.Affine head: vThMant 2^18 - 1, a threshold v cannot reach. The last layer
+    reads as a read-out (its membrane the output, in SLAYER's units of 64), and Lava sends the
+    same integer membrane as the reference simulator; before the last layer it is refused."""
+    import targets.loihi2.lava  # noqa: F401
+    from targets.loihi2.lava.runner import run_on_lava
+
+    def affine(layers):  # the head after the first hidden layer, which spikes
+        del layers["3"]
+        layers["2"]["neuron"]["vThMant"].write_direct(np.array(262143))
+
+    graph = read_netx_graph(edit(save_netx(mlp(), tmp_path / "net.net"), affine))
+    last = graph.populations[-1]
+    assert last.readout and last.scale == 64.0
+    images = np.random.default_rng(2).random((3, 1, 4, 5))
+    reference = simulate(graph, images)
+    assert reference.output_spikes.dtype == np.int64 and np.abs(reference.output_spikes).max() > 0
+    lava = run_on_lava(graph, images)
+    np.testing.assert_array_equal(lava.output_spikes, reference.output_window_spikes)

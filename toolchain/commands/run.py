@@ -23,7 +23,7 @@ from toolchain.commands.arguments import (
 )
 from toolchain.data.datasets import Split, load_dataset
 from toolchain.io import read_graph
-from toolchain.io.spikes import save_spikes
+from toolchain.io.spikes import output_scale, save_spikes
 from toolchain.ir import Graph, GraphError
 from toolchain.paths import output_file, output_folder
 from toolchain.train.checkpoint import Checkpoint
@@ -83,7 +83,7 @@ def simulate(args: argparse.Namespace, say: Say) -> dict[str, object]:
     if labels is not None:
         result["accuracy"] = float((predictions == labels).mean())
     if out is not None:
-        save_spikes(out, spikes, predictions)
+        save_spikes(out, spikes, predictions, scale=output_scale(graph))
         result["saved"] = str(out)
     layers = _layer_spikes(graph, extra.pop("spikes"), len(predictions))
     result.update(extra)

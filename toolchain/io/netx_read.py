@@ -19,6 +19,10 @@ Everything then happens one step later than in netx, as the payload crosses one 
 No input layer (lava-dl's netx tutorials, which SLAYER feeds its binary spikes directly): the
 first layer must be dense, and its inFeatures binary spikes are the input (levels 1).
 
+A last layer whose threshold v cannot reach (vThMant beyond 17 bits: vth << 6 is past v's 24-bit
+range, as SLAYER's `cuba.Affine` heads write 2^18 - 1) never spikes: it is a read-out whose
+membrane is the output, in SLAYER's units (scale 64: the float membrane is v / 64).
+
 Supported: an input layer without neurons or with iDecay-4096 neurons, dense, conv (groups 1,
 dilation 1, any stride and padding) and flatten layers, CUBA (or LOIHI, the same neuron in
 netx) neurons with refDelay 1 and binary spikes. Refused, with the layer and the field: other
@@ -119,7 +123,8 @@ def _graph(data: dict[str, Any], name: str, steps: int | None, asked: int | None
                 "flatten"
             )
         try:
-            nodes += _layer(index, layer, kind, levels, first=len(nodes) == 1)
+            last = index == len(layers) - 1
+            nodes += _layer(index, layer, kind, levels, first=len(nodes) == 1, last=last)
         except (NetxImportError, GraphError):
             raise
         except READ_ERRORS as error:
@@ -166,13 +171,15 @@ def _input_neurons(layer: dict, shape: tuple[int, int, int], levels: int) -> lis
     return _layer(0, {"weight": kernel, "neuron": layer["neuron"]}, "conv", levels, first=True)
 
 
-def _layer(index: int, layer: dict, kind: str, levels: int, first: bool) -> list[Node]:
+def _layer(
+    index: int, layer: dict, kind: str, levels: int, first: bool, last: bool = False
+) -> list[Node]:
     neuron = layer.get("neuron")
     if neuron is None:
         raise NetxImportError(f"layer {index}: a {kind} layer without neurons is not supported")
     if "delay" in layer and np.any(layer["delay"]):
         raise NetxImportError(f"layer {index}: synaptic delays are not supported")
-    population = _population(index, layer, neuron)
+    population = _population(index, layer, neuron, last)
     names = layer.get("attrs", {})
     synapse_name = names.get("synapse", f"layer{index}")
     weight_int = np.rint(_numbers(index, layer, "weight")).astype(np.int32)
@@ -190,7 +197,7 @@ def _layer(index: int, layer: dict, kind: str, levels: int, first: bool) -> list
     return [Conv2d(synapse_name, weight, stride, padding, weight_int), population]
 
 
-def _population(index: int, layer: dict, neuron: dict) -> CubaLIF:
+def _population(index: int, layer: dict, neuron: dict, last: bool = False) -> CubaLIF:
     kind = _text(neuron.get("type"))
     if kind not in NEURON_TYPES:
         raise NetxImportError(
@@ -203,13 +210,29 @@ def _population(index: int, layer: dict, neuron: dict) -> CubaLIF:
     i_decay, dv, vth = (_shared(index, neuron, key) for key in ("iDecay", "vDecay", "vThMant"))
     if not 1 <= i_decay <= DECAY_UNITY:
         raise NetxImportError(f"layer {index}: iDecay {i_decay}; accepted: 1 .. {DECAY_UNITY}")
-    if not 1 <= vth <= VTH_MAX:
-        raise NetxImportError(f"layer {index}: vThMant {vth}; accepted: 1 .. {VTH_MAX}")
-    scale = float(vth << ACT_SHIFT)
+    readout = vth > VTH_MAX and last  # a threshold v never reaches: a read-out (module docstring)
+    if not (1 <= vth <= VTH_MAX or readout):
+        raise NetxImportError(
+            f"layer {index}: vThMant {vth}; accepted: 1 .. {VTH_MAX}, or beyond in the last "
+            "layer (a read-out that never spikes, such as SLAYER's cuba.Affine head)"
+        )
+    scale = float(1 << ACT_SHIFT) if readout else float(vth << ACT_SHIFT)
     biases = _bias(index, layer, scale)
     name = layer.get("attrs", {}).get("population", f"layer{index}_neuron")
     tau_m = math.inf if dv == 0 else DECAY_UNITY / dv
-    return CubaLIF(name, tau_m, DECAY_UNITY / i_decay, 1.0, i_decay - 1, dv, vth, scale, **biases)
+    vth = min(vth, VTH_MAX)  # a read-out's threshold plays no part
+    return CubaLIF(
+        name,
+        tau_m,
+        DECAY_UNITY / i_decay,
+        1.0,
+        i_decay - 1,
+        dv,
+        vth,
+        scale,
+        **biases,
+        readout=readout,
+    )
 
 
 def _shared(index: int, neuron: dict, key: str) -> int:
