@@ -189,7 +189,11 @@ def deployment_section(result: dict) -> Section:
     same = "yes, every one" if result["matches_reference"] else '<span class="bad">NO</span>'
     body = table(
         ("deployment", "value"),
-        [(key, result[key]) for key in ("target", "samples", "steps", "seconds") if key in result],
+        [
+            (key, f"{result[key]:.3g}" if isinstance(result[key], float) else result[key])
+            for key in ("target", "samples", "steps", "seconds", "prediction")
+            if key in result
+        ],
     )
     if "accuracy" in result:
         body += f"<p>Accuracy on the target: {percent(result['accuracy'])}.</p>"
