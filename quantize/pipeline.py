@@ -97,7 +97,7 @@ def post_training(
     fixed point predict alike, and with `labels` their accuracies. `workers`: processes for
     the calibration and the simulations (`toolchain.parallel`)."""
     float_pred = run_float(graph, images, workers=workers).predictions
-    exp = 0 if netx else WEIGHT_EXP_MIN
+    exp = _min_weight_exp(netx)
     fixed, report = quantize_graph(graph, calibration, min_weight_exp=exp, workers=workers)
     calib = simulate(fixed, calibration, workers=workers)
     report.record_overflows(calib.current_wraps, calib.voltage_saturations)
@@ -120,9 +120,21 @@ def fixed_graph_of(
 ) -> Graph:
     """The trained network quantised as `quantize_checkpoint` quantises it (the same calibration
     images), without measuring accuracies: for planning."""
+    graph, images = _calibration(checkpoint, dataset, calibration)
+    return quantize_graph(graph, images, min_weight_exp=_min_weight_exp(False), workers=workers)[0]
+
+
+def _calibration(
+    checkpoint: Checkpoint, dataset: Dataset, calibration: int
+) -> tuple[Graph, np.ndarray]:
+    """The trained network's lowered float graph and the training images that calibrate it."""
     graph = lower(graph_from_checkpoint(checkpoint))
-    images = calibration_images(dataset.train, calibration, checkpoint.config.train.seed)
-    return quantize_graph(graph, images, min_weight_exp=WEIGHT_EXP_MIN, workers=workers)[0]
+    return graph, calibration_images(dataset.train, calibration, checkpoint.config.train.seed)
+
+
+def _min_weight_exp(netx: bool) -> int:
+    """netx stores no dense weight exponent: with `netx`, every one stays 0."""
+    return 0 if netx else WEIGHT_EXP_MIN
 
 
 def quantize_checkpoint(
@@ -139,8 +151,7 @@ def quantize_checkpoint(
 
     `netx`: dense weight exponents of 0 only, so that lava-dl's netx file (which stores none)
     holds the graph exactly; the input synapse then uses fewer weight bits."""
-    graph = lower(graph_from_checkpoint(checkpoint))
-    images = calibration_images(dataset.train, calibration, checkpoint.config.train.seed)
+    graph, images = _calibration(checkpoint, dataset, calibration)
     test = dataset.test
     result = post_training(graph, images, test.images, test.labels, netx=netx, workers=workers)
     if finetune_epochs:

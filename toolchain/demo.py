@@ -147,7 +147,7 @@ def run_demo(
     chip_plan = chip_plan_of(graph, first.images[:ACTIVITY_SAMPLES])
     say(f"the Loihi 2 plan (activity of the first {ACTIVITY_SAMPLES}):\n{chip_plan.table()}")
     write_text(run_dir / "plan.json", json.dumps(chip_plan.to_json(), indent=2))
-    plot_plan(chip_plan, run_dir / "plan.png")
+    picture = plot_plan(chip_plan, run_dir / "plan.png")
     assert chip_plan.cost is not None
     deployed = {
         "target": "lava-sim",
@@ -163,6 +163,7 @@ def run_demo(
         [comparison_section(comparison, pictures), deployment_section(deployed)],
         chip_plan,
         quantization_report(quantized_report),
+        picture,
     )
     result = DemoResult(
         dataset=dataset,

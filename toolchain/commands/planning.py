@@ -13,11 +13,12 @@ from toolchain.commands.arguments import Say, inputs_of, is_checkpoint, same_dat
 from toolchain.commands.run import _fixed_graph, _samples
 from toolchain.ir import Graph
 from toolchain.paths import output_file, output_folder
-from toolchain.report.chip_plan import ACTIVITY_SAMPLES, chip_plan_of, plot_plan
-from toolchain.report.html import quantization_report, write_report_with_plan
 
 
 def plan(args: argparse.Namespace, say: Say) -> dict[str, object]:
+    from toolchain.report.chip_plan import chip_plan_of, plot_plan
+    from toolchain.report.html import quantization_report, write_report_with_plan
+
     out = None if args.out is None else output_folder(args.out)
     written = None if out is None else output_file(out / "plan.json", *inputs_of(args))
     graph = _graph_to_plan(args)
@@ -29,7 +30,8 @@ def plan(args: argparse.Namespace, say: Say) -> dict[str, object]:
         picture = plot_plan(chip_plan, output_file(out / "plan.png", *inputs_of(args)))
         report = quantization_report(args.graph.with_suffix(".report.json"))
         page = output_file(out / "report.html", *inputs_of(args))
-        write_report_with_plan(page, f"{graph.name}: Loihi 2 plan", [], chip_plan, report)
+        title = f"{graph.name}: Loihi 2 plan"
+        write_report_with_plan(page, title, [], chip_plan, report, picture)
         say(f"wrote {written}, {picture}, {page}")
     return result
 
@@ -51,9 +53,9 @@ def _graph_to_plan(args: argparse.Namespace) -> Graph:
 
 def _activity_samples(args: argparse.Namespace, graph: Graph) -> np.ndarray | None:
     """The samples to count activity on (None without --dataset or --inputs)."""
+    from toolchain.report.chip_plan import ACTIVITY_SAMPLES
+
     if args.dataset is None and args.inputs is None:
         return None
-    if args.limit is None:
-        args.limit = ACTIVITY_SAMPLES
     images, _ = _samples(args, graph)
-    return images
+    return images if args.limit is not None else images[:ACTIVITY_SAMPLES]

@@ -55,8 +55,7 @@ def _split(args: argparse.Namespace) -> Split:
 
 def _ruled(graph: Graph, args: argparse.Namespace) -> Graph:
     """The graph predicting by --predict where it is given, else by its own rule."""
-    rule = getattr(args, "predict", None)
-    return graph if rule is None else replace(graph, prediction=rule)
+    return graph if args.predict is None else replace(graph, prediction=args.predict)
 
 
 def _accuracy(result: dict[str, object], graph: Graph) -> str:

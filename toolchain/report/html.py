@@ -69,11 +69,14 @@ def write_report_with_plan(
     sections: Sequence[Section],
     chip_plan: ChipPlan,
     quantization: dict | None = None,
+    picture: Path | None = None,
 ) -> Path:
     """The page of a command: the quantisation report (where there is one), the command's own
-    sections, then the Loihi 2 plan with its plot."""
+    sections, then the Loihi 2 plan with its plot (`picture`, where the command wrote it
+    already)."""
     with tempfile.TemporaryDirectory() as folder:
-        picture = plot_plan(chip_plan, Path(folder) / "plan.png")
+        if picture is None:
+            picture = plot_plan(chip_plan, Path(folder) / "plan.png")
         page = [*sections, plan_section(chip_plan, picture)]
         if quantization is not None:
             page.insert(0, quantization_section(quantization))
