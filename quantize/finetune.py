@@ -20,7 +20,7 @@ from quantize.scales import LayerScale, apply_scales
 from targets.loihi2.simulator import SimulationResult, simulate
 from targets.loihi2.timing import population_window
 from toolchain.data.datasets import Dataset
-from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, Node
+from toolchain.ir import Conv2d, CubaLIF, Dense, Graph, GraphError, Node
 from toolchain.ir.float_runner import apply_node, graph_input
 from toolchain.neuron import psp_filter, readout
 from toolchain.train.config import Config
@@ -71,6 +71,12 @@ class FixedPointFinetuner:
         config: Config,
         lr_factor: float = FINETUNE_LR_FACTOR,
     ) -> None:
+        for population in graph.populations:
+            if population.per_neuron:  # TSSL-BP's gradient takes one of each per layer
+                raise GraphError(
+                    f"node {population.name!r}: sets {', '.join(population.per_neuron)} per "
+                    "neuron; fine-tuning takes one time constant and threshold per population"
+                )
         self.graph = graph
         self.scales = scales
         self.config = config

@@ -43,7 +43,7 @@ class QuantizationResult:
         ]
         for r in self.report.layers:
             lines.append(
-                f"{r.population:<8}{r.scale:>12.1f}{r.weight_exp:>7}{r.vth:>8}"
+                f"{r.population:<8}{r.scale:>12.1f}{r.weight_exp:>7}{_span(r.vth):>8}"
                 f"{f'[{r.weight_min}, {r.weight_max}]':>14}{r.weights_clipped:>9}"
                 f"{r.current_wraps:>7}{r.voltage_saturations:>10}  {r.limited_by}"
             )
@@ -177,3 +177,8 @@ def quantize_checkpoint(
                 )
         result.graph = tuner.fixed_graph()
     return result
+
+
+def _span(value: int | list[int]) -> str:
+    """A reported integer, or the range of one per neuron."""
+    return f"{min(value)}-{max(value)}" if isinstance(value, list) else str(value)

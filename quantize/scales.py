@@ -34,11 +34,14 @@ from targets.loihi2.formats import (
     WEIGHT_EXP_MAX,
     WEIGHT_EXP_MIN,
     WEIGHT_MAX,
+    PerNeuron,
+    PerNeuronInt,
     bias_integers,
     current_decay,
     input_unit,
     max_scale_for_bias,
     max_scale_for_threshold,
+    per_output,
     quantize_weights,
     reset_amount,
     synaptic_bias_integers,
@@ -67,9 +70,9 @@ class LayerReport:
     scale: float
     weight_exp: int
     limited_by: str
-    du: int
-    dv: int
-    vth: int
+    du: int | list[int]  # a list: one per channel or neuron
+    dv: int | list[int]
+    vth: int | list[int]
     weight_min: int
     weight_max: int
     weights_clipped: int
@@ -120,8 +123,8 @@ def choose_scales(
     choices = []
     for index, (synapse, population) in enumerate(graph.layers(recurrent=True)):
         unit = input_unit(graph.input.levels, index == 0)
-        largest = float(np.abs(synapse.weight).max()) or 1.0
-        full_range = WEIGHT_MAX / (largest * weight_factor(1.0, population.tau_s, unit, 0))
+        per_scale = weight_factor(1.0, population.tau_s, unit, 0)
+        full_range = WEIGHT_MAX / (_largest(synapse.weight, per_scale) or float(np.max(per_scale)))
         state = max(ranges[population.name]) or 1e-12
         limits = {
             "threshold": max_scale_for_threshold(population.threshold),
@@ -197,9 +200,9 @@ def apply_scales(graph: Graph, scales: list[LayerScale]) -> tuple[Graph, list[La
                 choice.scale,
                 choice.weight_exp,
                 choice.limited_by,
-                fixed.du,
-                fixed.dv,
-                fixed.vth,
+                _reported(fixed.du),
+                _reported(fixed.dv),
+                _reported(fixed.vth),
                 int(weight_int.min()),
                 int(weight_int.max()),
                 clipped,
@@ -212,10 +215,20 @@ def apply_scales(graph: Graph, scales: list[LayerScale]) -> tuple[Graph, list[La
     return graph.with_nodes(tuple(nodes), graph.edges), reports
 
 
-def _quantized_recurrent(synapse: Dense, scale: float, tau_s: float) -> tuple[Dense, int]:
+def _largest(weight: np.ndarray, factor: PerNeuron) -> float:
+    """The largest |weight| times its output's factor: the largest integer weight, unrounded."""
+    return float(np.abs(weight * per_output(factor, weight)).max(initial=0.0))
+
+
+def _reported(value: PerNeuronInt) -> int | list[int]:
+    """A report's du, dv or vth: the number, or each neuron's (JSON has no numpy arrays)."""
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+def _quantized_recurrent(synapse: Dense, scale: float, tau_s: PerNeuron) -> tuple[Dense, int]:
     """A population's recurrent Dense at its scale, with the exponent that puts its largest
     weight nearest the end of the range; and how many weights were clipped."""
-    largest = float(np.abs(synapse.weight).max()) * weight_factor(scale, tau_s, 1, 0)
+    largest = _largest(synapse.weight, weight_factor(scale, tau_s, 1, 0))
     exp = 0 if largest == 0 else math.ceil(math.log2(largest / WEIGHT_MAX))
     exp = min(max(exp, WEIGHT_EXP_MIN), WEIGHT_EXP_MAX)
     weight_int, clipped = quantize_weights(synapse.weight, weight_factor(scale, tau_s, 1, exp))
@@ -238,12 +251,13 @@ def choose_input_levels(
     synapse, population = graph.layers(recurrent=True)[0]
     if not isinstance(synapse, Conv2d):
         return graph.input.levels
-    largest = float(np.abs(synapse.weight).max()) or 1.0
     candidates = [graph.input.levels]
     candidates += [2**k for k in range(7, 2, -1) if 2**k < graph.input.levels]
     for levels in candidates:
         scale = choose_scales(with_input_levels(graph, levels), ranges, headroom)[0].scale
-        if largest * weight_factor(scale, population.tau_s, levels, 0) >= MIN_FIRST_WEIGHTS:
+        if _largest(synapse.weight, weight_factor(scale, population.tau_s, levels, 0)) >= (
+            MIN_FIRST_WEIGHTS
+        ):
             return levels
     return candidates[-1]
 

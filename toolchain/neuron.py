@@ -24,6 +24,9 @@ import numpy as np
 import torch
 
 SpikeFn = Callable[[torch.Tensor, float], torch.Tensor]
+# A parameter is one number, or a tensor that broadcasts over a step's (N, C, H, W) or (N, n):
+# one value per channel (C, 1, 1) or neuron (n,) (imported networks train them per neuron).
+Param = float | torch.Tensor
 
 
 def time_first(x: torch.Tensor) -> torch.Tensor:
@@ -36,7 +39,7 @@ def time_last(x: torch.Tensor) -> torch.Tensor:
     return x.movedim(0, -1)
 
 
-def psp_filter(x: torch.Tensor, tau_s: float) -> torch.Tensor:
+def psp_filter(x: torch.Tensor, tau_s: Param) -> torch.Tensor:
     """Synaptic filter of the last axis: y_t = (1 - 1/tau_s) y_{t-1} + x_t / tau_s."""
     beta_s = 1.0 - 1.0 / tau_s
     x = time_first(x)
@@ -57,7 +60,7 @@ def heaviside(u: torch.Tensor, threshold: float) -> torch.Tensor:
 class Firing:
     """How a neuron spikes and resets: TSSL-BP's (one spike, reset to 0) by default."""
 
-    reset_subtract: float | None = None  # what a spike subtracts from u; None: reset to 0
+    reset_subtract: Param | None = None  # what a spike subtracts from u; None: reset to 0
     max_spikes: int = 1  # > 1: spike counts up to it
     refractory: int = 0  # 1: u is held at 0 the step after a spike
 
@@ -74,15 +77,18 @@ def lif_step(
     current: torch.Tensor,
     u_reset: torch.Tensor,
     *,
-    tau_m: float,
-    threshold: float,
+    tau_m: Param,
+    threshold: Param,
     spike: SpikeFn = heaviside,
     firing: Firing = PLAIN,
     held: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step of the membrane: (u before reset, spikes, u after reset). Spike counts are not
     differentiable; `held` (bool) marks refractory neurons, whose u is 0 this step."""
-    u = torch.add(current, u_reset, alpha=1.0 - 1.0 / tau_m)
+    if isinstance(tau_m, torch.Tensor):
+        u = current + u_reset * (1.0 - 1.0 / tau_m)
+    else:
+        u = torch.add(current, u_reset, alpha=1.0 - 1.0 / tau_m)
     if held is not None:
         u = torch.where(held, 0.0, u)
     counts = firing.max_spikes > 1
@@ -99,7 +105,7 @@ def refractory_mask(spikes: torch.Tensor, firing: Firing) -> torch.Tensor | None
     return spikes > 0 if firing.refractory else None
 
 
-def psp_step(a: torch.Tensor, spikes: torch.Tensor, tau_s: float) -> torch.Tensor:
+def psp_step(a: torch.Tensor, spikes: torch.Tensor, tau_s: Param) -> torch.Tensor:
     """One step of the layer's PSP."""
     return a + (spikes - a) / tau_s
 
@@ -107,9 +113,9 @@ def psp_step(a: torch.Tensor, spikes: torch.Tensor, tau_s: float) -> torch.Tenso
 def lif_sequence(
     current: torch.Tensor,
     *,
-    tau_m: float,
-    tau_s: float,
-    threshold: float,
+    tau_m: Param,
+    tau_s: Param,
+    threshold: Param,
     spike: SpikeFn = heaviside,
     firing: Firing = PLAIN,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -140,9 +146,9 @@ def lif_sequence(
 def lif_forward(
     current: torch.Tensor,
     *,
-    tau_m: float,
-    tau_s: float,
-    threshold: float,
+    tau_m: Param,
+    tau_s: Param,
+    threshold: Param,
     firing: Firing = PLAIN,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`lif_sequence` on a time-last current: (psp, spikes, u before reset), each (..., T)."""
@@ -169,10 +175,12 @@ PREDICTIONS = {
 }
 
 
-def predict(outputs: np.ndarray | torch.Tensor, rule: str, tau_s: float) -> np.ndarray:
+def predict(outputs: np.ndarray | torch.Tensor, rule: str, tau_s: float | np.ndarray) -> np.ndarray:
     """The class each sample's outputs (N, classes, T) name by `rule` (`PREDICTIONS`), int64;
-    `tau_s` is the synaptic filter of "psp"."""
+    `tau_s` is the synaptic filter of "psp" (one per class where the outputs have their own)."""
     x = torch.as_tensor(np.asarray(outputs), dtype=torch.float64)
+    if isinstance(tau_s, np.ndarray):
+        tau_s = torch.from_numpy(tau_s.astype(np.float64))
     if x.ndim != 3:
         raise ValueError(f"outputs have shape {tuple(x.shape)}, expected (N, n_out, T)")
     if rule == "psp":

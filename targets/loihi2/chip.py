@@ -53,3 +53,7 @@ WEIGHT_BITS = 8  # mantissa; our weights are integers in [-256, 255] with one ex
 STATE_BITS = 24  # u and v
 MESSAGE_BITS = 24  # graded spikes
 DELAY_MAX = 62  # synaptic and axonal delays, lava-dl netx (`Delay(max_delay=62)`)
+# A parameter that differs between a layer's neurons is held per neuron, in its format's bits
+# [lava] (LIF's du, dv: 12; vth: 17; our reset amount: 24, as u and v); the chip's own placement
+# of such tables is not published, so the plan counts the bits and the distinct profiles.
+PER_NEURON_PARAMETER_BITS = {"du": 12, "dv": 12, "vth": 17, "reset_sub": 24}

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from targets.loihi2 import chip
 from targets.loihi2.partition import Partition, Placement
-from targets.loihi2.plan import Block, PlanError, variant_fields
+from targets.loihi2.plan import Block, PlanError, per_neuron_lif_fields, variant_fields
 from toolchain.ir import Conv2d
 from toolchain.ir.fields import described_field, says
 
@@ -69,6 +69,9 @@ def runs_without_microcode(block: Block, placed: Placement) -> None:
         fields = variant_fields(block.population)
         described = [name for name in fields if described_field(block.population, name)]
         what = [says(block.population, name) for name in described or fields]
+        each = per_neuron_lif_fields(block.population)
+        if each:
+            what.append(f"sets {', '.join(each)} per neuron")
         raise PlanError(
             "runs_without_microcode",
             placed.name,

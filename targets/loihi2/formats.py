@@ -35,32 +35,42 @@ FLOAT32_EXACT = 2**24
 FLOAT64_EXACT = 2**53
 
 
-def current_decay(tau_s: float) -> int:
+# A population's parameter is one number or one per channel or neuron (`CubaLIF.per_neuron`):
+# each conversion below takes either and gives the same, integers as Python's int or int64.
+PerNeuron = float | np.ndarray
+PerNeuronInt = int | np.ndarray
+
+
+def _integers(values: PerNeuron) -> PerNeuronInt:
+    return int(values) if np.ndim(values) == 0 else np.asarray(values).astype(np.int64)
+
+
+def current_decay(tau_s: PerNeuron) -> PerNeuronInt:
     """Lava's `du` for a synaptic time constant (mind the offset Lava adds)."""
-    return int(np.clip(round(DECAY_UNITY / tau_s) - DU_OFFSET, 0, DU_MAX))
+    return _integers(np.clip(np.rint(DECAY_UNITY / np.asarray(tau_s)) - DU_OFFSET, 0, DU_MAX))
 
 
-def voltage_decay(tau_m: float) -> int:
+def voltage_decay(tau_m: PerNeuron) -> PerNeuronInt:
     """Lava's `dv` for a membrane time constant."""
-    return int(np.clip(round(DECAY_UNITY / tau_m), 0, DV_MAX))
+    return _integers(np.clip(np.rint(DECAY_UNITY / np.asarray(tau_m)), 0, DV_MAX))
 
 
-def current_kept(du: int) -> int:
+def current_kept(du: PerNeuronInt) -> PerNeuronInt:
     """The 12-bit fraction of the current kept per step: 4096 - (du + 1)."""
     return DECAY_UNITY - (du + DU_OFFSET)
 
 
-def voltage_kept(dv: int) -> int:
+def voltage_kept(dv: PerNeuronInt) -> PerNeuronInt:
     """The 12-bit fraction of the voltage kept per step: 4096 - dv."""
     return DECAY_UNITY - dv
 
 
-def current_lost(du: int) -> int:
+def current_lost(du: PerNeuronInt) -> PerNeuronInt:
     """The 12-bit fraction of the current lost per step (netx's `iDecay`): du + 1."""
     return du + DU_OFFSET
 
 
-def threshold_value(vth: int) -> int:
+def threshold_value(vth: PerNeuronInt) -> PerNeuronInt:
     """The voltage a neuron must exceed to spike: vth << 6."""
     return vth << ACT_SHIFT
 
@@ -91,21 +101,27 @@ def input_payload(images: np.ndarray, levels: int, dtype: type = np.int64) -> np
     return np.rint(np.asarray(images, dtype=np.float64) * levels).astype(dtype)
 
 
-def weight_factor(scale: float, tau_s: float, unit: int, weight_exp: int) -> float:
-    """Integer weight per float weight for a synapse into a population of this scale."""
-    return scale / (2**ACT_SHIFT * tau_s * unit * 2.0**weight_exp)
+def weight_factor(scale: float, tau_s: PerNeuron, unit: int, weight_exp: int) -> PerNeuron:
+    """Integer weight per float weight for a synapse into a population of this scale (one per
+    output channel or neuron where tau_s is)."""
+    return scale / (2**ACT_SHIFT * np.asarray(tau_s) * unit * 2.0**weight_exp)
 
 
-def quantize_weights(weight: np.ndarray, factor: float) -> tuple[np.ndarray, int]:
+def per_output(factor: PerNeuron, weight: np.ndarray) -> PerNeuron:
+    """A factor per output (channel or neuron) shaped to multiply `weight` (out, ...) row-wise."""
+    return np.reshape(factor, (-1, *[1] * (weight.ndim - 1))) if np.ndim(factor) else factor
+
+
+def quantize_weights(weight: np.ndarray, factor: PerNeuron) -> tuple[np.ndarray, int]:
     """round(weight * factor) clipped to Loihi's range; also how many weights were clipped."""
-    scaled = np.rint(weight.astype(np.float64) * factor)
+    scaled = np.rint(weight.astype(np.float64) * per_output(factor, weight))
     clipped = int(np.count_nonzero((scaled < WEIGHT_MIN) | (scaled > WEIGHT_MAX)))
     return np.clip(scaled, WEIGHT_MIN, WEIGHT_MAX).astype(np.int32), clipped
 
 
-def threshold_mantissa(threshold: float, scale: float) -> int:
+def threshold_mantissa(threshold: PerNeuron, scale: float) -> PerNeuronInt:
     """`vth`: Lava spikes when v > vth << 6."""
-    return int(np.clip(round(scale * threshold / 2**ACT_SHIFT), 1, VTH_MAX))
+    return _integers(np.clip(np.rint(scale * np.asarray(threshold) / 2**ACT_SHIFT), 1, VTH_MAX))
 
 
 def bias_integers(bias: np.ndarray, scale: float) -> tuple[np.ndarray, int, int]:
@@ -120,7 +136,9 @@ def bias_integers(bias: np.ndarray, scale: float) -> tuple[np.ndarray, int, int]
     return np.clip(mant, BIAS_MANT_MIN, BIAS_MANT_MAX).astype(np.int32), exp, clipped
 
 
-def synaptic_bias_integers(bias: np.ndarray, scale: float, tau_s: float) -> tuple[np.ndarray, int]:
+def synaptic_bias_integers(
+    bias: np.ndarray, scale: float, tau_s: PerNeuron
+) -> tuple[np.ndarray, int]:
     """A bias into the synaptic current as the integer added to a every step (so 64 times it
     to u): round(bias * scale / (tau_s * 64)), clipped; also how many were clipped."""
     target = np.rint(np.asarray(bias, np.float64) * scale / (tau_s * 2**ACT_SHIFT))
@@ -134,14 +152,14 @@ def max_scale_for_bias(bias: np.ndarray) -> float:
     return (BIAS_MANT_MAX + 0.49) * 2**BIAS_EXP_MAX / float(np.abs(bias).max())
 
 
-def reset_amount(reset_subtract: float, scale: float) -> int:
+def reset_amount(reset_subtract: PerNeuron, scale: float) -> PerNeuronInt:
     """`reset_sub`: what a spike subtracts from v (a microcoded reset; Lava's LIF zeroes v)."""
-    return int(np.clip(round(scale * reset_subtract), 1, STATE_LIMIT))
+    return _integers(np.clip(np.rint(scale * np.asarray(reset_subtract)), 1, STATE_LIMIT))
 
 
-def max_scale_for_threshold(threshold: float) -> float:
-    """The largest scale whose threshold mantissa still fits its 17 bits."""
-    return (VTH_MAX + 0.49) * 2**ACT_SHIFT / threshold
+def max_scale_for_threshold(threshold: PerNeuron) -> float:
+    """The largest scale whose threshold mantissas (the highest) still fit their 17 bits."""
+    return (VTH_MAX + 0.49) * 2**ACT_SHIFT / float(np.max(threshold))
 
 
 def sum_bound(weight_int: np.ndarray, unit: int) -> int:

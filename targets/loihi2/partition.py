@@ -14,6 +14,7 @@ The input is sent by the host, as Lava sends it, and takes no core.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -40,6 +41,8 @@ class Placement:
     weight_bits: int
     synapses: int  # weights the layer holds (a conv's shared kernel counted once)
     tile: tuple[int, int, int] | None  # conv: (width, height, channels), the compiler's Conv(...)
+    profiles: int = 1  # distinct (du, dv, vth, reset_sub) among the neurons
+    per_neuron_bits: int = 0  # bits each neuron holds for its own parameters (chip's formats)
 
     @property
     def neuron_groups(self) -> int:
@@ -74,8 +77,25 @@ def partition(plan: Plan) -> Partition:
     layers: list[Placement] = []
     for block in plan.blocks:
         source = layers[-1] if layers else None
-        layers.append(_conv(block, source) if isinstance(block.synapse, Conv2d) else _dense(block))
+        placed = _conv(block, source) if isinstance(block.synapse, Conv2d) else _dense(block)
+        layers.append(dataclasses.replace(placed, **_parameters(block)))
     return Partition(plan, tuple(layers))
+
+
+def _parameters(block: Block) -> dict[str, int]:
+    """How many parameter profiles the population's neurons have, and the bits each neuron holds
+    for those of its parameters that differ between neurons."""
+    population = block.population
+    keys = [key for key in chip.PER_NEURON_PARAMETER_BITS if getattr(population, key) is not None]
+    each = [key for key in keys if key in population.per_neuron]
+    columns = [
+        np.broadcast_to(np.asarray(getattr(population, key)), block.shape[:1]) for key in keys
+    ]
+    profiles = len({tuple(row) for row in zip(*columns, strict=True)}) if columns else 1
+    return {
+        "profiles": profiles,
+        "per_neuron_bits": sum(chip.PER_NEURON_PARAMETER_BITS[key] for key in each),
+    }
 
 
 # -------------------------------------------------------------------------- synaptic memory

@@ -65,12 +65,21 @@ LIF_FIELDS = frozenset(
 
 def needs_variant(population: CubaLIF) -> bool:
     """Whether Lava's LIF cannot run the population as it is, so that it needs `LIFVariant`."""
-    return bool(variant_fields(population))
+    return bool(variant_fields(population) or per_neuron_lif_fields(population))
 
 
 def variant_fields(population: CubaLIF) -> list[str]:
     """The set fields Lava's LIF does not take."""
     return [name for name, _, _ in set_fields(population) if name not in LIF_FIELDS]
+
+
+# Lava's LIF declares one du, dv and vth for the population (Vars of shape (1,)).
+LIF_SHARED = ("du", "dv", "vth")
+
+
+def per_neuron_lif_fields(population: CubaLIF) -> list[str]:
+    """Lava's LIF parameters that differ between the population's neurons."""
+    return [name for name in population.per_neuron if name in LIF_SHARED]
 
 
 # ------------------------------------------------------------------------------------ blocks

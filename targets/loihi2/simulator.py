@@ -163,10 +163,11 @@ class _Population:
 
     name: str
     shape: tuple[int, ...]
-    current_factor: int  # the 12-bit fraction kept per step
-    voltage_factor: int
-    threshold: int  # the voltage to exceed
-    reset_sub: int | None  # subtracted from v on a spike; None: v = 0
+    # each one number, or one per channel or neuron shaped like `bias` (`CubaLIF.per_neuron`)
+    current_factor: int | np.ndarray  # the 12-bit fraction kept per step
+    voltage_factor: int | np.ndarray
+    threshold: int | np.ndarray  # the voltage to exceed
+    reset_sub: int | np.ndarray | None  # subtracted from v on a spike; None: v = 0
     bias: np.ndarray | None  # added to v every step, shaped to broadcast over the population
     recurrent: _Synapse | None  # from the population's own spikes of the previous step
     max_spikes: int = 1  # > 1: the population emits spike counts up to it
@@ -416,10 +417,10 @@ def _population(
     return _Population(
         name=node.name,
         shape=shape,
-        current_factor=formats.current_kept(node.du),
-        voltage_factor=formats.voltage_kept(node.dv),
-        threshold=formats.threshold_value(node.vth),
-        reset_sub=node.reset_sub,
+        current_factor=_each(formats.current_kept(node.du), shape),
+        voltage_factor=_each(formats.voltage_kept(node.dv), shape),
+        threshold=_each(formats.threshold_value(node.vth), shape),
+        reset_sub=_each(node.reset_sub, shape),
         bias=_bias_of(node.bias_mant, node.bias_exp, shape),
         recurrent=None if recurrent is None else _synapse(recurrent, node.max_spikes),
         max_spikes=node.max_spikes,
@@ -430,14 +431,25 @@ def _population(
     )
 
 
-# What the compiled update computes: Lava's LIF and the reset by subtraction. A population with
-# any other field set (spike counts, a synaptic bias, a refractory step, a read-out, or a field
-# added later) runs the numpy passes of `_update_reference`.
+# What the compiled update computes: Lava's LIF and the reset by subtraction, with one value of
+# each parameter for the population. A population with any other field set (spike counts, a
+# synaptic bias, a refractory step, a read-out, or a field added later), or with parameters
+# that differ between its neurons, runs the numpy passes of `_update_reference`.
 KERNEL_FIELDS = LIF_FIELDS | {"reset_subtract", "reset_sub"}
 
 
 def needs_numpy_update(node: CubaLIF) -> bool:
-    return any(name not in KERNEL_FIELDS for name, _, _ in set_fields(node))
+    return bool(node.per_neuron) or any(
+        name not in KERNEL_FIELDS for name, _, _ in set_fields(node)
+    )
+
+
+def _each(value: int | np.ndarray | None, shape: tuple[int, ...]) -> int | np.ndarray | None:
+    """One number as it is; one per channel or neuron shaped (C, 1, 1) or (n,), in float64 as
+    the states are (exact: every value is an integer below 2^24)."""
+    if not isinstance(value, np.ndarray):
+        return value
+    return value.reshape(-1, *[1] * (len(shape) - 1)).astype(np.float64)
 
 
 def _bias_of(mant: np.ndarray | None, exp: int, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -594,7 +606,7 @@ def _emit_spikes(population: _Population, state: _State, v: np.ndarray, record: 
     if population.reset_sub is None:
         v[fired] = 0
     else:
-        v[fired] -= population.reset_sub
+        v -= np.where(fired, population.reset_sub, 0)
 
 
 def _emit_counts(population: _Population, state: _State, v: np.ndarray, record: bool) -> None:
@@ -613,10 +625,11 @@ def _emit_counts(population: _Population, state: _State, v: np.ndarray, record: 
         v -= counts * population.reset_sub
 
 
-def _decayed(x: np.ndarray, factor: int) -> np.ndarray:
-    """tz(x * factor / 4096) in float64. factor / 4096 is exact in binary and |x * factor|
-    stays below 2^53, so the float product is the exact rational and trunc is Lava's shift."""
-    if factor == DECAY_UNITY:
+def _decayed(x: np.ndarray, factor: int | np.ndarray) -> np.ndarray:
+    """tz(x * factor / 4096) in float64 (a factor per channel or neuron broadcasts). factor /
+    4096 is exact in binary and |x * factor| stays below 2^53, so the float product is the
+    exact rational and trunc is Lava's shift."""
+    if np.ndim(factor) == 0 and factor == DECAY_UNITY:
         return x.astype(np.float64)
     return np.trunc(x * (factor / DECAY_UNITY))
 

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 from graphs import LAVA_DL, convnet, mlp, tiny_sample, unpacked
+from lava_checks import assert_matches_reference
 
 from targets.loihi2.simulator import simulate
 from toolchain.cli import main
@@ -104,9 +105,10 @@ def edit(path: Path, change) -> Path:
         (
             lambda layers: (
                 layers["1"]["neuron"].pop("iDecay"),
-                layers["1"]["neuron"].create_dataset("iDecay", data=np.arange(1000, 1012)),
+                layers["1"]["neuron"].create_dataset("iDecay", data=np.arange(1000, 1013)),
             ),
-            "layer 1: iDecay differs between neurons (12 values); accepted: one value",
+            "layer 1: iDecay has 13 values; accepted: one, or one per output neuron or channel "
+            "(12)",
         ),
         (
             lambda layers: layers["1"].create_dataset("bias", data=np.full(12, 5000.0)),
@@ -123,6 +125,38 @@ def test_what_is_not_supported_is_refused_by_layer(tmp_path, change, message):
     with pytest.raises(NetxImportError, match=f"net.net: {re.escape(message)}"):
         read_netx_graph(path)
     assert main(["inspect", str(path)]) == 2
+
+
+def per_neuron(layers) -> None:
+    """SLAYER without shared_param: a decay and threshold per neuron of layer 1, per channel
+    of nothing else (the mlp is dense)."""
+    neuron = layers["1"]["neuron"]
+    for key, values in (
+        ("iDecay", np.arange(1000, 1012) * 3),
+        ("vDecay", np.arange(12) * 300),
+        ("vThMant", np.arange(12) * 20 + 60),
+    ):
+        neuron.pop(key)
+        neuron.create_dataset(key, data=values)
+
+
+def test_per_neuron_decays_and_thresholds_read_and_run_on_lava(tmp_path):
+    """netx runs per-neuron iDecay, vDecay and vThMant (Lava's LIF broadcasts them): ours read
+    them into the population's du, dv and vth, Lava (LIFVariant) equals the reference in every
+    u and v, and the graph writes back to a file that reads the same."""
+    import targets.loihi2.lava  # noqa: F401
+    from targets.loihi2.lava.runner import run_on_lava
+
+    path = edit(save_netx(mlp(), tmp_path / "net.net"), per_neuron)
+    graph = read_netx_graph(path)
+    population = graph.populations[0]
+    assert population.per_neuron == ("tau_m", "tau_s", "threshold", "du", "dv", "vth")
+    np.testing.assert_array_equal(population.du, np.arange(1000, 1012) * 3 - 1)
+    assert population.threshold.min() == 1.0  # in units of the lowest threshold
+    images = np.random.default_rng(3).random((5, 1, 4, 5))
+    assert simulate(graph, images, record=True).spikes[population.name].any()
+    assert_matches_reference(graph, images, run_on_lava(graph, images, probe=[population.name]))
+    assert read_netx_graph(save_netx(graph, tmp_path / "again.net")).nodes == graph.nodes
 
 
 def test_a_file_without_an_input_layer_takes_the_first_layers_binary_spikes(tmp_path):

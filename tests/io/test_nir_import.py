@@ -16,7 +16,19 @@ import nir
 import numpy as np
 import pytest
 import torch
-from nir_networks import SHARED, T, conv, dense, full, norse_run, ours, static_input
+from nir_networks import (
+    SHARED,
+    T,
+    conv,
+    dense,
+    full,
+    norse_export,
+    norse_run,
+    ours,
+    snntorch_run_and_export,
+    spikingjelly_run_and_export,
+    static_input,
+)
 
 from quantize.scales import quantize_graph
 from targets.loihi2.simulator import simulate
@@ -63,20 +75,6 @@ def test_snntorch_leaky_with_reset_to_zero(tmp_path):
     nir.write(tmp_path / "leaky.nir", export_to_nir(net, torch.from_numpy(x), ignore_dims=[0]))
     mine = ours(tmp_path / "leaky.nir", x, convention="snntorch", reset="zero")
     np.testing.assert_array_equal(mine, theirs)
-
-
-def snntorch_run_and_export(net, x: np.ndarray, path: Path) -> np.ndarray:
-    """snnTorch's own output spikes (T, *out) for the static input x, and the net exported."""
-    from snntorch import utils
-    from snntorch.export_nir import export_to_nir
-
-    utils.reset(net)
-    with torch.no_grad():
-        out = [net(torch.from_numpy(x)) for _ in range(T)]
-    theirs = torch.stack([o[0] if isinstance(o, tuple) else o for o in out])[:, 0].numpy()
-    utils.reset(net)
-    nir.write(path, export_to_nir(net, torch.from_numpy(x), ignore_dims=[0]))
-    return theirs
 
 
 def imports_exactly(net, x: np.ndarray, path: Path) -> tuple[Graph, np.ndarray]:
@@ -291,14 +289,6 @@ def test_subtractive_reset_quantises_and_runs_on_lava(tmp_path):
 # -------------------------------------------------------------------------------------- Norse
 
 
-def norse_export(net, x: np.ndarray, path: Path) -> None:
-    from norse.torch.utils.export_nir import to_nir
-
-    graph = to_nir(net, torch.from_numpy(x[0]), dt=1e-3)
-    graph.infer_types()
-    nir.write(path, graph)
-
-
 @pytest.mark.parametrize("cell", ["LIFBoxCell", "LIFCell", "IAFCell"])
 def test_norse_cells(tmp_path, cell):
     import norse.torch as norse
@@ -402,20 +392,6 @@ def test_norse_leaky_integrator_readout_runs_on_lava(tmp_path):
 
 
 # ------------------------------------------------------------------------------- SpikingJelly
-
-
-def spikingjelly_run_and_export(net, x: np.ndarray, path: Path) -> np.ndarray:
-    from spikingjelly.activation_based import functional
-    from spikingjelly.activation_based.nir_exchange import export_to_nir
-
-    functional.set_step_mode(net, "m")
-    functional.reset_net(net)
-    steps = torch.from_numpy(np.repeat(x[None], T, axis=0))  # (T, 1, *shape)
-    with torch.no_grad():
-        theirs = net(steps)[:, 0].numpy()
-    functional.reset_net(net)
-    nir.write(path, export_to_nir(net, steps, dt=1e-4))
-    return theirs
 
 
 @pytest.mark.parametrize("kind", ["LIFNode", "IFNode", "CUBALIFNode"])

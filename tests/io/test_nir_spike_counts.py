@@ -5,13 +5,21 @@ Lava (`LIFVariant`, graded spikes) spike count for spike count equal to the refe
 simulator."""
 
 from dataclasses import replace
-from pathlib import Path
 
 import nir
 import numpy as np
 import pytest
 import torch
-from nir_networks import SHARED, T, conv, dense, ours, static_input
+from nir_networks import (
+    SHARED,
+    T,
+    conv,
+    dense,
+    ours,
+    rockpool_linear,
+    sinabs_run_and_export,
+    static_input,
+)
 
 from quantize.scales import quantize_graph
 from targets.loihi2.simulator import simulate
@@ -34,22 +42,6 @@ def on_lava(fixed: Graph, images: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------- Sinabs
-
-
-def sinabs_run_and_export(net: torch.nn.Module, x: np.ndarray, path: Path) -> np.ndarray:
-    """Sinabs' output (T, *out) for the static input x (1, *shape), and its NIR file. Its
-    Squeeze layers take (batch * time, ...). Sinabs 3.1.3 writes 0-d parameters and neurons
-    without shapes, which `nir.write` refuses: they are given as 1-element arrays and the shape
-    of the node before (the values unchanged)."""
-    import sinabs
-
-    steps = torch.from_numpy(np.repeat(x, T, axis=0))
-    with torch.no_grad():
-        theirs = net(steps).numpy()
-    sinabs.reset_states(net)
-    graph = sinabs.to_nir(net, steps[:1])
-    nir.write(path, writable(graph))
-    return theirs
 
 
 def test_sinabs_dense_lif_and_iaf_counts(tmp_path):
@@ -152,14 +144,6 @@ def test_the_paper_cnn_with_sinabs_conventions_on_lava(capsys):
 
 
 # ----------------------------------------------------------------------------------- Rockpool
-
-
-def rockpool_linear(n_in: int, n_out: int, seed: int, gain: float, shift: float):
-    from rockpool.nn.modules import LinearTorch
-
-    torch.manual_seed(seed)
-    weight = (torch.rand(n_in, n_out) - 0.5) * gain + shift
-    return LinearTorch((n_in, n_out), weight=weight)
 
 
 def rockpool_net(kind: str):

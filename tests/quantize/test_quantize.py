@@ -223,3 +223,38 @@ def test_a_recurrent_synapse_keeps_its_largest_weight():
     step = 2.0**rec.weight_exp * 64 * 3.0 / pop.scale  # one integer step, in float weight
     assert 127 < np.abs(rec.weight_int).max() <= 254
     np.testing.assert_allclose(rec.weight_int * step, rec.weight, atol=step / 2)
+
+
+def test_per_neuron_parameters_quantise_neuron_by_neuron_with_one_scale():
+    """Each neuron's du, dv, vth and reset amount is its own time constants' and threshold's at
+    the population's one scale; its incoming weights take its own 1 / tau_s (a scalar graph of
+    that neuron alone gives the same row). Fine-tuning refuses them by name."""
+    tau_m, tau_s = np.array([2.0, 5.0, 40.0]), np.array([1.0, 3.0, 7.5])
+    threshold = np.array([1.0, 0.5, 2.0])
+    weight = np.array([[0.5, -0.3], [1.2, 0.8], [-0.9, 2.0]])
+
+    def graph_of(rows, **population) -> Graph:
+        nodes = (
+            Input("in", (2, 1, 1), 16),
+            Dense("fc", weight[rows]),
+            CubaLIF("lif", reset_subtract=population["threshold"], **population),
+        )
+        return Graph(nodes, T=4)
+
+    images = np.random.default_rng(0).random((20, 2, 1, 1))
+    each = graph_of(slice(None), tau_m=tau_m, tau_s=tau_s, threshold=threshold)
+    fixed, report = quantize_graph(each, images)
+    population, scale = fixed.populations[0], report.layers[0].scale
+    np.testing.assert_array_equal(population.du, [current_decay(t) for t in tau_s])
+    np.testing.assert_array_equal(population.dv, [voltage_decay(t) for t in tau_m])
+    np.testing.assert_array_equal(population.vth, [threshold_mantissa(v, scale) for v in threshold])
+    assert report.layers[0].vth == population.vth.tolist()
+    for k in range(3):
+        alone = graph_of([k], tau_m=tau_m[k], tau_s=tau_s[k], threshold=threshold[k])
+        alone_fixed, _ = apply_scales(alone, report.scales())
+        np.testing.assert_array_equal(
+            fixed.nodes[1].weight_int[k], alone_fixed.nodes[1].weight_int[0]
+        )
+        assert alone_fixed.populations[0].reset_sub == population.reset_sub[k]
+    with pytest.raises(GraphError, match="'lif': sets tau_m, tau_s, threshold, reset_subtract per"):
+        FixedPointFinetuner(each, report.scales(), None)

@@ -64,6 +64,20 @@ def test_runs_without_microcode():
     assert counts[0][1] == "emits spike counts (up to 3 per step)"
 
 
+def test_per_neuron_parameters_need_the_variant_and_are_counted():
+    """Lava's LIF has one du, dv and vth: per-neuron ones need LIFVariant (microcode on the
+    chip), and the plan counts their bits per neuron and the distinct profiles."""
+    dense = (Input("in", (3, 1, 1), 1), fixed_dense("d", np.ones((4, 3))))
+    each = fixed_lif("lif", du=np.array([100, 100, 7, 7]), dv=200, vth=np.array([10, 11, 10, 10]))
+    assert broken((*dense, each)) == [
+        ("runs_without_microcode", "sets du, vth per neuron", "Lava's CUBA LIF")
+    ]
+    placed = partition(plan(Graph((*dense, each), T=2))).layers[0]
+    assert (placed.profiles, placed.per_neuron_bits) == (3, 12 + 17)
+    shared = partition(plan(Graph((*dense, lif()), T=2))).layers[0]
+    assert (shared.profiles, shared.per_neuron_bits) == (1, 0)
+
+
 def test_every_rule_is_tested_here():
     tested = {"neurons_fit_a_core", "axons_fit_a_core", "synapses_fit_a_core"}
     assert {rule.__name__ for rule in CHIP_RULES} == tested | {"runs_without_microcode"}

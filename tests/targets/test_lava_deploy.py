@@ -30,6 +30,7 @@ from targets.loihi2.lava.runner import (
     run_per_sample,
 )
 from targets.loihi2.lava.workers import run_on_lava_workers
+from targets.loihi2.plan import per_neuron_lif_fields, plan
 from targets.loihi2.simulator import simulate
 from targets.loihi2.stream import input_payload
 from targets.loihi2.timing import output_window
@@ -169,6 +170,42 @@ def test_conv_variants_stream_bit_exact():
     ref = simulate(graph, images, record=True)
     assert ref.spikes["lif0"].max() == 3 and ref.spikes["lif1"].max() == 2
     result = run_on_lava(graph, images, probe=["lif0", "lif1", "lif2"])
+    assert_matches_reference(graph, images, result)
+
+
+def test_per_neuron_parameters_stream_bit_exact():
+    """du, dv, vth per channel of a conv population (with a bias, so LIFReset's resets run), and
+    du, dv, vth and a subtracted amount per neuron of a dense one (LIFVariant): every spike, u
+    and v equal the reference, and a population with one value each still runs Lava's LIF."""
+    rng = np.random.default_rng(8)
+    nodes = list(conv_graph(rng, T=6).nodes)
+    nodes[2] = replace(
+        nodes[2],
+        tau_m=np.array([2.0, 8.0, 1.0]),
+        du=np.array([500, 40, 4095]),
+        dv=np.array([300, 4096, 0]),
+        vth=np.array([300, 60, 900]),
+        bias=np.array([0.0, 0.0, 1.0]),
+        bias_mant=np.array([0, 0, 200], np.int32),
+        bias_exp=1,
+    )
+    nodes[6] = replace(
+        nodes[6],
+        threshold=np.array([1.0, 2.0, 1.0, 3.0]),
+        du=np.array([1000, 10, 2000, 4000]),
+        dv=np.array([100, 3000, 5, 0]),
+        vth=np.array([2, 5, 1, 9]),
+        reset_subtract=np.array([1.0, 2.0, 1.0, 3.0]),
+        reset_sub=np.array([128, 640, 64, 1152]),
+    )
+    graph = Graph(tuple(nodes), T=6)
+    blocks = plan(graph).blocks
+    assert [b.variant for b in blocks] == [True, False, True]
+    assert per_neuron_lif_fields(graph.populations[0]) == ["du", "dv", "vth"]
+    images = rng.uniform(0, 1, (4, 2, 7, 5))
+    ref = simulate(graph, images, record=True)
+    assert all(ref.spikes[p.name].any() for p in graph.populations)
+    result = run_on_lava(graph, images, probe=["lif0", "lif2"])
     assert_matches_reference(graph, images, result)
 
 

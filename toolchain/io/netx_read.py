@@ -47,6 +47,7 @@ from targets.loihi2.formats import (
     INT32_LIMIT,
     VTH_MAX,
     input_unit,
+    per_output,
     weight_factor,
 )
 from toolchain.errors import UserError
@@ -179,14 +180,17 @@ def _layer(
         raise NetxImportError(f"layer {index}: a {kind} layer without neurons is not supported")
     if "delay" in layer and np.any(layer["delay"]):
         raise NetxImportError(f"layer {index}: synaptic delays are not supported")
-    population = _population(index, layer, neuron, last)
+    outputs = np.asarray(layer["weight"]).shape[0] if np.ndim(layer["weight"]) > 1 else 1
+    population = _population(index, layer, neuron, outputs, last)
     names = layer.get("attrs", {})
     synapse_name = names.get("synapse", f"layer{index}")
     weight_int = np.rint(_numbers(index, layer, "weight")).astype(np.int32)
     if kind == "dense" and weight_int.ndim == 1:  # netx: (in,) for a single output
         weight_int = weight_int.reshape(1, -1)
     unit = input_unit(levels, first)
-    weight = weight_int / weight_factor(population.scale, population.tau_s, unit, 0)
+    weight = weight_int / per_output(
+        weight_factor(population.scale, population.tau_s, unit, 0), weight_int
+    )
     if kind == "dense":
         return [Dense(synapse_name, weight, weight_int, 0), population]
     weight_int, weight = weight_int.reshape(weight_int.shape[:4]), weight.reshape(weight.shape[:4])
@@ -197,7 +201,7 @@ def _layer(
     return [Conv2d(synapse_name, weight, stride, padding, weight_int), population]
 
 
-def _population(index: int, layer: dict, neuron: dict, last: bool = False) -> CubaLIF:
+def _population(index: int, layer: dict, neuron: dict, outputs: int, last: bool = False) -> CubaLIF:
     kind = _text(neuron.get("type"))
     if kind not in NEURON_TYPES:
         raise NetxImportError(
@@ -207,25 +211,34 @@ def _population(index: int, layer: dict, neuron: dict, last: bool = False) -> Cu
         raise NetxImportError(f"layer {index}: refDelay {neuron['refDelay']}; accepted: 1")
     if bool(neuron.get("gradedSpike", False)):
         raise NetxImportError(f"layer {index}: graded spikes are not supported")
-    i_decay, dv, vth = (_shared(index, neuron, key) for key in ("iDecay", "vDecay", "vThMant"))
-    if not 1 <= i_decay <= DECAY_UNITY:
-        raise NetxImportError(f"layer {index}: iDecay {i_decay}; accepted: 1 .. {DECAY_UNITY}")
-    readout = vth > VTH_MAX and last  # a threshold v never reaches: a read-out (module docstring)
-    if not (1 <= vth <= VTH_MAX or readout):
+    i_decay, dv, vth = (
+        _parameter(index, neuron, key, outputs) for key in ("iDecay", "vDecay", "vThMant")
+    )
+    if not np.all((i_decay >= 1) & (i_decay <= DECAY_UNITY)):
         raise NetxImportError(
-            f"layer {index}: vThMant {vth}; accepted: 1 .. {VTH_MAX}, or beyond in the last "
-            "layer (a read-out that never spikes, such as SLAYER's cuba.Affine head)"
+            f"layer {index}: iDecay {_span(i_decay)}; accepted: 1 .. {DECAY_UNITY}"
         )
-    scale = float(1 << ACT_SHIFT) if readout else float(vth << ACT_SHIFT)
+    # a threshold v never reaches: a read-out (module docstring)
+    readout = bool(np.all(vth > VTH_MAX)) and last
+    if not (np.all((vth >= 1) & (vth <= VTH_MAX)) or readout):
+        raise NetxImportError(
+            f"layer {index}: vThMant {_span(vth)}; accepted: 1 .. {VTH_MAX}, or beyond for "
+            "every neuron of the last layer (a read-out that never spikes, such as SLAYER's "
+            "cuba.Affine head)"
+        )
+    # The float voltage in units of the (lowest) threshold: SLAYER's own units, 1 << 6 each, in
+    # a read-out
+    scale = float(1 << ACT_SHIFT) if readout else float(np.min(vth) << ACT_SHIFT)
     biases = _bias(index, layer, scale)
     name = layer.get("attrs", {}).get("population", f"layer{index}_neuron")
-    tau_m = math.inf if dv == 0 else DECAY_UNITY / dv
-    vth = min(vth, VTH_MAX)  # a read-out's threshold plays no part
+    with np.errstate(divide="ignore"):
+        tau_m = np.where(dv == 0, math.inf, DECAY_UNITY / np.maximum(dv, 1))
+    vth = np.minimum(vth, VTH_MAX)  # a read-out's threshold plays no part
     return CubaLIF(
         name,
         tau_m,
         DECAY_UNITY / i_decay,
-        1.0,
+        1.0 if readout else (vth << ACT_SHIFT) / scale,
         i_decay - 1,
         dv,
         vth,
@@ -233,6 +246,25 @@ def _population(index: int, layer: dict, neuron: dict, last: bool = False) -> Cu
         **biases,
         readout=readout,
     )
+
+
+def _parameter(index: int, neuron: dict, key: str, outputs: int) -> int | np.ndarray:
+    """A neuron parameter: one for the layer, or one per neuron (per channel of a convolution)
+    where SLAYER trained them without `shared_param`; equal values are one."""
+    values = np.rint(_numbers(index, neuron, key)).reshape(-1).astype(np.int64)
+    if values.size and np.all(values == values[0]):
+        return int(values[0])
+    if values.size != outputs:
+        raise NetxImportError(
+            f"layer {index}: {key} has {values.size} values; accepted: one, or one per output "
+            f"neuron or channel ({outputs})"
+        )
+    return values
+
+
+def _span(values: int | np.ndarray) -> str:
+    low, high = int(np.min(values)), int(np.max(values))
+    return str(low) if low == high else f"{low} .. {high} (per neuron)"
 
 
 def _shared(index: int, neuron: dict, key: str) -> int:

@@ -357,12 +357,13 @@ class _Importer:
                 f"node {key!r} ({kind}) has no {error.name}: {self.convention} does not write "
                 f"{kind} nodes; import the file --from the library that wrote it"
             ) from None
-        alpha = _uniform(key, "synaptic decay", alpha)
-        beta = _uniform(key, "membrane decay", beta)
-        if not (0 <= alpha < 1 and 0 <= beta <= 1):
+        each_alpha = np.asarray(alpha, np.float64)  # per element, as the gains are
+        alpha = self._per_output(key, "synaptic decay", alpha)
+        beta = self._per_output(key, "membrane decay", beta)
+        if not (np.all((alpha >= 0) & (alpha < 1)) and np.all((beta >= 0) & (beta <= 1))):
             raise NirImportError(
-                f"node {key!r}: per-step decays alpha={alpha:.6g}, beta={beta:.6g} are outside "
-                f"[0, 1) and [0, 1]: is dt={self.dt} the exporter's step?"
+                f"node {key!r}: per-step decays alpha={_span(alpha)}, beta={_span(beta)} are "
+                f"outside [0, 1) and [0, 1]: is dt={self.dt} the exporter's step?"
             )
         threshold = np.asarray(getattr(node, "v_threshold", 1.0), np.float64)
         if not np.all(np.isfinite(threshold) & (threshold > 0)):
@@ -370,9 +371,10 @@ class _Importer:
                 f"node {key!r}: v_threshold {np.unique(threshold).tolist()}; need finite "
                 "numbers > 0"
             )
-        gain = g_mem * g_syn / (1.0 - alpha) / threshold
+        gain = g_mem * g_syn / (1.0 - each_alpha) / threshold
         rows = self._fold_into_synapse(key, gain)
-        tau_m = math.inf if beta == 1 else 1.0 / (1.0 - beta)
+        with np.errstate(divide="ignore"):
+            tau_m = np.where(beta == 1, math.inf, 1.0 / (1.0 - beta))
         subtract = None if readout else self._reset_subtract(key, beta)
         bias = self.bias
         if key in self.loops:  # its recurrent synapse, placed before it (a recurrent edge)
@@ -382,7 +384,7 @@ class _Importer:
                 bias = recurrent_bias if bias is None else bias + recurrent_bias
         if bias is not None:
             bias = np.broadcast_to(bias * rows, rows.shape).astype(np.float64)
-        synaptic = alpha != 0  # a bias enters the synaptic filter; with none, it is v's own
+        synaptic = np.any(alpha != 0)  # a bias enters the synaptic filter; without one, v's
         self.nodes.append(
             CubaLIF(
                 key,
@@ -408,38 +410,45 @@ class _Importer:
         weight = np.asarray(node.weight, np.float64) * rows.reshape(-1, 1)
         return Dense(name, weight), _bias(getattr(node, "bias", None))
 
-    def _reset_subtract(self, key: str, beta: float) -> float | None:
+    def _reset_subtract(self, key: str, beta: np.ndarray) -> float | np.ndarray | None:
         """What a spike subtracts from v / threshold at once: 1, or 1 / beta for a subtraction
         that lands a step late (beta (v - 1/beta) = beta v - 1); None: reset to 0."""
         if self.reset == "zero":
             return None
         if not self.rules.late:
             return 1.0
-        if beta == 0:
+        if np.any(beta == 0):
             raise NirImportError(
                 f"node {key!r}: a late subtraction with no memory (beta = 0) cannot be moved to "
                 "the step of the spike"
             )
         return 1.0 / beta
 
-    def _fold_into_synapse(self, key: str, gain: np.ndarray) -> np.ndarray:
-        """Multiplies the weights of the synapse before `key` by each neuron's input gain (per
-        output row, or channel); returns those factors, which its bias takes too."""
+    def _per_output(self, key: str, what: str, values: np.ndarray) -> np.ndarray:
+        """A neuron parameter of population `key`, one per output row (neuron) of the synapse
+        before it, or per channel where that is a convolution."""
         synapse = self.nodes[-1] if self.nodes else None
         if not isinstance(synapse, Dense | Conv2d):
             raise NirImportError(f"node {key!r}: a neuron must follow a weighted synapse")
         out = synapse.weight.shape[0]
-        gain = np.broadcast_to(gain, np.shape(gain) or (1,)).reshape(-1)
-        if isinstance(synapse, Conv2d):
-            per_channel = gain.reshape(out, -1) if gain.size > 1 else np.full((out, 1), gain[0])
-            if np.any(per_channel != per_channel[:, :1]):
-                raise NirImportError(
-                    f"node {key!r}: parameters vary within a channel, which a convolution "
-                    "cannot absorb"
-                )
-            rows = per_channel[:, 0]
-        else:
-            rows = gain if gain.size > 1 else np.full(out, gain[0])
+        values = np.asarray(values, np.float64).reshape(-1)
+        if values.size == 1:
+            return np.full(out, values[0])
+        if isinstance(synapse, Dense):
+            return values
+        per_channel = values.reshape(out, -1)
+        if np.any(per_channel != per_channel[:, :1]):
+            raise NirImportError(
+                f"node {key!r}: the {what} varies within a channel ({_span(values)}); after a "
+                "convolution a population takes one value per channel"
+            )
+        return per_channel[:, 0]
+
+    def _fold_into_synapse(self, key: str, gain: np.ndarray) -> np.ndarray:
+        """Multiplies the weights of the synapse before `key` by each neuron's input gain (per
+        output row, or channel); returns those factors, which its bias takes too."""
+        rows = self._per_output(key, "input gain", gain)
+        synapse = self.nodes[-1]
         scale = rows.reshape(-1, *([1] * (synapse.weight.ndim - 1)))
         self.nodes[-1] = type(synapse)(**{**_fields(synapse), "weight": synapse.weight * scale})
         return rows
@@ -457,6 +466,12 @@ def _uniform(key: str, what: str, values: np.ndarray) -> float:
             f"{flat.max():.6g}); a population has one"
         )
     return float(flat[0])
+
+
+def _span(values: np.ndarray) -> str:
+    """One value, or the range of several, for messages."""
+    low, high = float(np.min(values)), float(np.max(values))
+    return f"{low:.6g}" if low == high else f"{low:.6g} to {high:.6g}"
 
 
 def _square(key: str, what: str, value: Any) -> int:

@@ -21,7 +21,6 @@ its `import_from_nir` reads the LIF populations of such a file (reset to 0) exac
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -170,10 +169,11 @@ def _reset(population: CubaLIF) -> str:
             )
     if population.reset_subtract is None:
         return "zero"
-    if population.reset_subtract != population.threshold:
+    if np.any(population.reset_subtract != population.threshold):
         raise NirExportError(
-            f"node {population.name!r}: subtracts {population.reset_subtract:.6g} on a spike, "
-            f"not its threshold {population.threshold:.6g}; NIR records no other amount"
+            f"node {population.name!r}: subtracts {_shown(population.reset_subtract)} on a "
+            f"spike, not its threshold {_shown(population.threshold)}; NIR records no other "
+            "amount"
         )
     return "subtract"
 
@@ -231,10 +231,10 @@ def _bias_before(graph: Graph, synapse: Dense | Conv2d, size: int) -> np.ndarray
     target = next(graph.node(b) for a, b in graph.edges if a == synapse.name)
     if not isinstance(target, CubaLIF):
         return None
-    if target.bias is not None and target.tau_s != 1:
+    if target.bias is not None and np.any(target.tau_s != 1):
         raise NirExportError(
             f"node {target.name!r}: a bias into the membrane of a neuron with a synaptic "
-            f"filter (tau_s = {target.tau_s:.6g}) has no NIR form"
+            f"filter (tau_s = {_shown(target.tau_s)}) has no NIR form"
         )
     biases = [b for b in (target.bias, target.synaptic_bias) if b is not None]
     if not biases:
@@ -245,26 +245,29 @@ def _bias_before(graph: Graph, synapse: Dense | Conv2d, size: int) -> np.ndarray
 def _neuron(node: CubaLIF, shape: tuple[int, ...]) -> Any:
     import nir
 
-    def full(value: float) -> np.ndarray:
-        return np.full(shape, float(value))
+    def full(value: float | np.ndarray) -> np.ndarray:
+        """One value, or one per channel or neuron, over the population's shape."""
+        per_channel = np.reshape(np.asarray(value, np.float64), (-1, *[1] * (len(shape) - 1)))
+        return np.broadcast_to(per_channel, shape).copy()
 
-    leaks = math.isfinite(node.tau_m)
+    leaks = bool(np.all(np.isfinite(node.tau_m)))
+    filtered = bool(np.any(node.tau_s != 1))
     if node.readout:
-        if node.tau_s != 1 or not leaks:
+        if filtered or not leaks:
             raise NirExportError(
                 f"node {node.name!r}: a readout is NIR's LI, which has no synaptic filter and "
                 "leaks (tau_s must be 1, tau_m finite)"
             )
         return nir.LI(tau=full(node.tau_m * DT), r=full(node.tau_m), v_leak=full(0.0))
-    if node.tau_s == 1 and not leaks:
+    if not filtered and not np.any(np.isfinite(node.tau_m)):
         return nir.IF(r=full(1.0 / DT), v_threshold=full(node.threshold), v_reset=full(0.0))
     if not leaks:
         raise NirExportError(
-            f"node {node.name!r}: a neuron that does not leak behind a synaptic filter has no "
-            "NIR form (CubaLIF's tau_mem must be finite)"
+            f"node {node.name!r}: a neuron that does not leak behind a synaptic filter, or "
+            "beside neurons that do, has no NIR form (tau_mem must be finite)"
         )
     membrane = {"r": full(node.tau_m), "v_leak": full(0.0), "v_threshold": full(node.threshold)}
-    if node.tau_s == 1:
+    if not filtered:
         return nir.LIF(tau=full(node.tau_m * DT), v_reset=full(0.0), **membrane)
     return nir.CubaLIF(
         tau_syn=full(node.tau_s * DT),
@@ -273,3 +276,10 @@ def _neuron(node: CubaLIF, shape: tuple[int, ...]) -> Any:
         w_in=full(1.0),
         **membrane,
     )
+
+
+def _shown(value: float | np.ndarray) -> str:
+    """A parameter in a message: the number, or the range of one per neuron."""
+    if isinstance(value, np.ndarray):
+        return f"{value.min():.6g} to {value.max():.6g} (per neuron)"
+    return f"{value:.6g}"

@@ -127,7 +127,7 @@ class _Reader:
         values: dict[str, Any] = {}
         for name, kind in kinds(CubaLIF).items():
             stated = name in keys or f"{name}_f64" in keys or name in required
-            if kind == "array" and f"{proto.name}.{name}" in self.inits:
+            if f"{proto.name}.{name}" in self.inits:  # an array, or per-neuron values
                 values[name] = numpy_helper.to_array(self.inits[f"{proto.name}.{name}"])
             elif kind == "float" and stated:
                 values[name] = _float(proto, name, infinite=True)  # the node checks the range

@@ -116,10 +116,11 @@ def _write_flatten(b: _Builder, node: Flatten, xs: list[str], shapes: Shapes) ->
 
 def _write_lif(b: _Builder, node: CubaLIF, xs: list[str], shapes: Shapes) -> str:
     """Every set field of the population (`ir.fields`): reals as exact attributes, integers and
-    flags as INT attributes, arrays as initialisers `<node>.<field>` (int32 where integer)."""
+    flags as INT attributes, arrays (per-neuron parameters too) as initialisers
+    `<node>.<field>` (int32 where integer)."""
     attrs: dict[str, Any] = {}
     for name, kind, value in set_fields(node):
-        if kind == "array":
+        if isinstance(value, np.ndarray):
             integer = np.issubdtype(value.dtype, np.integer)
             b.init(f"{node.name}.{name}", value.astype(np.int32) if integer else value)
         elif kind == "float":

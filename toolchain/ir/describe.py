@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from toolchain.ir.fields import set_fields
 from toolchain.ir.graph import Graph
 from toolchain.ir.nodes import Node
@@ -16,7 +18,7 @@ def _parameters(node: Node) -> str:
 
 
 def _shown(name: str, kind: str, value: object) -> str:
-    if kind == "array":
+    if isinstance(value, np.ndarray):
         return f"{name} [{value.min():.4g}, {value.max():.4g}]"
     if kind == "tuple":
         return f"{name} {'x'.join(map(str, value))}"

@@ -2,8 +2,10 @@
 `describe` shows, so that a new field of a node needs no new line in any of them.
 
 Each field has a kind, from its type: "float", "int", "bool", "tuple" (a shape, a stride) or
-"array" (a numpy array, stored as a tensor); "other" for anything else. A field whose
-value is its default (None included) is not set, and formats leave it out.
+"array" (a numpy array, stored as a tensor); "other" for anything else. A "float" or "int"
+field whose type also allows an array (a population's per-neuron parameters) may hold one:
+formats store it as a tensor, as they do an array. A field whose value is its default (None
+included) is not set, and formats leave it out.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ def kinds(node_type: type) -> dict[str, str]:
     return found
 
 
-# the first that a field's type allows: a tuple (shape, stride) before the int it may also be
-KINDS = (("array", np.ndarray), ("tuple", tuple), ("bool", bool), ("int", int), ("float", float))
+# the first that a field's type allows: a tuple (shape, stride) before the int it may also be,
+# a number before the per-neuron array it may also be
+KINDS = (("tuple", tuple), ("bool", bool), ("int", int), ("float", float), ("array", np.ndarray))
 
 
 def required(node_type: type) -> tuple[str, ...]:
@@ -60,7 +63,9 @@ def set_fields(node: Any, *, shown: bool = False) -> list[tuple[str, str, Any]]:
         value, default = getattr(node, field.name), field.default
         kind = kinds(type(node))[field.name]
         unset = value is None or (
-            kind != "array" and default is not dataclasses.MISSING and value == default
+            not isinstance(value, np.ndarray)
+            and default is not dataclasses.MISSING
+            and value == default
         )
         if not unset or (shown and field.metadata.get("shown") and value is not None):
             found.append((field.name, kind, value))

@@ -6,6 +6,7 @@ population that reads its own previous spikes (`Graph.recurrent_synapse`) step b
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -57,6 +58,28 @@ def _per_channel(values: np.ndarray | None, x: torch.Tensor) -> torch.Tensor | f
     return torch.tensor(values, dtype=x.dtype).reshape(-1, *[1] * (x.ndim - 2))
 
 
+def _per_neuron(
+    value: float | np.ndarray | None, step: torch.Tensor
+) -> float | torch.Tensor | None:
+    """A population's parameter as `toolchain.neuron` takes it: one number, or one per channel
+    or neuron shaped to broadcast over one step's x (N, C, ...)."""
+    if not isinstance(value, np.ndarray):
+        return value
+    return torch.tensor(value, dtype=step.dtype).reshape(-1, *[1] * (step.ndim - 2))
+
+
+def _neuron(node: CubaLIF, step: torch.Tensor) -> dict[str, object]:
+    """tau_m, tau_s, threshold and firing of the population, for one step shaped like `step`."""
+    firing = node.firing
+    subtract = _per_neuron(firing.reset_subtract, step)
+    return {
+        "tau_m": _per_neuron(node.tau_m, step),
+        "tau_s": _per_neuron(node.tau_s, step),
+        "threshold": math.inf if node.readout else _per_neuron(node.threshold, step),
+        "firing": dataclasses.replace(firing, reset_subtract=subtract),
+    }
+
+
 @dataclass(frozen=True)
 class PopulationRun:
     spikes: torch.Tensor  # (N, *shape, T); a readout's: its membrane
@@ -67,33 +90,22 @@ class PopulationRun:
 def run_population(node: CubaLIF, x: torch.Tensor, recurrent: Dense | None = None) -> PopulationRun:
     """A population over all steps of its synaptic input x (N, *shape, T); with `recurrent`,
     it also reads its own spikes of the previous step through that Dense, step by step."""
+    neuron = _neuron(node, x[..., 0])
     if recurrent is None:
-        current = psp_filter(x + _per_channel(node.synaptic_bias, x), node.tau_s)
-        _, spikes, potential = lif_forward(
-            current + _per_channel(node.bias, x),
-            tau_m=node.tau_m,
-            tau_s=node.tau_s,
-            threshold=math.inf if node.readout else node.threshold,
-            firing=node.firing,
-        )
+        current = psp_filter(x + _per_channel(node.synaptic_bias, x), neuron["tau_s"])
+        _, spikes, potential = lif_forward(current + _per_channel(node.bias, x), **neuron)
         return PopulationRun(potential if node.readout else spikes, current, potential)
     weight = torch.tensor(recurrent.weight, dtype=x.dtype)
-    decay, step_input = 1.0 - 1.0 / node.tau_s, x[..., 0]
+    tau_s, step_input = neuron.pop("tau_s"), x[..., 0]
+    decay = 1.0 - 1.0 / tau_s
     bias, synaptic_bias = (_per_channel(b, step_input) for b in (node.bias, node.synaptic_bias))
     filtered = membrane = spikes = torch.zeros_like(step_input)
     held = None
     steps: list[tuple[torch.Tensor, ...]] = []
     for t in range(x.shape[-1]):
         drive = x[..., t] + spikes @ weight.T + synaptic_bias
-        filtered = decay * filtered + drive / node.tau_s
-        potential, spikes, membrane = lif_step(
-            filtered + bias,
-            membrane,
-            tau_m=node.tau_m,
-            threshold=node.threshold,
-            firing=node.firing,
-            held=held,
-        )
+        filtered = decay * filtered + drive / tau_s
+        potential, spikes, membrane = lif_step(filtered + bias, membrane, **neuron, held=held)
         held = refractory_mask(spikes, node.firing)
         steps.append((spikes, filtered, potential))
     return PopulationRun(*(torch.stack(series, -1) for series in zip(*steps, strict=True)))

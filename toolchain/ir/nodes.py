@@ -297,16 +297,18 @@ class CubaLIF(Node):
     """A population of current-based LIF neurons, one per element of its input."""
 
     name: str
-    tau_m: float
-    tau_s: float
-    threshold: float
-    du: int | None = None
-    dv: int | None = None
-    vth: int | None = None
+    # A time constant, threshold, decay or reset amount is one number for the population, or
+    # one per channel (C,) or neuron (n,) where they differ (`PER_NEURON`; equal values: one).
+    tau_m: float | np.ndarray
+    tau_s: float | np.ndarray
+    threshold: float | np.ndarray
+    du: int | np.ndarray | None = None
+    dv: int | np.ndarray | None = None
+    vth: int | np.ndarray | None = None
     scale: float | None = None
     # Beyond TSSL-BP's neuron; `says` is how a refusal puts it (a format that cannot state it).
-    reset_subtract: float | None = _says(None, "resets by subtraction")  # None: reset to 0
-    reset_sub: int | None = None
+    reset_subtract: float | np.ndarray | None = _says(None, "resets by subtraction")  # None: to 0
+    reset_sub: int | np.ndarray | None = None
     bias: np.ndarray | None = _says(None, "has a bias")  # (C,) or (n,): per channel or neuron
     bias_mant: np.ndarray | None = None
     bias_exp: int = 0
@@ -317,6 +319,8 @@ class CubaLIF(Node):
     readout: bool = _says(False, "is a readout (its membrane is the output)")  # NIR's LI
 
     def __post_init__(self) -> None:
+        for key in PER_NEURON:
+            object.__setattr__(self, key, _one_or_each(self.name, key, getattr(self, key)))
         self._check_reset()
         self._check_bias()
         self._check_synaptic_bias()
@@ -328,31 +332,35 @@ class CubaLIF(Node):
             _fail(self.name, "a readout never spikes: no reset_subtract, max_spikes or refractory")
         bound = SPIKE_COUNT_MAX if self.vth is not None else INT32_LIMIT - 1
         _check_int(self.name, "max_spikes", self.max_spikes, 1, bound)
-        if not self.tau_m >= 1:  # infinite: no leak (an integrate-and-fire neuron)
-            _fail(self.name, f"tau_m={self.tau_m} must be >= 1 (steps), or inf")
-        if not (math.isfinite(self.tau_s) and self.tau_s >= 1):
-            _fail(self.name, f"tau_s={self.tau_s} must be >= 1 (steps)")
-        if not (math.isfinite(self.threshold) and self.threshold > 0):
-            _fail(self.name, f"threshold={self.threshold} must be positive")
+        tau_m, tau_s, threshold = (np.asarray(self.tau_m), np.asarray(self.tau_s), self.threshold)
+        if not np.all(tau_m >= 1):  # infinite: no leak (an integrate-and-fire neuron)
+            _fail(self.name, f"tau_m={_shown(self.tau_m)} must be >= 1 (steps), or inf")
+        if not np.all(np.isfinite(tau_s) & (tau_s >= 1)):
+            _fail(self.name, f"tau_s={_shown(self.tau_s)} must be >= 1 (steps)")
+        if not np.all(np.isfinite(threshold) & (np.asarray(threshold) > 0)):
+            _fail(self.name, f"threshold={_shown(threshold)} must be positive")
         ints = (self.du, self.dv, self.vth, self.scale)
         if all(v is None for v in ints):
             return
         if any(v is None for v in ints):
             _fail(self.name, "du, dv, vth and scale are set together or not at all")
-        _check_int(self.name, "du", self.du, 0, DU_MAX)
-        _check_int(self.name, "dv", self.dv, 0, DV_MAX)
-        _check_int(self.name, "vth", self.vth, 1, VTH_MAX)
+        _check_ints(self.name, "du", self.du, 0, DU_MAX)
+        _check_ints(self.name, "dv", self.dv, 0, DV_MAX)
+        _check_ints(self.name, "vth", self.vth, 1, VTH_MAX)
         if not (math.isfinite(self.scale) and self.scale > 0):
             _fail(self.name, f"scale={self.scale} must be positive")
 
     def _check_reset(self) -> None:
         subtract = self.reset_subtract
-        if subtract is not None and not (math.isfinite(subtract) and subtract > 0):
-            _fail(self.name, f"reset_subtract={subtract} must be positive (or None: reset to 0)")
+        if subtract is not None and not np.all(np.isfinite(subtract) & (np.asarray(subtract) > 0)):
+            _fail(
+                self.name,
+                f"reset_subtract={_shown(subtract)} must be positive (or None: reset to 0)",
+            )
         if (self.reset_sub is not None) != (subtract is not None and self.vth is not None):
             _fail(self.name, "reset_sub is set exactly when a fixed population has reset_subtract")
         if self.reset_sub is not None:
-            _check_int(self.name, "reset_sub", self.reset_sub, 1, STATE_LIMIT)
+            _check_ints(self.name, "reset_sub", self.reset_sub, 1, STATE_LIMIT)
 
     def _check_bias(self) -> None:
         if self.bias is not None:
@@ -375,7 +383,7 @@ class CubaLIF(Node):
             _check_int_array(self.name, "synaptic_bias_int", ints, bias.shape, bounds)
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        for key in ("bias", "synaptic_bias"):
+        for key in ("bias", "synaptic_bias", *self.per_neuron):
             values = getattr(self, key)
             if values is not None and values.shape != shape[:1]:
                 wanted = shape[:1]
@@ -389,6 +397,50 @@ class CubaLIF(Node):
     @property
     def firing(self) -> Firing:
         return Firing(self.reset_subtract, self.max_spikes, self.refractory)
+
+    @property
+    def per_neuron(self) -> tuple[str, ...]:
+        """The fields of `PER_NEURON` that differ between the population's neurons."""
+        return tuple(key for key in PER_NEURON if isinstance(getattr(self, key), np.ndarray))
+
+
+PER_NEURON = ("tau_m", "tau_s", "threshold", "reset_subtract", "du", "dv", "vth", "reset_sub")
+_INTEGER = frozenset(("du", "dv", "vth", "reset_sub"))
+
+
+def _one_or_each(node: str, key: str, value: Any) -> Any:
+    """A per-neuron field as one number where every neuron has the same (Python's int or
+    float), else a read-only 1-D array (int64 or float64)."""
+    if value is None or not isinstance(value, np.ndarray | list | tuple):
+        return value
+    values = np.asarray(value)
+    if values.ndim == 0 and values.dtype.kind in "biuf":
+        values = values.reshape(1)
+    if values.ndim != 1 or values.size == 0 or values.dtype.kind not in "biuf":
+        _fail(node, f"{key} must be one number or a 1-D array of them, got {_describe(values)}")
+    integer = key in _INTEGER
+    if integer and values.dtype.kind == "f":
+        _fail(node, f"{key} must hold integers, got {_describe(values)}")
+    if np.all(values == values[0]):
+        return int(values[0]) if integer else float(values[0])
+    values = values.astype(np.int64 if integer else np.float64)
+    values.flags.writeable = False
+    return values
+
+
+def _shown(value: Any) -> str:
+    """A field's value in a message: the number, or the range of a per-neuron array."""
+    if isinstance(value, np.ndarray):
+        return f"[{value.min():.6g} .. {value.max():.6g}] (per neuron)"
+    return f"{value}"
+
+
+def _check_ints(node: str, key: str, value: Any, low: int, high: int) -> None:
+    """An integer field, or each of a per-neuron array, within [low, high]."""
+    if isinstance(value, np.ndarray):
+        _check_int_array(node, key, value, value.shape, (low, high))
+    else:
+        _check_int(node, key, value, low, high)
 
 
 SYNAPSES = (Dense, Conv2d)

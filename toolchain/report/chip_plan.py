@@ -44,6 +44,7 @@ class ChipPlan:
             "footprint_bytes": sum(
                 math.ceil(layer.synapses * layer.weight_bits / 8)
                 + layer.neurons * STATE_BYTES_PER_NEURON
+                + math.ceil(layer.neurons * layer.per_neuron_bits / 8)
                 for layer in layers
             ),
             "connection_sparsity": zeros / weights if weights else 0.0,
@@ -74,6 +75,8 @@ class ChipPlan:
                 "synaptic_memory_bits": layer.synaptic_memory_bits,
                 "weight_bits": layer.weight_bits,
                 "tile": None if layer.tile is None else list(layer.tile),
+                "parameter_profiles": layer.profiles,
+                "per_neuron_parameter_bits": layer.per_neuron_bits,
             }
             if act is not None:
                 row["spikes_per_inference"] = act.output_spikes
@@ -130,6 +133,12 @@ class ChipPlan:
                 line += f"{act.output_spikes:>11.1f} {act.synaptic_ops:>11.0f}"
             lines.append(line.rstrip())
         lines.append(f"total: {self.placed.cores} neuro cores on {self.placed.chips} chip(s)")
+        lines += [
+            f"{layer.name}: parameters per neuron, {layer.per_neuron_bits} bits each, "
+            f"{layer.profiles} distinct profiles"
+            for layer in self.placed.layers
+            if layer.per_neuron_bits
+        ]
         if self.fits:
             lines.append("fits Loihi 2: yes")
         else:

@@ -135,9 +135,7 @@ def build_network(
         port.connect(connection.s_in)
         params = dict(
             shape=block.lava_shape,
-            du=int(block.population.du),
-            dv=int(block.population.dv),
-            vth=int(block.population.vth),
+            **{key: _one_or_each(getattr(block.population, key), block) for key in DECAYS},
             **_bias(block),
             name=block.population.name,
         )
@@ -210,6 +208,14 @@ def _bias(block: Block) -> dict[str, Any]:
     return {"bias_mant": _per_neuron(population.bias_mant, block), "bias_exp": population.bias_exp}
 
 
+DECAYS = ("du", "dv", "vth")
+
+
+def _one_or_each(value: int | np.ndarray, block: Block) -> int | np.ndarray:
+    """A parameter of the population: one int, or per neuron in Lava's shape (`LIFVariant`)."""
+    return _per_neuron(value, block) if isinstance(value, np.ndarray) else int(value)
+
+
 def _per_neuron(values: np.ndarray, block: Block) -> np.ndarray:
     """Per-channel (or per-neuron) integers over the population, in Lava's shape."""
     per_channel = values.reshape(-1, *[1] * (len(block.shape) - 1))
@@ -222,7 +228,9 @@ def _variant(block: Block) -> dict[str, Any]:
     population = block.population
     synaptic_bias = population.synaptic_bias_int
     return {
-        "reset_sub": int(population.reset_sub or 0),
+        "reset_sub": _one_or_each(
+            0 if population.reset_sub is None else population.reset_sub, block
+        ),
         "max_spikes": int(population.max_spikes),
         "synaptic_bias": 0 if synaptic_bias is None else _per_neuron(synaptic_bias, block),
         "refractory": int(population.refractory),

@@ -9,7 +9,9 @@ trained elsewhere may instead
   step (a NIR Affine's bias before a CubaLIF);
 - hold v at 0 the step after a spike, `refractory` 1 (snnTorch's Synaptic resetting to zero);
 - never spike and send v itself every step, `readout` 1 (a leaky integrator read out, NIR's LI;
-  a graded spike of up to 24 bits to the sink).
+  a graded spike of up to 24 bits to the sink);
+- give each neuron its own `du`, `dv`, `vth` and `reset_sub` (networks that train their time
+  constants and thresholds per neuron): Lava's LIF declares one of each for the population.
 `LIFVariant`'s fixed-point model is Lava's `PyLifResetModelBitAcc` (decays, wrap, saturation,
 threshold, the periodic reset for streaming) with only these changed, the same arithmetic as
 the reference simulator. On a Loihi 2 chip each needs a microcoded neuron program, which cannot
@@ -38,7 +40,10 @@ class LIFVariant(LIFReset):
     def __init__(
         self,
         *,
-        reset_sub: int = 0,
+        du: int | np.ndarray = 0,
+        dv: int | np.ndarray = 0,
+        vth: int | np.ndarray = 10,
+        reset_sub: int | np.ndarray = 0,
         max_spikes: int = 1,
         synaptic_bias: int | np.ndarray = 0,
         refractory: int = 0,
@@ -47,7 +52,10 @@ class LIFVariant(LIFReset):
     ) -> None:
         super().__init__(**params)
         shape = params["shape"]
-        self.reset_sub = Var(shape=(1,), init=reset_sub)
+        self.du = Var(shape=shape, init=du)  # one per neuron: LIF's have shape (1,)
+        self.dv = Var(shape=shape, init=dv)
+        self.vth = Var(shape=shape, init=vth)
+        self.reset_sub = Var(shape=shape, init=reset_sub)
         self.max_spikes = Var(shape=(1,), init=max_spikes)
         self.synaptic_bias = Var(shape=shape, init=synaptic_bias)
         self.refractory = Var(shape=(1,), init=refractory)
@@ -60,7 +68,10 @@ class LIFVariant(LIFReset):
 @tag("fixed_pt")
 class PyLifVariantModelBitAcc(PyLifResetModelBitAcc):
     implements_process = None  # the parent's is LIFReset; Lava refuses to change an inherited one
-    reset_sub: int = LavaPyType(int, np.int32, precision=24)
+    du: np.ndarray = LavaPyType(np.ndarray, np.uint16, precision=12)
+    dv: np.ndarray = LavaPyType(np.ndarray, np.uint16, precision=12)
+    vth: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
+    reset_sub: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     max_spikes: int = LavaPyType(int, np.int32, precision=8)
     synaptic_bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     refractory: int = LavaPyType(int, np.int32, precision=1)
