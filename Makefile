@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/pip --quiet --disable-pip-version-check
 
-.PHONY: install demo demo-mnist test test-slow mutants lint bench bench-lava-mnist pretrained-mnist clean \
+.PHONY: install demo demo-mnist test test-slow mutants lint bench bench-lava-mnist pretrained-mnist clean conformance \
 	interop
 
 install: $(STAMP)
@@ -52,6 +52,9 @@ test-slow: install
 
 mutants: install
 	$(BIN)/python tests/mutants.py
+
+conformance: install
+	$(BIN)/python tools/conformance.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conformance_records import record
 
 from toolchain.data.datasets import load_digits, mnist_dir
 from toolchain.train.checkpoint import Checkpoint
@@ -44,3 +45,10 @@ def workspace(tmp_path_factory, digits_run):
     fixed = root / "fixed.onnx"
     assert main(["quantize", str(checkpoint), "--out", str(fixed), "--quiet"]) == 0
     return root
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each conformance-marked test's result, where SNN_DEPLOY_CONFORMANCE asks for them."""
+    outcome = yield
+    record(item, outcome.get_result())

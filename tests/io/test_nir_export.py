@@ -41,6 +41,11 @@ def cnn(reset_subtract: bool = False, bias: bool = False) -> Graph:
     return Graph(nodes, T=9, name="cnn")
 
 
+@pytest.mark.conformance(
+    "NIR",
+    {"variant0": "LIF", "variant1": "reset by subtraction", "variant2": "bias"},
+    "round trip",
+)
 @pytest.mark.parametrize("variant", [{}, {"reset_subtract": True}, {"bias": True}])
 def test_a_graph_reads_back_to_the_same_spikes(tmp_path, variant):
     graph = cnn(**variant)
@@ -74,6 +79,12 @@ def test_the_trained_digits_network_exports(tmp_path, digits_checkpoint, digits,
     np.testing.assert_array_equal(back, expected)
 
 
+@pytest.mark.conformance(
+    "NIR",
+    "refractory step",
+    refused="NIR's neurons have no refractory step; export ONNX (import reads snnTorch's "
+    "Synaptic reset to zero as one)",
+)
 def test_what_nir_cannot_state_is_refused_by_name(tmp_path):
     nodes = list(cnn().nodes)
     nodes[2] = CubaLIF("lif0", 5.0, 3.0, 1.0, reset_subtract=2.0)
@@ -106,6 +117,7 @@ def dense_graph(rng: np.random.Generator, output: CubaLIF) -> Graph:
     return Graph(nodes, T=12)
 
 
+@pytest.mark.conformance("snnTorch", "LIF", "round trip")
 def test_snntorch_loads_a_dense_lif_network_to_our_spikes(tmp_path):
     """LIF populations without a synaptic filter, reset to 0: what snnTorch's importer reads
     (its Leaky, at its own step, which is the file's)."""
@@ -125,6 +137,7 @@ def test_snntorch_loads_a_dense_lif_network_to_our_spikes(tmp_path):
     assert 0.1 < ours.mean() < 0.9
 
 
+@pytest.mark.conformance("Norse", "LIF", "round trip")
 def test_norse_loads_the_trained_digits_network_to_our_spikes(tmp_path, digits_checkpoint, digits):
     """TSSL-BP's filtered neurons (CubaLIF, reset to 0) as Norse's importer reads them at the
     file's step: every output spike on 100 digits test images. (Norse reads NIR's Flatten of
@@ -166,6 +179,7 @@ def test_the_shipped_mnist_cnn_exports_with_its_normalisation(tmp_path):
     np.testing.assert_array_equal(theirs.predictions, ours.predictions)
 
 
+@pytest.mark.conformance("NIR", "read-out (membrane out)", "round trip")
 def test_a_readout_exports_as_nir_li_and_reads_back(tmp_path):
     rng = np.random.default_rng(5)
     graph = dense_graph(rng, CubaLIF("out", 5.0, 1.0, 1.0, readout=True))

@@ -62,6 +62,7 @@ def snntorch_leaky_net(reset: str = "zero"):
     )
 
 
+@pytest.mark.conformance("snnTorch", "LIF", "own spikes")
 def test_snntorch_leaky_with_reset_to_zero(tmp_path):
     from snntorch import utils
     from snntorch.export_nir import export_to_nir
@@ -101,6 +102,8 @@ def snntorch_synaptic_net():
     )  # fmt: skip
 
 
+@pytest.mark.conformance("snnTorch", "reset by subtraction", "own spikes")
+@pytest.mark.conformance("snnTorch", {"make1": "synaptic current (CubaLIF)"}, "own spikes")
 @pytest.mark.parametrize("make", [lambda: snntorch_leaky_net("subtract"), snntorch_synaptic_net])
 def test_snntorch_default_subtractive_reset(tmp_path, make):
     """snnTorch subtracts the threshold one step after a spike: our neuron subtracts
@@ -113,6 +116,7 @@ def test_snntorch_default_subtractive_reset(tmp_path, make):
     assert not np.array_equal(zero, theirs)
 
 
+@pytest.mark.conformance("snnTorch", "bias", "own spikes")
 def test_snntorch_biases_into_leaky_neurons(tmp_path):
     """A Linear's bias is a constant input to the membrane of the Leaky after it: folded like
     the weights, it gives snnTorch's own spikes; into a Synaptic it enters the filtered
@@ -161,6 +165,7 @@ def snntorch_recurrent_net(kind: str) -> tuple[torch.nn.Module, torch.nn.Module]
     return net, layer
 
 
+@pytest.mark.conformance("snnTorch", "recurrent layer", "own spikes")
 @pytest.mark.parametrize("kind", ["RLeaky", "RSynaptic"])
 def test_snntorch_recurrent_layers(tmp_path, kind):
     """A layer that reads its own spikes of the previous step (snnTorch writes `n.lif` and
@@ -204,6 +209,7 @@ def test_a_recurrent_layer_nested_as_a_subgraph_imports_the_same(tmp_path):
     assert graph.recurrent_synapse(graph.node("1.lif")).name == "1.w_rec"
 
 
+@pytest.mark.conformance("snnTorch", "refractory step", "own spikes")
 def test_snntorch_synaptic_neurons_resetting_to_zero_with_biases(tmp_path):
     """snnTorch's Synaptic and RSynaptic neurons resetting to zero zero the whole next step's
     membrane (a refractory step), with biases on the input and the recurrent Linear entering
@@ -237,6 +243,16 @@ def test_snntorch_synaptic_neurons_resetting_to_zero_with_biases(tmp_path):
     assert not np.array_equal(np.moveaxis(spikes[0], -1, 0), theirs)
 
 
+@pytest.mark.conformance("NIR", "recurrent layer", "quantises", "Lava bit-exact")
+@pytest.mark.conformance(
+    "NIR",
+    {
+        "braille_noDelay_noBias_subtract.nir": "reset by subtraction",
+        "braille_noDelay_bias_zero.nir": "bias",
+    },
+    "quantises",
+    "Lava bit-exact",
+)
 @pytest.mark.parametrize(
     "name, reset",
     [("braille_noDelay_noBias_subtract.nir", None), ("braille_noDelay_bias_zero.nir", "zero")],
@@ -266,6 +282,7 @@ def test_the_paper_braille_networks_run_on_lava_with_their_recurrence(name, rese
     np.testing.assert_array_equal(lava.output_spikes, reference.output_window_spikes[:8])
 
 
+@pytest.mark.conformance("snnTorch", "reset by subtraction", "quantises", "Lava bit-exact")
 def test_subtractive_reset_quantises_and_runs_on_lava(tmp_path):
     import targets.loihi2.lava  # noqa: F401
     from targets.loihi2.lava.runner import run_on_lava
@@ -289,6 +306,11 @@ def test_subtractive_reset_quantises_and_runs_on_lava(tmp_path):
 # -------------------------------------------------------------------------------------- Norse
 
 
+@pytest.mark.conformance(
+    "Norse",
+    {"LIFBoxCell": "LIF", "LIFCell": "synaptic current (CubaLIF)", "IAFCell": "IF (no leak)"},
+    "own spikes",
+)
 @pytest.mark.parametrize("cell", ["LIFBoxCell", "LIFCell", "IAFCell"])
 def test_norse_cells(tmp_path, cell):
     import norse.torch as norse
@@ -323,6 +345,7 @@ def test_norse_cells(tmp_path, cell):
     np.testing.assert_array_equal(ours(tmp_path / "net.nir", x, convention="norse"), theirs)
 
 
+@pytest.mark.conformance("Norse", "convolution", "own spikes", "Lava bit-exact")
 def test_norse_convolutional_network_runs_on_lava(tmp_path):
     """Conv2d into LIFBoxCell twice (Norse 1.1 exports no Flatten or pooling): Norse's own
     spikes of every output neuron, then quantised and run on Lava equal to the reference."""
@@ -353,6 +376,7 @@ def test_norse_convolutional_network_runs_on_lava(tmp_path):
     np.testing.assert_array_equal(lava.output_spikes, simulate(fixed, images).output_window_spikes)
 
 
+@pytest.mark.conformance("Norse", "read-out (membrane out)", "quantises", "Lava bit-exact")
 def test_norse_leaky_integrator_readout_runs_on_lava(tmp_path):
     """A LIBoxCell read-out (NIR's LI): its membrane is the output. Ours follows Norse's
     voltages (to float32 rounding) and prediction; quantised, Lava sends the integer membrane
@@ -394,6 +418,11 @@ def test_norse_leaky_integrator_readout_runs_on_lava(tmp_path):
 # ------------------------------------------------------------------------------- SpikingJelly
 
 
+@pytest.mark.conformance(
+    "SpikingJelly",
+    {"LIFNode": "LIF", "IFNode": "IF (no leak)", "CUBALIFNode": "synaptic current (CubaLIF)"},
+    "own spikes",
+)
 @pytest.mark.parametrize("kind", ["LIFNode", "IFNode", "CUBALIFNode"])
 def test_spikingjelly_dense(tmp_path, kind):
     from spikingjelly.activation_based import layer, neuron
@@ -433,6 +462,9 @@ def spikingjelly_cnn(pool: str, bias: bool = False):
     )
 
 
+@pytest.mark.conformance("SpikingJelly", "convolution", "own spikes", "Lava bit-exact")
+@pytest.mark.conformance("SpikingJelly", "pooling", "own spikes", "Lava bit-exact")
+@pytest.mark.conformance("SpikingJelly", {"True": "bias"}, "own spikes", "Lava bit-exact")
 @pytest.mark.parametrize("bias", [False, True])
 def test_spikingjelly_conv_with_average_pooling_on_lava(tmp_path, bias):
     """With biases too: per channel of the convolution, per neuron of the dense layer."""
@@ -478,6 +510,8 @@ def test_the_paper_cnn_imports_with_the_spec_reading_and_reset_to_zero(tmp_path,
     assert [n.weight for n in graph.nodes if isinstance(n, SumPool2d)] == [1.0, 1.0]
 
 
+@pytest.mark.conformance("NIR", "convolution", "quantises", "Lava bit-exact")
+@pytest.mark.conformance("NIR", "pooling", "quantises", "Lava bit-exact")
 def test_the_paper_cnn_runs_on_lava_bit_exactly():
     """cnn_sinabs.nir, lowered and quantised on random inputs, streams through Lava spike for
     spike equal to the reference simulator. Float against fixed point, spike agreement per
@@ -602,6 +636,8 @@ def test_a_conv_with_unequal_stride_and_padding_keeps_height_and_width_apart(tmp
     torch.testing.assert_close(ours, expected)
 
 
+@pytest.mark.conformance("snnTorch", "convolution", "own spikes", "Lava bit-exact")
+@pytest.mark.conformance("snnTorch", "pooling", "own spikes", "Lava bit-exact")
 def test_snntorch_tutorial_order_conv_pool_leaky(tmp_path):
     """snnTorch's tutorials pool between a convolution and its neurons: the pool is folded into
     the convolution (kernel (p-1)s + k, stride p s), biases and padding included, and the file

@@ -65,6 +65,10 @@ def per_neuron_fields(path, convention: str) -> list[tuple[str, ...]]:
     return [p.per_neuron for p in read_nir(path, convention=convention).populations]
 
 
+@pytest.mark.conformance(
+    "snnTorch", "per-neuron parameters", "own spikes", "quantises", "Lava bit-exact"
+)
+@pytest.mark.conformance("ONNX", "per-neuron parameters", "round trip")
 def test_snntorch_leaky_and_synaptic_per_neuron(tmp_path):
     import snntorch as snn
 
@@ -102,6 +106,9 @@ def test_snntorch_leaky_and_synaptic_per_neuron(tmp_path):
     )
 
 
+@pytest.mark.conformance(
+    "Norse", "per-neuron parameters", "own spikes", "quantises", "Lava bit-exact"
+)
 def test_norse_lif_cells_per_neuron(tmp_path):
     import norse.torch as norse
 
@@ -126,6 +133,9 @@ def test_norse_lif_cells_per_neuron(tmp_path):
     deploys_bit_exact(path, "norse", 6, tmp_path)
 
 
+@pytest.mark.conformance(
+    "Sinabs", "per-neuron parameters", "own spikes", "quantises", "Lava bit-exact"
+)
 def test_sinabs_lif_per_neuron_counts(tmp_path):
     import sinabs.layers as sl
 
@@ -147,6 +157,9 @@ def test_sinabs_lif_per_neuron_counts(tmp_path):
     deploys_bit_exact(path, "sinabs", 6, tmp_path)
 
 
+@pytest.mark.conformance(
+    "Rockpool", "per-neuron parameters", "own spikes", "quantises", "Lava bit-exact"
+)
 def test_rockpool_lif_per_neuron(tmp_path):
     from rockpool.nn.combinators import Sequential
     from rockpool.nn.modules import LIFTorch, to_nir
@@ -174,6 +187,13 @@ def test_rockpool_lif_per_neuron(tmp_path):
     deploys_bit_exact(path, "rockpool", 6, tmp_path)
 
 
+@pytest.mark.conformance(
+    "SpikingJelly",
+    "per-neuron parameters",
+    absent="its neurons hold one time constant and threshold per layer (BaseNode asserts a "
+    "float threshold); a different one in every layer imports, quantises and runs on Lava",
+)
+@pytest.mark.conformance("SpikingJelly", "LIF", "own spikes", "quantises", "Lava bit-exact")
 @pytest.mark.parametrize("kind", ["LIFNode", "ParametricLIFNode"])
 def test_spikingjelly_time_constants_and_thresholds_per_layer(tmp_path, kind):
     from spikingjelly.activation_based import neuron
@@ -193,6 +213,7 @@ def test_spikingjelly_time_constants_and_thresholds_per_layer(tmp_path, kind):
     deploys_bit_exact(path, "spikingjelly", 6, tmp_path)
 
 
+@pytest.mark.conformance("NIR", "per-neuron parameters", "round trip")
 def test_per_neuron_parameters_round_trip_through_our_nir(tmp_path):
     """A per-neuron graph written by our NIR writer reads back to the same spikes."""
     import snntorch as snn

@@ -44,6 +44,8 @@ def on_lava(fixed: Graph, images: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------- Sinabs
 
 
+@pytest.mark.conformance("Sinabs", "spike counts", "own spikes")
+@pytest.mark.conformance("Sinabs", "IF (no leak)", "own spikes")
 def test_sinabs_dense_lif_and_iaf_counts(tmp_path):
     import sinabs.layers as sl
 
@@ -83,6 +85,7 @@ def test_sinabs_exp_leak_readout(tmp_path):
     assert run.predictions[0] == theirs.sum(0).argmax()
 
 
+@pytest.mark.conformance("Sinabs", "one spike per step (Sinabs SingleSpike)", "own spikes")
 def test_sinabs_single_spike_with_max_spikes_one(tmp_path):
     import sinabs.layers as sl
     from sinabs.activation import SingleSpike
@@ -101,6 +104,8 @@ def test_sinabs_single_spike_with_max_spikes_one(tmp_path):
     assert ours(tmp_path / "net.nir", x, convention="sinabs").max() > 1
 
 
+@pytest.mark.conformance("Sinabs", "convolution", "own spikes", "Lava bit-exact")
+@pytest.mark.conformance("Sinabs", "pooling", "own spikes", "Lava bit-exact")
 def test_sinabs_cnn_with_sum_pooling_runs_on_lava(tmp_path):
     """Sinabs exports SumPool2d (its nn.AvgPool2d has no NIR form there)."""
     import sinabs.layers as sl
@@ -164,6 +169,13 @@ def rockpool_net(kind: str):
     )
 
 
+@pytest.mark.conformance("Rockpool", "spike counts", "own spikes", "Lava bit-exact")
+@pytest.mark.conformance(
+    "Rockpool",
+    {"LIFTorch": "synaptic current (CubaLIF)", "LIFNeuronTorch": "LIF"},
+    "own spikes",
+    "Lava bit-exact",
+)
 @pytest.mark.parametrize("kind", ["LIFTorch", "LIFNeuronTorch"])
 def test_rockpool_counts_run_on_lava(tmp_path, kind):
     from rockpool.nn.modules import to_nir
@@ -216,6 +228,19 @@ def test_counts_with_a_recurrence_and_reset_to_zero_on_lava():
     np.testing.assert_array_equal(on_lava(fixed, images), reference.output_window_spikes)
 
 
+@pytest.mark.conformance("ONNX", "spike counts", "round trip")
+@pytest.mark.conformance("ONNX", "refractory step", "round trip")
+@pytest.mark.conformance("ONNX", "read-out (membrane out)", "round trip")
+@pytest.mark.conformance(
+    "NIR",
+    "spike counts",
+    refused="NIR's neurons emit one spike per step; export ONNX, which states the bound",
+)
+@pytest.mark.conformance(
+    "lava-dl netx",
+    "spike counts",
+    refused="netx's CUBA neuron sends one spike per step; on Lava it runs as LIFVariant",
+)
 def test_variants_survive_onnx_and_are_refused_by_nir_and_netx(tmp_path):
     """Spike counts, a synaptic bias and a refractory step, float and fixed point, read back
     from ONNX to the same nodes and the same simulation; NIR and netx cannot state them."""

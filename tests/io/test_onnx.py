@@ -147,6 +147,19 @@ def test_model_passes_the_full_onnx_check(graph: Graph):
     assert {(o.domain, o.version) for o in model.opset_import} >= {(DOMAIN, DOMAIN_VERSION)}
 
 
+@pytest.mark.conformance(
+    "ONNX",
+    {
+        "float_mlp": "LIF",
+        "fixed_mlp": "LIF",
+        "float_biased_mlp": "bias",
+        "float_cnn": "pooling",
+        "fixed_cnn": "convolution",
+        "biased_cnn": "bias",
+        "subtracting_mlp": "reset by subtraction",
+    },
+    "round trip",
+)
 def test_round_trip_gives_an_equal_graph(graph: Graph, tmp_path: Path):
     path = tmp_path / "model.onnx"
     save_onnx(graph, path)
@@ -274,6 +287,7 @@ def recurrent() -> Graph:
     return Graph(nodes, T=4, name="recurrent", edges=edges)
 
 
+@pytest.mark.conformance("ONNX", "recurrent layer", "round trip")
 def test_recurrent_edges_round_trip_through_a_previous_step_input(tmp_path: Path):
     graph = recurrent()
     model = graph_to_onnx(graph)

@@ -19,7 +19,9 @@ Semantics (float), for T steps:
   only a graph's last population reads out. A `synaptic_bias` enters the synaptic filter with
   the input, i_t = (1 - 1/tau_s) i_{t-1} + (x_t + synaptic_bias) / tau_s (a NIR Affine's bias
   before a CubaLIF). With `refractory` 1, u_t = 0 the step after a spike (snnTorch's Synaptic
-  neuron resetting to zero).
+  neuron resetting to zero). `tau_m`, `tau_s`, `threshold` and `reset_subtract` (and their
+  integers) may differ between neurons: an array per neuron, or per channel after a convolution,
+  like `bias` (`PER_NEURON`).
 A fixed-point node also carries Loihi 2's integers (`targets/loihi2/formats.py` owns their
 ranges and meaning): `weight_int` (and, for Dense, `weight_exp`) on synapses; `du`, `dv`, `vth`
 and `scale` (integer voltage per float unit) on populations, `reset_sub` (the integer
