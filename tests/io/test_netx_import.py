@@ -109,15 +109,9 @@ def edit(path: Path, change) -> Path:
             lambda layers: layers["3"]["neuron"]["type"].write_direct(np.array([b"SDNN"], "S10")),
             "layer 3: neuron type 'SDNN'; accepted: CUBA, LOIHI",
         ),
-        pytest.param(
+        (
             lambda layers: layers["2"].pop("neuron"),
-            "layer 2: a dense layer without neurons",
-            marks=pytest.mark.conformance(
-                "lava-dl netx",
-                "layer without neurons",
-                refused="netx runs it as a non-leaky integrator (du = -1), which the graph's "
-                "neuron cannot state yet",
-            ),
+            "layer 2: a dense layer without neurons; accepted: the last, dense, without a bias",
         ),
         (
             lambda layers: layers["1"]["neuron"]["vThMant"].write_direct(np.array(262143)),
@@ -199,6 +193,34 @@ def test_a_file_without_an_input_layer_takes_the_first_layers_binary_spikes(tmp_
 
     lava = run_on_lava(graph, spikes)
     np.testing.assert_array_equal(lava.output_spikes, reference.output_window_spikes)
+
+
+def without_last_neurons(layers) -> None:
+    layers[str(len(layers) - 1)].pop("neuron")
+
+
+@pytest.mark.conformance("lava-dl netx", "layer without neurons", "Lava bit-exact")
+def test_a_last_dense_layer_without_neurons_is_netxs_integrator_read_out(tmp_path):
+    """netx makes it a non-leaky integrator (iDecay 0, vDecay 4096, a threshold v cannot
+    reach): its v is 64 times the sum of every input so far. Ours reads it as a read-out whose
+    output equals that sum, computed here from the spikes of the layer before it, and Lava
+    equals the reference in every u and v."""
+    import targets.loihi2.lava  # noqa: F401
+    from targets.loihi2.lava.runner import run_on_lava
+
+    path = edit(save_netx(convnet(), tmp_path / "net.net"), without_last_neurons)
+    graph = read_netx_graph(path)
+    last, before = graph.populations[-1], graph.populations[-2]
+    assert last.readout and (last.du, last.dv) == (4095, 0)
+    images = np.random.default_rng(2).random((3, 2, 9, 8))
+    reference = simulate(graph, images, record=True)
+    spikes = reference.spikes[before.name]
+    flat = spikes.reshape(len(images), -1, spikes.shape[-1])  # (C, H, W) order, as the Dense's
+    drive = np.einsum("oi,nis->nos", graph.nodes[-2].weight_int.astype(np.int64), flat)
+    integrated = 64 * np.cumsum(drive, axis=-1)  # netx's u (= v), a step after the spikes
+    assert np.abs(integrated).max() > 0
+    np.testing.assert_array_equal(reference.spikes[last.name][..., 1:], integrated[..., :-1])
+    assert_matches_reference(graph, images, run_on_lava(graph, images, probe=[last.name]))
 
 
 def test_a_file_that_is_not_netx_is_refused(tmp_path, capsys):

@@ -23,12 +23,19 @@ A last layer whose threshold v cannot reach (vThMant beyond 17 bits: vth << 6 is
 range, as SLAYER's `cuba.Affine` heads write 2^18 - 1) never spikes: it is a read-out whose
 membrane is the output, in SLAYER's units (scale 64: the float membrane is v / 64).
 
+A last dense layer without neurons (lava-dl's `mnist.net` test network) is, in netx, a non-leaky
+integrator: iDecay 0 (u keeps all of itself: u_t = u_{t-1} + a_t << 6), vDecay 4096 (v = u every
+step) and vThMant 2^17, one past what v can reach, so it never spikes and its v is the sum of its
+inputs. It reads as a read-out with u = a << 6 (du 4095) summed into v (dv 0): the same v, in
+SLAYER's units (scale 64), while the sum stays within 24 bits (past them netx's u wraps where our
+v saturates). With a bias it is refused: netx adds it to v once, not into the sum.
+
 Supported: an input layer without neurons or with iDecay-4096 neurons, dense, conv (groups 1,
 dilation 1, any stride and padding) and flatten layers, CUBA (or LOIHI, the same neuron in
 netx) neurons with refDelay 1 and binary spikes. Refused, with the layer and the field: other
 layer types (pool, average, concat, ...), other neuron types (sigma-delta, ...), synaptic
-delays, refractory delays above 1, graded spikes, layers without neurons, input neurons whose
-current decays.
+delays, refractory delays above 1, graded spikes, layers without neurons other than the last
+dense one, input neurons whose current decays.
 """
 
 from __future__ import annotations
@@ -46,8 +53,10 @@ from targets.loihi2.formats import (
     DECAY_UNITY,
     INT32_LIMIT,
     VTH_MAX,
+    current_decay,
     input_unit,
     per_output,
+    voltage_decay,
     weight_factor,
 )
 from toolchain.errors import UserError
@@ -176,12 +185,13 @@ def _layer(
     index: int, layer: dict, kind: str, levels: int, first: bool, last: bool = False
 ) -> list[Node]:
     neuron = layer.get("neuron")
-    if neuron is None:
-        raise NetxImportError(f"layer {index}: a {kind} layer without neurons is not supported")
     if "delay" in layer and np.any(layer["delay"]):
         raise NetxImportError(f"layer {index}: synaptic delays are not supported")
     outputs = np.asarray(layer["weight"]).shape[0] if np.ndim(layer["weight"]) > 1 else 1
-    population = _population(index, layer, neuron, outputs, last)
+    if neuron is None:
+        population = _integrator(index, layer, kind, last)
+    else:
+        population = _population(index, layer, neuron, outputs, last)
     names = layer.get("attrs", {})
     synapse_name = names.get("synapse", f"layer{index}")
     weight_int = np.rint(_numbers(index, layer, "weight")).astype(np.int32)
@@ -246,6 +256,19 @@ def _population(index: int, layer: dict, neuron: dict, outputs: int, last: bool 
         **biases,
         readout=readout,
     )
+
+
+def _integrator(index: int, layer: dict, kind: str, last: bool) -> CubaLIF:
+    """A dense last layer without neurons: netx's non-leaky integrator (module docstring), read
+    out as v = the sum of every step's input, in SLAYER's units."""
+    if kind != "dense" or not last or ("bias" in layer and np.any(layer["bias"])):
+        raise NetxImportError(
+            f"layer {index}: a {kind} layer without neurons{' and with a bias' if last else ''}; "
+            "accepted: the last, dense, without a bias (netx's non-leaky integrator, read out)"
+        )
+    name = layer.get("attrs", {}).get("population", f"layer{index}_neuron")
+    du, dv = current_decay(1.0), voltage_decay(math.inf)  # u = a << 6; v += u, never spiking
+    return CubaLIF(name, math.inf, 1.0, 1.0, du, dv, VTH_MAX, float(1 << ACT_SHIFT), readout=True)
 
 
 def _parameter(index: int, neuron: dict, key: str, outputs: int) -> int | np.ndarray:
