@@ -94,13 +94,14 @@ def records(item: pytest.Item, outcome: str) -> list[dict[str, Any]]:
 
 
 def _row(item: pytest.Item, row: str | dict[str, str]) -> str | None:
-    """The row, or for a dict the row of the first key that is one of the parameter id's parts
-    (None: none)."""
+    """The row, or for a dict the row of the parameter id, or of the first key that is one of the
+    id's parts (None: none)."""
     if isinstance(row, str):
         return row
-    callspec = getattr(item, "callspec", None)
-    parts = callspec.id.split("-") if callspec else []
-    return next((value for key, value in row.items() if key in parts), None)
+    ident = item.callspec.id if hasattr(item, "callspec") else ""
+    if ident in row:
+        return row[ident]
+    return next((value for key, value in row.items() if key in ident.split("-")), None)
 
 
 def record(item: pytest.Item, report: pytest.TestReport) -> None:

@@ -64,11 +64,15 @@ def run_script(script: str, *args: str | Path) -> str:
 
 
 def run_netx(
-    net: Path, steps: int, network: dict[str, Any], out_dir: Path, **source: np.ndarray | int
+    net: Path, steps: int, network: dict[str, Any], out_dir: Path, **source: np.ndarray | int | bool
 ) -> dict[str, np.ndarray]:
-    """`run_netx.py` on `net` for `steps` Lava steps; source: payload=, or bias= and every=."""
+    """`run_netx.py` on `net` for `steps` Lava steps; source: payload= (and into_neurons=True),
+    or bias= and every=."""
     args: list[str | Path] = ["--steps", str(steps), "--network", json.dumps(network)]
     for key, value in source.items():
+        if value is True:  # a flag
+            args.append(f"--{key.replace('_', '-')}")
+            continue
         if isinstance(value, np.ndarray):
             np.save(out_dir / f"{key}.npy", value)
             value = out_dir / f"{key}.npy"
@@ -140,11 +144,16 @@ def run_input_neurons(
 
 
 def assert_ours_one_step_later(
-    graph: Graph, images: np.ndarray, theirs: dict[str, np.ndarray]
+    graph: Graph,
+    images: np.ndarray,
+    theirs: dict[str, np.ndarray],
+    skip: Collection[tuple[str, int]] = (),
 ) -> None:
     """Our simulation of a file with input neurons is netx's, one step later: spikes, u and v of
-    every block (but the input neurons' u) in its window, every sample reaching the output."""
+    every block (but the input neurons' u, and `skip`) in its window, every sample reaching the
+    output."""
     ours = simulate(graph, images, record=True, record_states=True)
-    assert assert_netx_equals_ours(graph, ours, theirs, ONE_STEP_LATER, [NETX_INPUT_CURRENT]) > 0
+    skipped = [NETX_INPUT_CURRENT, *skip]
+    assert assert_netx_equals_ours(graph, ours, theirs, ONE_STEP_LATER, skipped) > 0
     assert not theirs["u_0"].any()
     assert ours.output_window_spikes.sum(axis=(1, 2)).all()

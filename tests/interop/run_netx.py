@@ -1,10 +1,12 @@
 """Run a netx file on Lava with lava-dl 0.6.0 (fixed point) and save every block's spikes and
 states, for the interop tests (run by `.venv-lava-dl/bin/python`: lava, lava-dl and numpy only).
 
-    run_netx.py NET OUT.npz --steps S [--network JSON] (--payload X.npy | --bias B.npy --every T)
+    run_netx.py NET OUT.npz --steps S [--network JSON] (--payload X.npy [--into-neurons]
+                                                         | --bias B.npy --every T)
 
 `--network` holds `netx.hdf5.Network`'s keyword arguments besides `net_config`. The input is
-either graded spikes sent into `net.inp` by a RingBuffer, X of shape (*net.inp.shape, S), or
+either graded spikes sent into `net.inp` (or with --into-neurons the input neurons' `a_in`, as
+lava-dl's pilotnet test feeds them) by a RingBuffer, X of shape (*net.inp.shape, S), or
 input neurons driven through their bias, B of shape (N, *in_layer.shape), sample n written into
 `net.in_layer.neuron.bias_mant` for steps n*T + 1 .. n*T + T (0 after the last sample).
 OUT holds, for each Lava block j (net.layers[j]), `spikes_j`, `u_j` and `v_j` of shape
@@ -37,6 +39,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     source.add_argument("--payload")
     source.add_argument("--bias")
     parser.add_argument("--every", type=int, help="steps per sample of --bias")
+    parser.add_argument(
+        "--into-neurons", action="store_true", help="--payload into the input neurons' a_in"
+    )
     return parser.parse_args(argv)
 
 
@@ -74,9 +79,9 @@ class Recorder:
         return out
 
 
-def run_payload(net: netx.hdf5.Network, payload: np.ndarray, steps: int) -> None:
+def run_payload(net: netx.hdf5.Network, payload: np.ndarray, steps: int, neurons: bool) -> None:
     source = io.source.RingBuffer(data=payload.astype(np.int32))
-    source.s_out.connect(net.inp)
+    source.s_out.connect(net.in_layer.neuron.a_in if neurons else net.inp)
     net.run(condition=RunSteps(num_steps=steps), run_cfg=RUN_CONFIG)
 
 
@@ -98,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     recorder = Recorder(net, args.steps)
     try:
         if args.payload:
-            run_payload(net, np.load(args.payload), args.steps)
+            run_payload(net, np.load(args.payload), args.steps, args.into_neurons)
         else:
             run_bias(net, np.load(args.bias), args.every, args.steps)
         np.savez(args.out, **recorder.arrays())

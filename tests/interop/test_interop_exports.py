@@ -144,6 +144,17 @@ def test_one_sample_per_run(exported, tmp_path):
         check(path, graph, images[w : w + 1], tmp_path / f"sample{w}")
 
 
+@pytest.mark.conformance(
+    "lava-dl netx",
+    {
+        "mlp": "LIF",
+        "digits": "LIF",
+        "mnist-mlp": "LIF",
+        "convnet": "convolution",
+        "mnist-cnn": "convolution",
+    },
+    "round trip",
+)
 def test_samples_streamed_in_one_run(exported, tmp_path):
     path, graph, images = exported
     check(path, graph, images, tmp_path / "stream")

@@ -2,13 +2,16 @@
 write it with the blocks' `export_hdf5`, for the interop tests (run by `.venv-lava-dl/bin/python`:
 lava-dl, torch, h5py and numpy only).
 
-    train_slayer.py OUT.net [--iterations N] [--seed S]
+    train_slayer.py OUT.net [--iterations N] [--seed S] [--variant plain|affine|per-neuron]
 
 Blocks, as lava-dl's tutorials build and export them (one group per block under /layer):
 cuba.Input (current_decay 1, so that netx can drive it through its bias) of 2 x 8 x 10 inputs,
 cuba.Conv 2 -> 4 channels (kernel 3 x 5, stride (2, 1), padding (1, 0), all (H, W)),
 cuba.Flatten, cuba.Dense 96 -> 10, cuba.Dense 10 -> 3, trained with lava-dl's SpikeRate loss on
-random inputs and labels. Prints each loss.
+random inputs and labels. Prints each loss. Variants: `affine`, the last block a
+`cuba.Affine` head (a read-out, trained on its mean output); `per-neuron`, the dense blocks with
+`shared_param=False` (decays drawn per neuron; lava-dl 0.6.0's conv block fails with it, its
+per-channel decays broadcast against the width).
 """
 
 from __future__ import annotations
@@ -32,20 +35,37 @@ SHAPE, STEPS, BATCH, CLASSES = (2, 8, 10), 16, 16, 3
 CONV = {"kernel_size": (3, 5), "stride": (2, 1), "padding": (1, 0)}  # -> 4 x 4 x 6
 
 
-def network() -> torch.nn.ModuleList:
+PER_NEURON = {
+    **NEURON,
+    "shared_param": False,
+    "current_decay": [0.1, 0.5],
+    "voltage_decay": [0.01, 0.1],
+}
+
+
+def network(variant: str) -> torch.nn.ModuleList:
+    neuron = PER_NEURON if variant == "per-neuron" else NEURON
+    head = slayer.block.cuba.Affine if variant == "affine" else slayer.block.cuba.Dense
     return torch.nn.ModuleList(
         [
             slayer.block.cuba.Input(INPUT_NEURON),
             slayer.block.cuba.Conv(NEURON, 2, 4, **CONV, weight_scale=2),
             slayer.block.cuba.Flatten(),
-            slayer.block.cuba.Dense(NEURON, 96, 10, weight_scale=2, weight_norm=True),
-            slayer.block.cuba.Dense(NEURON, 10, CLASSES, weight_scale=2, weight_norm=True),
+            slayer.block.cuba.Dense(neuron, 96, 10, weight_scale=2, weight_norm=True),
+            head(neuron, 10, CLASSES, weight_scale=2, weight_norm=True),
         ]
     )
 
 
-def train(blocks: torch.nn.ModuleList, iterations: int) -> None:
-    loss_fn = slayer.loss.SpikeRate(true_rate=0.3, false_rate=0.02, reduction="mean")
+def train(blocks: torch.nn.ModuleList, iterations: int, variant: str) -> None:
+    spike_rate = slayer.loss.SpikeRate(true_rate=0.3, false_rate=0.02, reduction="mean")
+
+    def loss_fn(x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if variant == "affine":  # a read-out's membrane, averaged over time
+            target = torch.nn.functional.one_hot(labels, CLASSES).float()
+            return torch.nn.functional.mse_loss(x.mean(-1), target)
+        return spike_rate(x, labels)
+
     optimizer = torch.optim.Adam(blocks.parameters(), lr=0.01)
     inputs = torch.rand(BATCH, *SHAPE, STEPS)
     labels = torch.randint(CLASSES, (BATCH,))
@@ -72,10 +92,11 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variant", choices=("plain", "affine", "per-neuron"), default="plain")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
-    blocks = network()
-    train(blocks, args.iterations)
+    blocks = network(args.variant)
+    train(blocks, args.iterations, args.variant)
     export(blocks, args.out)
 
 
