@@ -157,7 +157,9 @@ def apply_scales(graph: Graph, scales: list[LayerScale]) -> tuple[Graph, list[La
         weight_int, clipped = quantize_weights(synapse.weight, factor)
         position = nodes.index(synapse)
         if isinstance(synapse, Dense):
-            nodes[position] = Dense(synapse.name, synapse.weight, weight_int, choice.weight_exp)
+            nodes[position] = dataclasses.replace(
+                synapse, weight_int=weight_int, weight_exp=choice.weight_exp
+            )
         else:
             nodes[position] = Conv2d(
                 synapse.name, synapse.weight, synapse.stride, synapse.padding, weight_int
@@ -232,7 +234,7 @@ def _quantized_recurrent(synapse: Dense, scale: float, tau_s: PerNeuron) -> tupl
     exp = 0 if largest == 0 else math.ceil(math.log2(largest / WEIGHT_MAX))
     exp = min(max(exp, WEIGHT_EXP_MIN), WEIGHT_EXP_MAX)
     weight_int, clipped = quantize_weights(synapse.weight, weight_factor(scale, tau_s, 1, exp))
-    return Dense(synapse.name, synapse.weight, weight_int, exp), clipped
+    return dataclasses.replace(synapse, weight_int=weight_int, weight_exp=exp), clipped
 
 
 MIN_FIRST_WEIGHTS = 64  # largest |weight| a Conv2d first synapse should reach: 7 bits and sign

@@ -16,6 +16,8 @@ Sources:
 
 from __future__ import annotations
 
+from targets.loihi2 import formats
+
 CORES_PER_CHIP = 128  # [brief]: 128 neuro cores in an 8 x 16 mesh
 
 # Per neuro core, in the units of the compiler's tables. Each capacity follows from a row of
@@ -52,7 +54,7 @@ TILE_NEURONS_BELOW = NEURONS_PER_CORE
 WEIGHT_BITS = 8  # mantissa; our weights are integers in [-256, 255] with one exponent
 STATE_BITS = 24  # u and v
 MESSAGE_BITS = 24  # graded spikes
-DELAY_MAX = 62  # synaptic and axonal delays, lava-dl netx (`Delay(max_delay=62)`)
+DELAY_MAX = formats.DELAY_MAX  # synaptic and axonal delays, lava-dl netx (`Delay(max_delay=62)`)
 # A parameter that differs between a layer's neurons is held per neuron, in its format's bits
 # [lava] (LIF's du, dv: 12; vth: 17; our reset amount: 24, as u and v); the chip's own placement
 # of such tables is not published, so the plan counts the bits and the distinct profiles.

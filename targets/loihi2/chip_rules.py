@@ -6,8 +6,7 @@ refuses a graph before it looks for Intel's lava-loihi, on any machine.
 What the graph's own ranges already guarantee is not repeated here: 8-bit weight mantissas and
 their exponents, 17-bit thresholds and 13-bit biases within the 24-bit state, spike counts in 8
 and the input's payload in 16 of the 24 message bits (`toolchain.ir.nodes` refuses anything
-else). No node carries a synaptic delay (the netx reader refuses them), so delays up to
-`chip.DELAY_MAX` hold by construction.
+else), and synaptic delays up to `chip.DELAY_MAX`.
 """
 
 from __future__ import annotations

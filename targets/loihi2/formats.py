@@ -29,6 +29,7 @@ SYNAPTIC_BIAS_LIMIT = STATE_LIMIT >> ACT_SHIFT  # a bias into a, alone within u'
 U_WRAP = 2**23  # the current wraps once into (-2^23, 2^23]
 INT32_LIMIT = 2**31  # Lava sums in int32
 INPUT_MESSAGE_BITS = 16  # the input's graded spikes (round(x * levels))
+DELAY_MAX = 62  # synaptic delays in steps, as lava-dl's netx clamps them (Lava's DelayDense: 63)
 COUNT_MESSAGE_BITS = 8  # graded spikes of a population that emits spike counts
 SPIKE_COUNT_MAX = 2**COUNT_MESSAGE_BITS - 1
 FLOAT32_EXACT = 2**24

@@ -187,4 +187,17 @@ def conv_sums_in_int32(block: Block) -> None:
         )
 
 
-RULES: tuple[Rule, ...] = (conv_sums_in_int32,)
+def no_delay_in_a_loop(block: Block) -> None:
+    """A population's own spikes come back one step later; no delay is modelled on that loop."""
+    recurrent = block.recurrent
+    if recurrent is not None and recurrent.delay is not None:
+        raise PlanError(
+            "no_delay_in_a_loop",
+            recurrent.name,
+            "a recurrent synapse with delays",
+            int(recurrent.delay.max()),
+            0,
+        )
+
+
+RULES: tuple[Rule, ...] = (conv_sums_in_int32, no_delay_in_a_loop)

@@ -158,6 +158,43 @@ class _Synapse:
 
 
 @dataclass(frozen=True)
+class _DelayedSynapse:
+    """A Dense with delays: one synapse per delay, of the weights with that delay, each summed
+    and shifted apart as Lava's DelayDense does."""
+
+    node: Dense
+    buckets: tuple[tuple[int, _Synapse], ...]  # (delay, its synapse)
+
+    @property
+    def dtype(self) -> type:
+        """The widest dtype of its delays' products."""
+        return np.result_type(*(synapse.dtype for _, synapse in self.buckets)).type
+
+    def drive(self, x: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """(delay, a << 6) of each delay's weights for source outputs x."""
+        return [(delay, synapse.drive(x)) for delay, synapse in self.buckets]
+
+
+class _DelayLine:
+    """What a delayed synapse has yet to deliver to one batch: slot j arrives j steps later."""
+
+    def __init__(self, synapse: _DelayedSynapse) -> None:
+        self.pending: list[np.ndarray | None] = [None] * (max(d for d, _ in synapse.buckets) + 1)
+
+    def clear(self) -> None:
+        """Forgets everything pending: the source's new sample starts this step."""
+        self.pending = [None] * len(self.pending)
+
+    def advance(self, contributions: list[tuple[int, np.ndarray]] | None) -> np.ndarray | None:
+        """Adds this step's contributions at their delays; the drive due now."""
+        for delay, a in contributions or ():
+            self.pending[delay] = _sum(self.pending[delay], a)
+        due = self.pending.pop(0)
+        self.pending.append(None)
+        return due
+
+
+@dataclass(frozen=True)
 class _Population:
     """A CubaLIF population's integer constants."""
 
@@ -390,7 +427,14 @@ def _prepare(checked: Plan) -> list[tuple[_Synapse, _Population]]:
     ]
 
 
-def _synapse(node: Dense | Conv2d, unit: int) -> _Synapse:
+def _synapse(node: Dense | Conv2d, unit: int) -> _Synapse | _DelayedSynapse:
+    if isinstance(node, Dense) and node.delay is not None:
+        buckets = []
+        for delay in (int(d) for d in np.unique(node.delay)):
+            kept = np.where(node.delay == delay, node.weight_int, 0).astype(np.int32)
+            bucket = Dense(node.name, node.weight, kept, node.weight_exp)
+            buckets.append((delay, _synapse(bucket, unit)))
+        return _DelayedSynapse(node, tuple(buckets))
     weight = node.weight_int.astype(np.int64)
     bound = formats.sum_bound(weight, unit)
     if isinstance(node, Dense) and bound >= FLOAT64_EXACT:
@@ -482,6 +526,10 @@ def _run_batch(
         for _, population in layers
     ]
     input_drives = _input_drives(layers[0][0], payload, T)
+    lines = [
+        _DelayLine(synapse) if isinstance(synapse, _DelayedSynapse) else None
+        for synapse, _ in layers
+    ]
     for step in range(1, steps_for(1, T, len(layers)) + 1):
         for k in reversed(range(len(layers))):
             if step < first_input_step(k) and not resets:
@@ -491,6 +539,12 @@ def _run_batch(
                 drive = input_drives[step - first_input_step(0)] if in_window(step, 0, T) else None
             else:
                 drive = _spike_drive(synapse, states[k - 1])
+            if lines[k] is not None:
+                if resets and step % T == reset_offset(k + 1, T):
+                    # SampleDelayDense empties its buffer at the step before, once it has sent:
+                    # what is pending came from before the sample reached the source
+                    lines[k].clear()
+                drive = lines[k].advance(drive)
             if resets and step % T == reset_offset(k + 1, T):
                 states[k].reset()
             if population.recurrent is not None:

@@ -69,7 +69,7 @@ def test_samples_streamed_in_one_run(slayer_net, images, tmp_path):
 def variants(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("slayer-variants")
     paths = {}
-    for variant in ("affine", "per-neuron"):
+    for variant in ("affine", "per-neuron", "delay"):
         paths[variant] = folder / f"{variant}.net"
         assert "iteration 9" in run_script("train_slayer.py", paths[variant], "--variant", variant)
     return paths
@@ -110,3 +110,17 @@ def test_a_last_layer_without_neurons_gives_netxs_integrated_membrane(slayer_net
     theirs = run_input_neurons(path, graph, images, tmp_path)
     assert theirs[f"v_{last}"].any()
     assert_ours_one_step_later(graph, images, theirs, skip=[("spikes", last), ("u", last)])
+
+
+@pytest.mark.conformance("lava-dl netx", "synaptic delays", "own spikes")
+def test_axonal_delays_give_netxs_spikes_and_states(variants, images, tmp_path):
+    """Dense blocks with delay=True (one delay per output neuron, which netx puts on that
+    neuron's synapses, its DelayDense): netx's every spike, u and v, one sample per run (netx
+    keeps delayed spikes across the samples of a stream, which ours forgets)."""
+    graph = read_netx_graph(variants["delay"], steps=T)
+    assert [n.delay is not None for n in graph.nodes if isinstance(n, Dense)] == [True, True]
+    for w in range(2):
+        sample = images[w : w + 1]
+        (out := tmp_path / f"sample{w}").mkdir()
+        theirs = run_input_neurons(variants["delay"], graph, sample, out)
+        assert_ours_one_step_later(graph, sample, theirs)

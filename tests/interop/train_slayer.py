@@ -2,7 +2,7 @@
 write it with the blocks' `export_hdf5`, for the interop tests (run by `.venv-lava-dl/bin/python`:
 lava-dl, torch, h5py and numpy only).
 
-    train_slayer.py OUT.net [--iterations N] [--seed S] [--variant plain|affine|per-neuron]
+    train_slayer.py OUT.net [--iterations N] [--seed S] [--variant plain|affine|per-neuron|delay]
 
 Blocks, as lava-dl's tutorials build and export them (one group per block under /layer):
 cuba.Input (current_decay 1, so that netx can drive it through its bias) of 2 x 8 x 10 inputs,
@@ -11,7 +11,8 @@ cuba.Flatten, cuba.Dense 96 -> 10, cuba.Dense 10 -> 3, trained with lava-dl's Sp
 random inputs and labels. Prints each loss. Variants: `affine`, the last block a
 `cuba.Affine` head (a read-out, trained on its mean output); `per-neuron`, the dense blocks with
 `shared_param=False` (decays drawn per neuron; lava-dl 0.6.0's conv block fails with it, its
-per-channel decays broadcast against the width).
+per-channel decays broadcast against the width); `delay`, the dense blocks with `delay=True`
+(axonal delays, drawn in 0 .. 5 steps per neuron before export: trained ones start at 0).
 """
 
 from __future__ import annotations
@@ -46,13 +47,14 @@ PER_NEURON = {
 def network(variant: str) -> torch.nn.ModuleList:
     neuron = PER_NEURON if variant == "per-neuron" else NEURON
     head = slayer.block.cuba.Affine if variant == "affine" else slayer.block.cuba.Dense
+    delays = {"delay": True} if variant == "delay" else {}
     return torch.nn.ModuleList(
         [
             slayer.block.cuba.Input(INPUT_NEURON),
             slayer.block.cuba.Conv(NEURON, 2, 4, **CONV, weight_scale=2),
             slayer.block.cuba.Flatten(),
-            slayer.block.cuba.Dense(neuron, 96, 10, weight_scale=2, weight_norm=True),
-            head(neuron, 10, CLASSES, weight_scale=2, weight_norm=True),
+            slayer.block.cuba.Dense(neuron, 96, 10, weight_scale=2, weight_norm=True, **delays),
+            head(neuron, 10, CLASSES, weight_scale=2, weight_norm=True, **delays),
         ]
     )
 
@@ -92,11 +94,17 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variant", choices=("plain", "affine", "per-neuron"), default="plain")
+    parser.add_argument(
+        "--variant", choices=("plain", "affine", "per-neuron", "delay"), default="plain"
+    )
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     blocks = network(args.variant)
     train(blocks, args.iterations, args.variant)
+    for block in blocks:
+        if getattr(block, "delay", None) is not None:
+            with torch.no_grad():
+                block.delay.delay.copy_(torch.randint(0, 6, block.delay.delay.shape))
     export(blocks, args.out)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from graphs import LAVA_DL, convnet, mlp, tiny_sample, unpacked
+from graphs import LAVA_DL, convnet, mlp, netx_lif, replace_node, tiny_sample, unpacked
 from lava_checks import assert_matches_reference
 
 from targets.loihi2.simulator import simulate
@@ -74,15 +74,9 @@ def edit(path: Path, change) -> Path:
             lambda layers: layers["0"].create_group("neuron").create_dataset("iDecay", data=1024),
             "layer 0: input neurons with iDecay 1024; accepted: 4096",
         ),
-        pytest.param(
-            lambda layers: layers["1"].create_dataset("delay", data=np.ones(12)),
-            "layer 1: synaptic delays",
-            marks=pytest.mark.conformance(
-                "lava-dl netx",
-                "synaptic delays",
-                refused="no delay yet in the graph, the simulator or our Lava network (Loihi 2 "
-                "delays up to 62 steps)",
-            ),
+        (
+            lambda layers: layers["1"].create_dataset("delay", data=np.full(12, 70)),
+            "layer 1: delays 70 .. 70; accepted: 0 .. 62 (netx clamps longer ones)",
         ),
         (
             lambda layers: layers["3"]["neuron"]["refDelay"].write_direct(np.array(2)),
@@ -156,6 +150,31 @@ def per_neuron(layers) -> None:
 
 
 @pytest.mark.conformance("lava-dl netx", "per-neuron parameters", "Lava bit-exact", "round trip")
+@pytest.mark.conformance("lava-dl netx", "synaptic delays", "Lava bit-exact", "round trip")
+def test_delays_per_output_neuron_read_run_on_lava_and_write_back(tmp_path):
+    """SLAYER's axonal delays, one per output neuron of a dense layer (netx spreads them over
+    each neuron's synapses), and a whole matrix on the next: the Dense's delays; streamed on
+    Lava (SampleDelayDense) equal to the reference in every u and v, written back the same."""
+    import targets.loihi2.lava  # noqa: F401
+    from targets.loihi2.lava.runner import run_on_lava
+
+    rng = np.random.default_rng(6)
+
+    def delays(layers) -> None:
+        layers["1"].create_dataset("delay", data=rng.integers(0, 6, 12))
+        layers["3"].create_dataset("delay", data=rng.integers(0, 4, (3, 6)))
+
+    spiking = replace_node(mlp(), 4, netx_lif("lif2", du=4095, dv=0, vth=50))
+    graph = read_netx_graph(edit(save_netx(spiking, tmp_path / "net.net"), delays))
+    first, last = graph.nodes[1], graph.nodes[5]
+    assert (first.delay == first.delay[:, :1]).all() and first.delay.any() and last.delay.any()
+    images = np.random.default_rng(3).random((4, 1, 4, 5))
+    assert simulate(graph, images).output_window_spikes.any()
+    probes = [p.name for p in graph.populations]
+    assert_matches_reference(graph, images, run_on_lava(graph, images, probe=probes))
+    assert read_netx_graph(save_netx(graph, tmp_path / "again.net")).nodes == graph.nodes
+
+
 def test_per_neuron_decays_and_thresholds_read_and_run_on_lava(tmp_path):
     """netx runs per-neuron iDecay, vDecay and vThMant (Lava's LIF broadcasts them): ours read
     them into the population's du, dv and vth, Lava (LIFVariant) equals the reference in every

@@ -34,8 +34,10 @@ Supported: an input layer without neurons or with iDecay-4096 neurons, dense, co
 dilation 1, any stride and padding) and flatten layers, CUBA (or LOIHI, the same neuron in
 netx) neurons with refDelay 1 and binary spikes. Refused, with the layer and the field: other
 layer types (pool, average, concat, ...), other neuron types (sigma-delta, ...), synaptic
-delays, refractory delays above 1, graded spikes, layers without neurons other than the last
-dense one, input neurons whose current decays.
+delays on conv layers (netx ignores them), refractory delays above 1, graded spikes, layers
+without neurons other than the last dense one, input neurons whose current decays. Delays on a
+dense layer (SLAYER's `delay=True`: one per output neuron; or per input, or per synapse) are
+the Dense's delays, as netx spreads them over its DelayDense.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from targets.loihi2.formats import (
     BIAS_MANT_MAX,
     BIAS_MANT_MIN,
     DECAY_UNITY,
+    DELAY_MAX,
     INT32_LIMIT,
     VTH_MAX,
     current_decay,
@@ -185,8 +188,6 @@ def _layer(
     index: int, layer: dict, kind: str, levels: int, first: bool, last: bool = False
 ) -> list[Node]:
     neuron = layer.get("neuron")
-    if "delay" in layer and np.any(layer["delay"]):
-        raise NetxImportError(f"layer {index}: synaptic delays are not supported")
     outputs = np.asarray(layer["weight"]).shape[0] if np.ndim(layer["weight"]) > 1 else 1
     if neuron is None:
         population = _integrator(index, layer, kind, last)
@@ -202,7 +203,13 @@ def _layer(
         weight_factor(population.scale, population.tau_s, unit, 0), weight_int
     )
     if kind == "dense":
-        return [Dense(synapse_name, weight, weight_int, 0), population]
+        delay = _delays(index, layer, weight_int.shape)
+        return [Dense(synapse_name, weight, weight_int, 0, delay), population]
+    if "delay" in layer and np.any(layer["delay"]):
+        raise NetxImportError(
+            f"layer {index}: a conv layer with delays, which netx ignores; accepted: delays on "
+            "dense layers"
+        )
     weight_int, weight = weight_int.reshape(weight_int.shape[:4]), weight.reshape(weight.shape[:4])
     stride, padding = _pair(index, "stride", layer), _pair(index, "padding", layer)
     for field, wanted in (("dilation", 1), ("groups", 1)):
@@ -255,6 +262,30 @@ def _population(index: int, layer: dict, neuron: dict, outputs: int, last: bool 
         scale,
         **biases,
         readout=readout,
+    )
+
+
+def _delays(index: int, layer: dict, shape: tuple[int, int]) -> np.ndarray | None:
+    """A dense layer's delays in steps, (out, in), as netx spreads them: one for every synapse,
+    one per output neuron (SLAYER's axonal delays), one per input, or the whole matrix."""
+    if "delay" not in layer:
+        return None
+    delay = np.rint(_numbers(index, layer, "delay")).astype(np.int32)
+    if delay.min() < 0 or delay.max() > DELAY_MAX:
+        raise NetxImportError(
+            f"layer {index}: delays {delay.min()} .. {delay.max()}; accepted: 0 .. {DELAY_MAX} "
+            "(netx clamps longer ones)"
+        )
+    if delay.size == 1:
+        return np.full(shape, delay.reshape(-1)[0], np.int32)
+    if delay.ndim == 1 and delay.size in shape:
+        rows = delay.size == shape[0]
+        return np.broadcast_to(delay.reshape(-1, 1) if rows else delay.reshape(1, -1), shape).copy()
+    if delay.shape == shape:
+        return delay
+    raise NetxImportError(
+        f"layer {index}: delays of shape {delay.shape}; accepted: one, one per output "
+        f"({shape[0]}) or input ({shape[1]}), or {shape}"
     )
 
 

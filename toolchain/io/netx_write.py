@@ -221,6 +221,8 @@ def _layers(graph: Graph, input_layer: bool) -> list[dict[str, Any]]:
                 "outFeatures": out_features,
                 "weight": dense_weight(synapse),
             }
+            if synapse.delay is not None:  # netx's DelayDense takes the (out, in) matrix
+                layer["delay"] = synapse.delay
         else:
             out_channels, in_channels, kh, kw = synapse.weight_int.shape
             layer = {

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from targets.loihi2.formats import INT32_LIMIT
+from targets.loihi2.formats import DELAY_MAX, INT32_LIMIT
 from toolchain.errors import UserError
 from toolchain.io.hdf5 import READ_ERRORS, check_self_contained
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, GraphError, Input, Node, SumPool2d
@@ -145,7 +145,7 @@ CONVENTIONS = {
 }
 SUPPORTED = (
     "Input, Output, Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Scale, Flatten, LIF, CubaLIF, "
-    "IF, LI (the last layer)"
+    "IF, LI (the last layer), Delay (before a Linear or Affine)"
 )
 
 
@@ -233,6 +233,7 @@ class _Importer:
         self.order, self.loops = _chain(model)  # loops: population -> its recurrent synapse
         self.nodes: list[Node] = []
         self.bias: np.ndarray | None = None  # of the synapse just read, for its neurons
+        self.delay: np.ndarray | None = None  # steps of a Delay just read, per output before it
 
     def graph(self, name: str, steps: int, levels: int) -> Graph:
         for key in self.order:
@@ -280,8 +281,32 @@ class _Importer:
         self.bias = _bias(node.bias)
 
     def _linear(self, key: str, node: Any, levels: int) -> None:
-        self.nodes.append(Dense(key, np.asarray(node.weight, np.float64)))
+        weight = np.asarray(node.weight, np.float64)
+        delay = None
+        if self.delay is not None:  # per input: each column of the weights
+            delay = np.broadcast_to(self.delay.reshape(1, -1), weight.shape).astype(np.int32)
+            self.delay = None
+        self.nodes.append(Dense(key, weight, delay=delay))
         self.bias = None
+
+    def _delay(self, key: str, node: Any, levels: int) -> None:
+        """Axonal delays of the outputs before it, in steps of dt, held for the next Linear or
+        Affine (a Dense's delays per input)."""
+        steps = np.asarray(node.delay, np.float64).reshape(-1) / self.dt
+        whole = np.rint(steps)
+        if np.any(np.abs(steps - whole) > 1e-6) or whole.min() < 0 or whole.max() > DELAY_MAX:
+            raise NirImportError(
+                f"node {key!r}: delays of {_span(steps)} steps of dt={self.dt}; accepted: whole "
+                f"steps 0 .. {DELAY_MAX}"
+            )
+        position = self.order.index(key) + 1
+        following = self.order[position] if position < len(self.order) else None
+        kind = "nothing" if following is None else type(self.model.nodes[following]).__name__
+        if kind not in ("Linear", "Affine"):
+            raise NirImportError(
+                f"node {key!r}: a Delay before a {kind}; accepted: before a Linear or Affine"
+            )
+        self.delay = whole
 
     def _conv2d(self, key: str, node: Any, levels: int) -> None:
         self.bias = _bias(node.bias)

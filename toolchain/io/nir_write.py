@@ -187,6 +187,11 @@ def _nir_nodes(
     if isinstance(node, Input):
         return [(name, nir.Input(input_type={"input": np.array(_vector_or(node.shape))}))]
     if isinstance(node, Dense):
+        if node.delay is not None:
+            raise NirExportError(
+                f"node {name!r}: has synaptic delays, which this NIR writer does not state yet "
+                "(NIR's Delay delays a node's outputs); export ONNX or netx"
+            )
         bias = _bias_before(graph, node, node.weight.shape[0])
         dense = nir.Linear(weight=node.weight)
         if bias is not None:

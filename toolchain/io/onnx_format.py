@@ -9,11 +9,13 @@ Layout. Every Graph node becomes one principal ONNX node named like it, whose ou
 the same name; a few plumbing nodes (`Cast`, `Reshape`) named `<node>:<role>` adapt types and
 shapes. Standard operators (opset 17, IR version 8, for tools and runtimes of the last years):
 - `Dense` -> `Gemm(x, <node>.weight, transB=1)`, the weight initialiser in the Graph's (out, in)
-  layout; a `Reshape(x, [0, -1])` first flattens an input of more than one dimension.
+  layout; a `Reshape(x, [0, -1])` first flattens an input of more than one dimension. Synaptic
+  delays are the initialiser `<node>.delay` (int32, (out, in), in steps: what input i sends at
+  step t reaches output o at t + delay[o, i]; version 6, which a plain runtime ignores).
 - `Conv2d` -> `Conv(x, <node>.weight)` with `kernel_shape`, `strides` [sh, sw], `pads`
   [ph, pw, ph, pw].
 - `Flatten` -> `Flatten(axis=1)`.
-Custom operators, domain `snn_deploy` version 5 (real values are FLOAT attributes, rounded to
+Custom operators, domain `snn_deploy` version 6 (real values are FLOAT attributes, rounded to
 float32 for tools, each with a `<key>_f64` attribute, a double scalar TENSOR holding the exact
 value that reading back uses; a file without `<key>_f64` is read from `<key>`):
 - `snn_deploy.Input(image) -> spikes`, INT `levels`: the direct encoding; `spikes = image` in a
@@ -36,7 +38,9 @@ value that reading back uses; a file without `<key>_f64` is read from `<key>`):
   into the synaptic current is the initialiser `<node>.synaptic_bias` and, fixed,
   `<node>.synaptic_bias_int` (int32); INT `refractory` 1 holds u at 0 the step after a spike;
   INT `readout` 1 marks the last population as a leaky integrator whose output is its membrane
-  (version 5).
+  (version 5). A time constant, threshold or reset amount (and its integer) that differs
+  between the neurons is the initialiser `<node>.<key>` (per channel or neuron) instead of the
+  attribute (version 6).
 The custom nodes have no schema that ONNX knows, so the model declares the type and shape of every
 intermediate tensor in `value_info` (checked against the standard nodes by strict inference).
 
@@ -63,8 +67,8 @@ from __future__ import annotations
 from toolchain.errors import UserError
 
 DOMAIN = "snn_deploy"
-DOMAIN_VERSION = 5
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+DOMAIN_VERSION = 6
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 OPSET = 17
 IR_VERSION = 8
 IMAGE = "image"

@@ -96,7 +96,13 @@ class _Reader:
             raise OnnxFormatError(
                 f"node {proto.name!r}: initialiser {exp.name!r} must be an integer scalar"
             )
-        return Dense(proto.name, *self.weights(proto), weight_exp=int(weight_exp))
+        delay = self.inits.get(f"{proto.name}.delay")  # steps per synapse, (out, in)
+        return Dense(
+            proto.name,
+            *self.weights(proto),
+            weight_exp=int(weight_exp),
+            delay=None if delay is None else numpy_helper.to_array(delay),
+        )
 
     def conv(self, proto: onnx.NodeProto) -> Conv2d:
         strides = _ints(proto, "strides", [1, 1])

@@ -85,6 +85,8 @@ def _write_dense(b: _Builder, node: Dense, xs: list[str], shapes: Shapes) -> str
         x = b.add("Reshape", [x, flat], f"{node.name}:flat", dims, b.act)
     if node.weight_exp:
         b.init(f"{node.name}.weight_exp", np.array(node.weight_exp, np.int64))
+    if node.delay is not None:  # read by our reader; a plain ONNX runtime ignores it
+        b.init(f"{node.name}.delay", node.delay.astype(np.int32))
     return b.add("Gemm", [x, b.weights(node)], node.name, _batch(shapes[1]), b.act, transB=1)
 
 

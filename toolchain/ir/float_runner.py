@@ -37,6 +37,8 @@ def apply_node(node: Node, x: torch.Tensor, weight: torch.Tensor | None = None) 
     if isinstance(node, Dense | Conv2d) and weight is None:
         weight = torch.tensor(node.weight, dtype=x.dtype)  # a copy: graph arrays are read-only
     if isinstance(node, Dense):
+        if node.delay is not None:
+            return _delayed(node.delay, weight, x.flatten(1, -2))
         return torch.einsum("oi,nit->not", weight, x.flatten(1, -2))
     if isinstance(node, Conv2d):
         kernel = weight.unsqueeze(-1)
@@ -49,6 +51,17 @@ def apply_node(node: Node, x: torch.Tensor, weight: torch.Tensor | None = None) 
     if isinstance(node, CubaLIF):
         return run_population(node, x).spikes
     raise TypeError(f"node {node.name!r}: no float semantics for {type(node).__name__}")
+
+
+def _delayed(delay: np.ndarray, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A Dense with delays over all steps of x (N, in, T): each delay's weights, their sums
+    shifted that many steps later (what would arrive after step T is dropped)."""
+    out = torch.zeros(len(x), weight.shape[0], x.shape[-1], dtype=x.dtype)
+    steps = x.shape[-1]
+    for d in (int(d) for d in np.unique(delay) if d < steps):
+        part = torch.einsum("oi,nit->not", weight * torch.from_numpy(delay == d), x)
+        out[..., d:] += part[..., : steps - d]
+    return out
 
 
 def _per_channel(values: np.ndarray | None, x: torch.Tensor) -> torch.Tensor | float:

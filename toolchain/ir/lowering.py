@@ -21,7 +21,12 @@ def _fold_into_dense(dense: Dense, pool: SumPool2d, pooled_shape: tuple[int, ...
     weight = dense.weight.reshape(-1, channels, height, width)
     k = pool.size
     expanded = np.repeat(np.repeat(weight, k, axis=2), k, axis=3) * pool.weight
-    return Dense(dense.name, expanded.reshape(len(weight), -1).astype(dense.weight.dtype))
+    delay = None  # each input of a pooled window keeps its window's delay
+    if dense.delay is not None:
+        per_window = dense.delay.reshape(-1, channels, height, width)
+        delay = np.repeat(np.repeat(per_window, k, axis=2), k, axis=3).reshape(len(weight), -1)
+    weight = expanded.reshape(len(weight), -1).astype(dense.weight.dtype)
+    return Dense(dense.name, weight, delay=delay)
 
 
 def _fold_into_conv(conv: Conv2d, pool: SumPool2d) -> Conv2d:

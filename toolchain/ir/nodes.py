@@ -43,6 +43,7 @@ from targets.loihi2.formats import (
     BIAS_EXP_MAX,
     BIAS_MANT_MAX,
     BIAS_MANT_MIN,
+    DELAY_MAX,
     DU_MAX,
     DV_MAX,
     INT32_LIMIT,
@@ -189,18 +190,26 @@ class Input(Node):
 
 @dataclass(frozen=True, eq=False)
 class Dense(Node):
-    """Fully connected synapses, weight (out, in); the input is flattened in (C, H, W) order."""
+    """Fully connected synapses, weight (out, in); the input is flattened in (C, H, W) order.
+    `delay` (out, in), in steps: what input i sends at step t reaches output o at t + delay[o, i]
+    (lava-dl's axonal and synaptic delays; Lava's DelayDense); all 0: None."""
 
     name: str
     weight: np.ndarray
     weight_int: np.ndarray | None = None
     weight_exp: int = 0
+    delay: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         _check_float_array(self.name, "weight", self.weight, 2)
         if self.weight_int is not None:
             _check_int_array(self.name, "weight_int", self.weight_int, self.weight.shape)
         _check_int(self.name, "weight_exp", self.weight_exp, WEIGHT_EXP_MIN, WEIGHT_EXP_MAX)
+        if self.delay is not None:
+            _check_int_array(self.name, "delay", self.delay, self.weight.shape, (0, DELAY_MAX))
+            object.__setattr__(
+                self, "delay", self.delay.astype(np.int32) if self.delay.any() else None
+            )
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if math.prod(shape) != self.weight.shape[1]:

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from targets.loihi2.formats import message_bits
+from targets.loihi2.formats import DELAY_MAX, message_bits
 from targets.loihi2.plan import Block, lava_shape, plan, to_lava_order
 from targets.loihi2.stream import source_shape
 from targets.loihi2.timing import reset_offset, resets_every_population
@@ -131,7 +131,8 @@ def build_network(
     port = source.s_out
     lifs: dict[str, Any] = {}
     for k, block in enumerate(blocks, start=1):
-        connection = _synapse(block, port.shape)
+        resets = _resets(k, reset_interval)
+        connection = _synapse(block, port.shape, resets)
         port.connect(connection.s_in)
         params = dict(
             shape=block.lava_shape,
@@ -139,7 +140,6 @@ def build_network(
             **_bias(block),
             name=block.population.name,
         )
-        resets = _resets(k, reset_interval)
         if block.variant:
             from targets.loihi2.lava.processes.variant import LIFVariant
 
@@ -208,6 +208,17 @@ def _bias(block: Block) -> dict[str, Any]:
     return {"bias_mant": _per_neuron(population.bias_mant, block), "bias_exp": population.bias_exp}
 
 
+def _lava_columns(matrix: np.ndarray, block: Block) -> np.ndarray:
+    """A Dense's (out, in) integers with the columns in the order its source's spikes arrive:
+    a Conv population's flattened in Lava's (W, H, C) order, where the graph's columns are in
+    (C, H, W) order (the input payload is sent that way)."""
+    matrix = matrix.astype(np.int32)
+    if not block.first and len(block.in_shape) == 3:
+        c, h, w = block.in_shape
+        matrix = matrix[:, np.arange(c * h * w).reshape(c, h, w).transpose(2, 1, 0).ravel()]
+    return np.ascontiguousarray(matrix)
+
+
 DECAYS = ("du", "dv", "vth")
 
 
@@ -238,27 +249,28 @@ def _variant(block: Block) -> dict[str, Any]:
     }
 
 
-def _synapse(block: Block, in_shape: tuple[int, ...]) -> Any:
-    """The Lava Dense or Conv of a block's synapse."""
+def _synapse(block: Block, in_shape: tuple[int, ...], resets: dict[str, int]) -> Any:
+    """The Lava Dense (SampleDelayDense with delays, emptied with its population's resets) or
+    Conv of a block's synapse."""
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense as LavaDense
     from lava.utils.weightutils import SignMode
 
     node, bits = block.synapse, block.message_bits
     if isinstance(node, Dense):
-        weight = node.weight_int.astype(np.int32)
-        if not block.first and len(block.in_shape) == 3:
-            # A Conv population's spikes arrive flattened in Lava's (W, H, C) order; the
-            # graph's columns are in (C, H, W) order (the input payload is sent that way).
-            c, h, w = block.in_shape
-            weight = weight[:, np.arange(c * h * w).reshape(c, h, w).transpose(2, 1, 0).ravel()]
-        return LavaDense(
-            weights=np.ascontiguousarray(weight),
+        params = dict(
+            weights=_lava_columns(node.weight_int, block),
             num_message_bits=bits,
             num_weight_bits=9,
             sign_mode=SignMode.MIXED,
             weight_exp=int(node.weight_exp),
         )
+        if node.delay is None:
+            return LavaDense(**params)
+        from targets.loihi2.lava.processes.sample_delay_dense import SampleDelayDense
+
+        delays = _lava_columns(node.delay, block).astype(int)  # DelayDense wants int, not int32
+        return SampleDelayDense(**params, delays=delays, max_delay=DELAY_MAX, **resets)
     kernel = node.weight_int[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)
     return Conv(
         weight=np.ascontiguousarray(kernel, dtype=np.int32),
