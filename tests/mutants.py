@@ -36,8 +36,8 @@ MUTANTS = (
     Mutant(
         "threshold mantissa floors instead of rounding",
         "targets/loihi2/formats.py",
-        "round(scale * threshold / 2**ACT_SHIFT)",
-        "int(scale * threshold / 2**ACT_SHIFT)",
+        "np.rint(scale * np.asarray(threshold) / 2**ACT_SHIFT)",
+        "np.floor(scale * np.asarray(threshold) / 2**ACT_SHIFT)",
         ("tests/quantize/test_quantize.py",),
     ),
     Mutant(
@@ -107,8 +107,8 @@ MUTANTS = (
     Mutant(
         "a synaptic bias bypasses the synaptic filter",
         "toolchain/ir/float_runner.py",
-        "psp_filter(x + _per_channel(node.synaptic_bias, x), node.tau_s)",
-        "psp_filter(x, node.tau_s) + _per_channel(node.synaptic_bias, x)",
+        'psp_filter(x + _per_channel(node.synaptic_bias, x), neuron["tau_s"])',
+        'psp_filter(x, neuron["tau_s"]) + _per_channel(node.synaptic_bias, x)',
         ("tests/ir/test_neuron_variants.py",),
     ),
     # issue 21's mutation audit: seven survivors, and two that only Lava's tests caught
@@ -129,8 +129,8 @@ MUTANTS = (
     Mutant(
         "the current decay floors 4096 / tau_s",
         "targets/loihi2/formats.py",
-        "round(DECAY_UNITY / tau_s) - DU_OFFSET",
-        "int(DECAY_UNITY / tau_s) - DU_OFFSET",
+        "np.rint(DECAY_UNITY / np.asarray(tau_s)) - DU_OFFSET",
+        "np.floor(DECAY_UNITY / np.asarray(tau_s)) - DU_OFFSET",
         ("tests/quantize/test_quantize.py", "tests/io/test_netx.py"),
     ),
     Mutant(
@@ -174,6 +174,21 @@ MUTANTS = (
         "synapse.drive(payload[..., t]) for t in range(T)",
         "synapse.drive(payload[..., min(t + 1, T - 1)]) for t in range(T)",
         ("tests/targets/test_reference_sim.py",),  # no Lava: the loop model checks it
+    ),
+    # issue 25: per-neuron parameters and delays
+    Mutant(
+        "the threshold mantissa takes the population's largest threshold for every neuron",
+        "targets/loihi2/formats.py",
+        "np.rint(scale * np.asarray(threshold) / 2**ACT_SHIFT)",
+        "np.rint(scale * np.max(threshold) / 2**ACT_SHIFT)",
+        ("tests/quantize/test_quantize.py",),
+    ),
+    Mutant(
+        "the simulator keeps delayed spikes from before the sample",
+        "targets/loihi2/simulator.py",
+        "self.pending = [None] * len(self.pending)",
+        "self.pending = self.pending",
+        ("tests/targets/test_delays.py",),
     ),
 )
 

@@ -104,6 +104,27 @@ def test_sinabs_single_spike_with_max_spikes_one(tmp_path):
     assert ours(tmp_path / "net.nir", x, convention="sinabs").max() > 1
 
 
+@pytest.mark.conformance("Sinabs", "one spike per step (Sinabs SingleSpike)", "own spikes")
+def test_sinabs_single_spike_cnn_with_max_spikes_one(tmp_path):
+    """Issue 25's conv variant: Sinabs' IAF convolutions with SingleSpike (their NIR files do not
+    record the spike function), imported with --max-spikes 1, give every Sinabs spike."""
+    import sinabs.layers as sl
+    from sinabs.activation import MembraneSubtract, SingleSpike
+
+    def iaf():
+        return sl.IAFSqueeze(batch_size=1, spike_fn=SingleSpike, reset_fn=MembraneSubtract())
+
+    net = torch.nn.Sequential(
+        conv(2, 4, seed=7, gain=1.5, bias=True), iaf(), sl.SumPool2d(2), torch.nn.Flatten(),
+        dense(4 * 4 * 4, 5, seed=8, gain=1.5, shift=0.05, bias=True), iaf(),
+    )  # fmt: skip
+    x = (np.random.default_rng(3).random((1, 2, 8, 8)) < 0.3).astype(np.float32)
+    theirs = sinabs_run_and_export(net, x, tmp_path / "cnn.nir")
+    assert theirs.max() == 1 and 0.05 < theirs.mean() < 0.95
+    mine = ours(tmp_path / "cnn.nir", x, convention="sinabs", max_spikes=1)
+    np.testing.assert_array_equal(mine, theirs)
+
+
 @pytest.mark.conformance("Sinabs", "convolution", "own spikes", "Lava bit-exact")
 @pytest.mark.conformance("Sinabs", "pooling", "own spikes", "Lava bit-exact")
 def test_sinabs_cnn_with_sum_pooling_runs_on_lava(tmp_path):
