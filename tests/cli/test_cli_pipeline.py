@@ -92,6 +92,10 @@ def test_compare_writes_json_and_plots(exported, digits_run, capsys):
     for heading in ("Quantisation", "Float against fixed point, per layer", "Loihi 2 plan"):
         assert heading in text
     assert f"float accuracy {100 * result['float_accuracy']:.2f} %" in text
+    divergence = result["first_divergence"]  # every changed prediction has one, in the report
+    changed = {c["index"] for c in result["changed_predictions"]}
+    assert {d["index"] for d in divergence["changed_predictions"]} == changed
+    assert f"First divergence: {divergence['samples_diverging']} samples" in text
 
 
 def test_bad_files_give_clear_errors(tmp_path, exported, digits_run, capsys):

@@ -28,6 +28,7 @@ from toolchain.ir import Graph, GraphError
 from toolchain.ir.float_runner import run_float
 from toolchain.ir.provenance import DEFAULT_PREDICTION
 from toolchain.parallel import in_shards
+from toolchain.report.divergence import Divergences, first_divergences
 from toolchain.train.network import SpikingLayer, SpikingNetwork
 
 
@@ -56,6 +57,11 @@ class Comparison:
     fixed_correct: int = 0
     changed: list[dict[str, int]] = field(default_factory=list)  # predictions that differ
     layers: list[LayerComparison] = field(default_factory=list)
+    divergences: Divergences | None = None  # where each sample first diverges
+
+    def __post_init__(self) -> None:
+        if self.divergences is None:
+            self.divergences = Divergences([layer.name for layer in self.layers], self.steps)
 
     @property
     def float_accuracy(self) -> float:
@@ -85,6 +91,7 @@ class Comparison:
             "fixed_accuracy": self.fixed_accuracy,
             "changed_predictions": self.changed,
             "layers": layers,
+            "first_divergence": self.divergences.to_json(),
         }
 
     def table(self) -> str:
@@ -101,7 +108,7 @@ class Comparison:
                 f"{layer.fixed_spikes:>14}{layer.agreement:>11.4f}{layer.current_wraps:>8}"
                 f"{layer.voltage_saturations:>11}"
             )
-        return "\n".join(lines)
+        return "\n".join([*lines, *self.divergences.lines()])
 
 
 @dataclass(frozen=True)
@@ -232,6 +239,9 @@ def add_runs(
                 "fixed": int(fixed_pred[i]),
             }
         )
+    compared = [not layer.readout for layer in result.layers]
+    divergences = first_divergences(float_run.spikes, fixed_run.spikes, compared)
+    result.divergences.add(divergences, float_pred != fixed_pred, offset)
     for index, layer in enumerate(result.layers):
         f = float_run.spikes[index]  # 0/1, spike counts, or a readout's membrane
         q = fixed_run.spikes[index]

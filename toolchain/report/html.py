@@ -151,6 +151,24 @@ def comparison_section(comparison: Comparison, pictures: Sequence[Path]) -> Sect
     )
     header = ("layer", "neurons", "float spikes", "fixed spikes", "agreement", "wraps", "sat.")
     body += table(header, rows)
+    divergences = comparison.divergences
+    body += (
+        f"<p>First divergence: {divergences.diverging} samples' spikes leave the float ones "
+        "somewhere; where each first does (the earliest step, then layer):</p>"
+    )
+    body += table(
+        ("layer", "samples diverging first there"),
+        [
+            (name, sum(counts))
+            for name, counts in zip(divergences.layers, divergences.histogram, strict=True)
+        ],
+    )
+    worst = [
+        (d.sample, divergences.layers[d.layer], d.step, d.differing)
+        for d in divergences.worst()[:10]
+    ]
+    if worst:
+        body += table(("changed sample", "layer", "step", "neurons differing"), worst)
     body += "".join(figure(p, p.stem) for p in pictures)
     return Section("Float against fixed point, per layer", body)
 
