@@ -498,10 +498,7 @@ def _each(value: int | np.ndarray | None, shape: tuple[int, ...]) -> int | np.nd
 
 def _bias_of(mant: np.ndarray | None, exp: int, shape: tuple[int, ...]) -> np.ndarray | None:
     """mant << exp per channel (or neuron), shaped (C, 1, 1) or (n,)."""
-    if mant is None:
-        return None
-    bias = mant.astype(np.int64) << exp
-    return bias.reshape(-1, *[1] * (len(shape) - 1)).astype(np.float64)
+    return None if mant is None else _each(mant.astype(np.int64) << exp, shape)
 
 
 def _run_batch(
@@ -539,13 +536,14 @@ def _run_batch(
                 drive = input_drives[step - first_input_step(0)] if in_window(step, 0, T) else None
             else:
                 drive = _spike_drive(synapse, states[k - 1])
+            new_sample = resets and step % T == reset_offset(k + 1, T)
             if lines[k] is not None:
-                if resets and step % T == reset_offset(k + 1, T):
+                if new_sample:
                     # SampleDelayDense empties its buffer at the step before, once it has sent:
                     # what is pending came from before the sample reached the source
                     lines[k].clear()
                 drive = lines[k].advance(drive)
-            if resets and step % T == reset_offset(k + 1, T):
+            if new_sample:
                 states[k].reset()
             if population.recurrent is not None:
                 drive = _sum(drive, _spike_drive(population.recurrent, states[k]))

@@ -79,6 +79,18 @@ def edit(path: Path, change) -> Path:
             "layer 1: delays 70 .. 70; accepted: 0 .. 62 (netx clamps longer ones)",
         ),
         (
+            lambda layers: layers["1"].create_dataset("delay", data=np.ones(7)),
+            "layer 1: delays of shape (7,); accepted: one, one per output (12) or input (20), "
+            "or (12, 20)",
+        ),
+        (
+            lambda layers: (
+                layers["3"].pop("neuron"),
+                layers["3"].create_dataset("bias", data=np.ones(3)),
+            ),
+            "layer 3: a dense layer without neurons and with a bias; accepted: the last",
+        ),
+        (
             lambda layers: layers["3"]["neuron"]["refDelay"].write_direct(np.array(2)),
             "layer 3: refDelay 2; accepted: 1",
         ),
@@ -216,6 +228,15 @@ def test_a_file_without_an_input_layer_takes_the_first_layers_binary_spikes(tmp_
 
 def without_last_neurons(layers) -> None:
     layers[str(len(layers) - 1)].pop("neuron")
+
+
+def test_conv_delays_which_netx_ignores_are_refused(tmp_path):
+    def delay(layers) -> None:
+        layers["1"].create_dataset("delay", data=np.ones(4))
+
+    path = edit(save_netx(convnet(), tmp_path / "net.net"), delay)
+    with pytest.raises(NetxImportError, match="layer 1: a conv layer with delays, which netx"):
+        read_netx_graph(path)
 
 
 @pytest.mark.conformance("lava-dl netx", "layer without neurons", "Lava bit-exact")

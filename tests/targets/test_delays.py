@@ -6,6 +6,7 @@ on a population's loop is refused by name."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -180,3 +181,34 @@ def test_pooling_folded_into_a_delayed_dense_keeps_each_windows_delay():
     np.testing.assert_array_equal(
         run_float(lowered, images).spikes["l2"], run_float(graph, images).spikes["l2"]
     )
+
+
+@pytest.mark.parametrize(
+    "after, delays, message",
+    [
+        ("lif", [1e-3, 2e-3], "node 'delay': a Delay before a LIF; accepted: before a Linear"),
+        ("linear", [1.5e-3, 0.0], "node 'delay': delays of 0 to 1.5 steps of dt=0.001"),
+        ("linear", [70e-3, 0.0], "accepted: whole steps 0 .. 62"),
+    ],
+)
+def test_nir_delays_that_do_not_fit_are_refused_by_name(tmp_path, after, delays, message):
+    import nir
+
+    from toolchain.io.nir_read import NirImportError, read_nir
+
+    lif = nir.LIF(np.full(2, 5e-3), np.full(2, 5.0), np.zeros(2), np.ones(2), np.zeros(2))
+    nodes = {
+        "in": nir.Input(input_type={"input": np.array([2])}),
+        "fc": nir.Linear(np.ones((2, 2))),
+        "lif": lif,
+        "delay": nir.Delay(np.array(delays)),
+        "next": lif if after == "lif" else nir.Linear(np.ones((2, 2))),
+        "out": nir.Output(output_type={"output": np.array([2])}),
+    }
+    keys = list(nodes)
+    graph = nir.NIRGraph(
+        nodes=nodes, edges=list(zip(keys, keys[1:], strict=False)), type_check=False
+    )
+    nir.write(tmp_path / "d.nir", graph)
+    with pytest.raises(NirImportError, match=re.escape(message)):
+        read_nir(tmp_path / "d.nir", dt=1e-3)

@@ -292,10 +292,11 @@ def _delays(index: int, layer: dict, shape: tuple[int, int]) -> np.ndarray | Non
 def _integrator(index: int, layer: dict, kind: str, last: bool) -> CubaLIF:
     """A dense last layer without neurons: netx's non-leaky integrator (module docstring), read
     out as v = the sum of every step's input, in SLAYER's units."""
-    if kind != "dense" or not last or ("bias" in layer and np.any(layer["bias"])):
+    biased = "bias" in layer and np.any(layer["bias"])
+    if kind != "dense" or not last or biased:
         raise NetxImportError(
-            f"layer {index}: a {kind} layer without neurons{' and with a bias' if last else ''}; "
-            "accepted: the last, dense, without a bias (netx's non-leaky integrator, read out)"
+            f"layer {index}: a {kind} layer without neurons{' and with a bias' if biased else ''};"
+            " accepted: the last, dense, without a bias (netx's non-leaky integrator, read out)"
         )
     name = layer.get("attrs", {}).get("population", f"layer{index}_neuron")
     du, dv = current_decay(1.0), voltage_decay(math.inf)  # u = a << 6; v += u, never spiking

@@ -65,7 +65,8 @@ def _delayed(delay: np.ndarray, weight: torch.Tensor, x: torch.Tensor) -> torch.
 
 
 def _per_channel(values: np.ndarray | None, x: torch.Tensor) -> torch.Tensor | float:
-    """A population's bias, (C,) shaped to add over x (N, C, ...); 0 without one."""
+    """A population's bias (or per-neuron parameter), (C,) shaped to broadcast over x
+    (N, C, ...); 0 without one."""
     if values is None:
         return 0.0
     return torch.tensor(values, dtype=x.dtype).reshape(-1, *[1] * (x.ndim - 2))
@@ -76,9 +77,7 @@ def _per_neuron(
 ) -> float | torch.Tensor | None:
     """A population's parameter as `toolchain.neuron` takes it: one number, or one per channel
     or neuron shaped to broadcast over one step's x (N, C, ...)."""
-    if not isinstance(value, np.ndarray):
-        return value
-    return torch.tensor(value, dtype=step.dtype).reshape(-1, *[1] * (step.ndim - 2))
+    return _per_channel(value, step) if isinstance(value, np.ndarray) else value
 
 
 def _neuron(node: CubaLIF, step: torch.Tensor) -> dict[str, object]:
