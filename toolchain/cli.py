@@ -174,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", type=Path, help="a training checkpoint or a float graph file")
     p.add_argument("graph", type=Path)
     p.add_argument("--out", type=Path, help="report folder (default: beside the graph)")
+    p.add_argument(
+        "--budget-samples",
+        type=count(0),
+        default=1000,
+        metavar="N",
+        help="samples the error budget runs on, the first N (default 1000; 0: no budget); "
+        "every changed prediction is blamed whatever N",
+    )
     p.set_defaults(run=commands.compare)
 
     p = sub.add_parser("plan", help="will a fixed-point graph fit Loihi 2: cores, chips, cost")

@@ -86,9 +86,9 @@ def test_compare_writes_json_and_plots(exported, digits_run, capsys):
     assert result["fixed_accuracy"] == sim["accuracy"]  # the simulate command's count
     saved = json.loads((out / "compare.json").read_text())
     assert saved["changed_predictions"] == result["changed_predictions"]
-    for png in ("layers.png", "raster.png"):
+    for png in ("layers.png", "raster.png", "budget.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    text = report_text(out / "report.html", images=3)  # layers, raster, the plan
+    text = report_text(out / "report.html", images=4)  # layers, raster, budget, the plan
     for heading in ("Quantisation", "Float against fixed point, per layer", "Loihi 2 plan"):
         assert heading in text
     assert f"float accuracy {100 * result['float_accuracy']:.2f} %" in text
@@ -96,6 +96,10 @@ def test_compare_writes_json_and_plots(exported, digits_run, capsys):
     changed = {c["index"] for c in result["changed_predictions"]}
     assert {d["index"] for d in divergence["changed_predictions"]} == changed
     assert f"First divergence: {divergence['samples_diverging']} samples" in text
+    budget = result["error_budget"]  # every changed prediction is blamed on a source
+    assert [b["index"] for b in budget["changed_predictions"]] == sorted(changed)
+    assert all(b["dominant"] in budget["sources"] for b in budget["changed_predictions"])
+    assert budget["samples"] == 450 and f"Error budget over {budget['samples']} samples" in text
 
 
 def test_bad_files_give_clear_errors(tmp_path, exported, digits_run, capsys):

@@ -111,12 +111,13 @@ def test_demo_runs_the_whole_mission(tmp_path, capsys):
         "demo.json",
         "layers.png",
         "raster.png",
+        "budget.png",
         "quantize.report.json",
         "plan.json",
         "plan.png",
     ):
         assert (tmp_path / name).is_file(), name
-    text = report_text(tmp_path / "report.html", images=3)
+    text = report_text(tmp_path / "report.html", images=4)
     for heading in ("Quantisation", "Float against fixed point", "Deployment", "Loihi 2 plan"):
         assert heading in text
     assert f"{result['loihi2_cores']} neuro cores" in text

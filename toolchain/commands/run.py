@@ -231,7 +231,12 @@ def compare(args: argparse.Namespace, say: Say) -> dict[str, object]:
         raise GraphError(f"{args.inputs}: compare reports accuracies; give --labels Y.npy too")
     out = output_folder(args.out or args.graph.parent / f"{args.graph.stem}-compare")
     comparison, raster = compare(
-        floating, graph, Split(images, labels), progress=not args.quiet, workers=args.workers
+        floating,
+        graph,
+        Split(images, labels),
+        progress=not args.quiet,
+        workers=args.workers,
+        budget_samples=args.budget_samples,
     )
     report = comparison.to_json()
     write_text(out / "compare.json", json.dumps(report, indent=2))

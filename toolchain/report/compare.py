@@ -15,6 +15,7 @@ batch. Plots are in `toolchain.report.plots`.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -28,8 +29,11 @@ from toolchain.ir import Graph, GraphError
 from toolchain.ir.float_runner import run_float
 from toolchain.ir.provenance import DEFAULT_PREDICTION
 from toolchain.parallel import in_shards
+from toolchain.report.budget import Budget, blame, error_budget
 from toolchain.report.divergence import Divergences, first_divergences
 from toolchain.train.network import SpikingLayer, SpikingNetwork
+
+BUDGET_SAMPLES = 1000  # samples the error budget runs on by default (every source, twice)
 
 
 @dataclass
@@ -58,6 +62,7 @@ class Comparison:
     changed: list[dict[str, int]] = field(default_factory=list)  # predictions that differ
     layers: list[LayerComparison] = field(default_factory=list)
     divergences: Divergences | None = None  # where each sample first diverges
+    budget: Budget | None = None  # which source of error causes it
 
     def __post_init__(self) -> None:
         if self.divergences is None:
@@ -92,6 +97,7 @@ class Comparison:
             "changed_predictions": self.changed,
             "layers": layers,
             "first_divergence": self.divergences.to_json(),
+            "error_budget": None if self.budget is None else self.budget.to_json(),
         }
 
     def table(self) -> str:
@@ -108,7 +114,8 @@ class Comparison:
                 f"{layer.fixed_spikes:>14}{layer.agreement:>11.4f}{layer.current_wraps:>8}"
                 f"{layer.voltage_saturations:>11}"
             )
-        return "\n".join([*lines, *self.divergences.lines()])
+        budget = [] if self.budget is None else self.budget.lines()
+        return "\n".join([*lines, *self.divergences.lines(), *budget])
 
 
 @dataclass(frozen=True)
@@ -139,9 +146,13 @@ def compare(
     batch_size: int = 500,
     progress: bool = False,
     workers: int = 1,
+    budget_samples: int = BUDGET_SAMPLES,
 ) -> tuple[Comparison, Raster]:
     """Runs the float model (or float Graph) and the fixed-point graph on `split`, batch by
-    batch; with workers > 1, shards of batches in that many processes (`toolchain.parallel`)."""
+    batch; with workers > 1, shards of batches in that many processes (`toolchain.parallel`).
+    Then, where fixed point diverges: the state at each changed prediction's first divergence,
+    and the error budget (`toolchain.report.budget`) over the first `budget_samples` samples
+    (0: none) and of every changed prediction."""
     populations = graph.populations
     layers = (
         len(model.populations)
@@ -185,7 +196,36 @@ def compare(
                 labels = split.labels[start : start + batch_size]
                 add_runs(result, raster, float_run, fixed_run, labels, start)
                 bar.update(len(labels))
+    explain(result, model, graph, split, budget_samples, workers, progress)
     return result, raster
+
+
+def explain(
+    result: Comparison,
+    model: SpikingNetwork | Graph,
+    graph: Graph,
+    split: Split,
+    budget_samples: int,
+    workers: int,
+    progress: bool,
+) -> None:
+    """The state at the first divergences and the error budget, into `result`."""
+    result.divergences.attach_states(graph, split.images)
+    if not budget_samples:
+        return
+
+    def float_side(images: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        run = _float_run(model, images, graph)
+        return run.spikes, run.predictions
+
+    n = min(budget_samples, len(split))
+    if progress:
+        tqdm.write(f"error budget: {n} samples, one run per source of error", file=sys.stderr)
+    result.budget = error_budget(
+        graph, split.images[:n], split.labels[:n], float_side, workers=workers
+    )
+    changed = [c["index"] for c in result.changed]
+    result.budget.blamed = blame(graph, split.images[changed], changed, float_side)
 
 
 def _spiking_layers(model: SpikingNetwork):

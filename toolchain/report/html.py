@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolchain.atomic import write_text
+from toolchain.report.budget import Budget
 from toolchain.report.chip_plan import ChipPlan, plot_plan
 from toolchain.report.compare import Comparison
 
@@ -164,13 +165,48 @@ def comparison_section(comparison: Comparison, pictures: Sequence[Path]) -> Sect
         ],
     )
     worst = [
-        (d.sample, divergences.layers[d.layer], d.step, d.differing)
+        (d.sample, divergences.layers[d.layer], d.step, d.differing, *_state_cells(d.state))
         for d in divergences.worst()[:10]
     ]
     if worst:
-        body += table(("changed sample", "layer", "step", "neurons differing"), worst)
+        header = ("changed sample", "layer", "step", "neurons differing")
+        header += ("float v", "threshold", "margin", "fixed v", "fixed threshold")
+        body += table(header, worst)
+    if comparison.budget is not None:
+        body += budget_html(comparison.budget)
     body += "".join(figure(p, p.stem) for p in pictures)
     return Section("Float against fixed point, per layer", body)
+
+
+def _state_cells(state: dict[str, float] | None) -> tuple[str, ...]:
+    """The first differing neuron's state at a divergence, in float units."""
+    keys = ("float_voltage", "threshold", "margin", "fixed_voltage", "fixed_threshold")
+    return tuple("" if state is None else f"{state[k]:.4f}" for k in keys)
+
+
+def budget_html(budget: Budget) -> str:
+    """The error budget: per source, the disagreement it causes alone and what it accounts for."""
+    shown = [i for i, c in enumerate(budget.compared) if c]
+    body = (
+        f"<p>Error budget over {budget.samples} samples: the spike disagreement per layer with "
+        "only one source of error quantised (every other put back to exact), and the predictions "
+        "it changes alone and with it put back (every other quantised).</p>"
+    )
+    rows = []
+    for name in ["fixed", *budget.ranking(), "all exact"]:
+        key = name if name in ("fixed", "all exact") else f"{name} alone"
+        tally = budget.tallies[key]
+        back = budget.tallies.get(f"{name} put back")
+        cells = [f"{tally.disagreement()[i]:.4f}" for i in shown]
+        rows.append((name, *cells, tally.changed, "" if back is None else back.changed))
+    header = ("source", *(budget.layers[i] for i in shown), "changed alone", "put back")
+    body += table(header, rows)
+    advice = [
+        (a["source"], ", ".join(a["layers"]), a["try"], a["command"]) for a in budget.advice()
+    ]
+    if advice:
+        body += table(("source", "dominant in", "what to try", "command"), advice)
+    return body
 
 
 def quantization_report(path: Path) -> dict | None:

@@ -1,4 +1,5 @@
-"""Plots of a float-vs-fixed comparison: agreement and firing rates per layer, one raster."""
+"""Plots of a float-vs-fixed comparison: agreement and firing rates per layer, one raster, and
+the error budget."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from toolchain.atomic import atomic_path
+from toolchain.report.budget import Budget
 from toolchain.report.compare import Comparison, Raster
 
 
@@ -70,7 +72,38 @@ def plot_comparison(result: Comparison, raster: Raster, out_dir: Path | str) -> 
     fig.suptitle(f"sample {raster.sample}: spikes per layer")
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     paths.append(_save(fig, out_dir / "raster.png"))
+    if result.budget is not None:
+        paths.append(plot_budget(result.budget, out_dir / "budget.png"))
     return paths
+
+
+def plot_budget(budget: Budget, path: Path) -> Path:
+    """budget.png: per layer, the spike disagreement each source causes alone, beside the
+    fixed-point network's."""
+    import matplotlib.pyplot as plt
+
+    shown = [i for i, c in enumerate(budget.compared) if c]
+    runs = [("fixed point", "fixed"), *((s, f"{s} alone") for s in budget.ranking())]
+    x = np.arange(len(shown))
+    width = 0.8 / len(runs)
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(shown) + 3), 3.8))
+    for k, (label, key) in enumerate(runs):
+        disagreement = budget.tallies[key].disagreement()
+        ax.bar(
+            x + (k - (len(runs) - 1) / 2) * width,
+            [disagreement[i] for i in shown],
+            width,
+            label=label,
+        )
+    ax.set(
+        xticks=x,
+        xticklabels=[budget.layers[i] for i in shown],
+        ylabel="spike disagreement with float",
+        title=f"error budget: each source alone ({budget.samples} samples)",
+    )
+    ax.legend(fontsize="small", ncol=2)
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def _save(fig, path: Path) -> Path:
