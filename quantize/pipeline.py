@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from quantize.auto import DEFAULTS, AutoReport, Options, auto_quantize
 from quantize.finetune import FixedPointFinetuner
 from quantize.scales import QuantReport, quantize_graph, with_input_levels
 from targets.loihi2.formats import WEIGHT_EXP_MIN
@@ -30,6 +31,7 @@ class QuantizationResult:
     ptq_accuracy: float | None
     finetune: list[dict[str, float]] = field(default_factory=list)
     agreement: float | None = None  # samples whose float and fixed predictions agree
+    auto: AutoReport | None = None  # what --auto tried
 
     @property
     def fixed_accuracy(self) -> float | None:
@@ -59,6 +61,8 @@ class QuantizationResult:
             )
         if self.agreement is not None:
             lines.append(f"float and fixed point predict alike on {100 * self.agreement:.2f} %")
+        if self.auto is not None:
+            lines += self.auto.lines()
         if self.report.overflowing_layers:
             lines.append(
                 "warning: states left 24 bits on the calibration set in "
@@ -75,6 +79,7 @@ class QuantizationResult:
             "finetune": self.finetune,
             "overflowing_layers": self.report.overflowing_layers,
             "quantization": self.report.to_json(),
+            **({"auto": self.auto.to_json()} if self.auto is not None else {}),
         }
 
 
@@ -92,13 +97,29 @@ def post_training(
     *,
     netx: bool = False,
     workers: int = 1,
+    options: Options = DEFAULTS,
+    auto: bool = False,
 ) -> QuantizationResult:
-    """PTQ of a lowered float graph on calibration images; on `images`, how often float and
-    fixed point predict alike, and with `labels` their accuracies. `workers`: processes for
+    """PTQ of a lowered float graph on calibration images with `options` (with `auto`, the
+    best of those the error budget points to, `quantize.auto`); on `images`, how often float
+    and fixed point predict alike, and with `labels` their accuracies. `workers`: processes for
     the calibration and the simulations (`toolchain.parallel`)."""
     float_pred = run_float(graph, images, workers=workers).predictions
     exp = _min_weight_exp(netx)
-    fixed, report = quantize_graph(graph, calibration, min_weight_exp=exp, workers=workers)
+    tried = None
+    if auto:
+        fixed, report, tried = auto_quantize(
+            graph, calibration, start=options, min_weight_exp=exp, workers=workers
+        )
+    else:
+        fixed, report = quantize_graph(
+            graph,
+            calibration,
+            headroom=options.headroom,
+            min_weight_exp=exp,
+            workers=workers,
+            levels=options.levels,
+        )
     calib = simulate(fixed, calibration, workers=workers)
     report.record_overflows(calib.current_wraps, calib.voltage_saturations)
     fixed_pred = simulate(fixed, images, workers=workers).predictions
@@ -106,7 +127,7 @@ def post_training(
     if labels is not None:
         accuracies = (float(np.mean(float_pred == labels)), float(np.mean(fixed_pred == labels)))
     agreement = float(np.mean(float_pred == fixed_pred))
-    return QuantizationResult(fixed, report, *accuracies, agreement=agreement)
+    return QuantizationResult(fixed, report, *accuracies, agreement=agreement, auto=tried)
 
 
 def fixed_accuracy(graph: Graph, split: Split, workers: int = 1) -> float:
@@ -146,14 +167,26 @@ def quantize_checkpoint(
     progress: bool = True,
     netx: bool = False,
     workers: int = 1,
+    options: Options = DEFAULTS,
+    auto: bool = False,
 ) -> QuantizationResult:
-    """PTQ of the trained network, then optional fine-tuning on the integer forward pass.
+    """PTQ of the trained network (`post_training`'s options and `auto`), then optional
+    fine-tuning on the integer forward pass.
 
     `netx`: dense weight exponents of 0 only, so that lava-dl's netx file (which stores none)
     holds the graph exactly; the input synapse then uses fewer weight bits."""
     graph, images = _calibration(checkpoint, dataset, calibration)
     test = dataset.test
-    result = post_training(graph, images, test.images, test.labels, netx=netx, workers=workers)
+    result = post_training(
+        graph,
+        images,
+        test.images,
+        test.labels,
+        netx=netx,
+        workers=workers,
+        options=options,
+        auto=auto,
+    )
     if finetune_epochs:
         torch.manual_seed(checkpoint.config.train.seed)
         sent = with_input_levels(graph, result.report.input_levels)

@@ -51,6 +51,8 @@ from targets.loihi2.formats import (
 )
 from toolchain.ir import Conv2d, Dense, Graph, GraphError, Node
 
+DEFAULT_HEADROOM = 0.5  # of the 24-bit state range, left to the calibration set's largest state
+
 
 @dataclass(frozen=True)
 class LayerScale:
@@ -116,7 +118,7 @@ class QuantReport:
 def choose_scales(
     graph: Graph,
     ranges: dict[str, tuple[float, float]],
-    headroom: float = 0.5,
+    headroom: float = DEFAULT_HEADROOM,
     min_weight_exp: int = WEIGHT_EXP_MIN,
 ) -> list[LayerScale]:
     """The largest admissible scale of every population, with the weight exponent to reach it."""
@@ -268,18 +270,23 @@ def quantize_graph(
     graph: Graph,
     calibration: np.ndarray,
     *,
-    headroom: float = 0.5,
+    headroom: float = DEFAULT_HEADROOM,
     min_weight_exp: int = WEIGHT_EXP_MIN,
     workers: int = 1,
+    levels: int | None = None,
+    ranges: dict[str, tuple[float, float]] | None = None,
 ) -> tuple[Graph, QuantReport]:
     """Post-training quantisation of a lowered float Graph on calibration images (N, C, H, W),
-    calibrated in `workers` processes.
+    calibrated in `workers` processes (or on `ranges` calibrated before).
 
-    The fixed graph's input may have fewer levels than `graph`'s (`choose_input_levels`)."""
+    The fixed graph's input has `levels` levels, by default the data's or fewer
+    (`choose_input_levels`)."""
     if not graph.is_lowered:
         raise GraphError("quantise a lowered graph: fold pooling and flatten first (lower())")
-    ranges = calibration_ranges(graph, calibration, workers)
-    levels = choose_input_levels(graph, ranges, headroom)
+    if ranges is None:
+        ranges = calibration_ranges(graph, calibration, workers)
+    if levels is None:
+        levels = choose_input_levels(graph, ranges, headroom)
     sent = with_input_levels(graph, levels)
     fixed, layers = apply_scales(sent, choose_scales(sent, ranges, headroom, min_weight_exp))
     for report in layers:

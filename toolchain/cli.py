@@ -54,6 +54,14 @@ def positive(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """An argparse type: a number in (0, 1]."""
+    value = positive(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{text} is above 1; need a number in (0, 1]")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from toolchain import commands
     from toolchain.data.datasets import DATASET_NAMES
@@ -154,6 +162,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--netx", action="store_true", help="dense weight exponents netx can store (export)"
+    )
+    p.add_argument(
+        "--levels",
+        type=count(1),
+        help="levels of the input's graded spikes, round(x * levels) (default: the data's, or "
+        "fewer for a convolution's input)",
+    )
+    p.add_argument(
+        "--headroom",
+        type=fraction,
+        help="share of the 24-bit state range the calibration set's largest state may use "
+        "(default 0.5; smaller: fewer wraps, larger: finer states)",
+    )
+    p.add_argument(
+        "--auto",
+        action="store_true",
+        help="try the options the error budget points to on the calibration set and keep the "
+        "best by float-vs-fixed agreement (reports what it tried)",
     )
     p.set_defaults(run=commands.quantize)
 

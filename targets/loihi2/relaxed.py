@@ -1,7 +1,7 @@
 """The reference simulator with its sources of quantisation error switchable: a fixed-point Graph
 run as Lava runs it, except that each source named in `exact` is put back to the float model's
 exact arithmetic. With none exact it gives the bit-accurate simulator's spikes; with all of
-them, the float network's (both tested). What it is for: `toolchain.report.budget` runs it with
+them, the float network's (both tested). What it is for: `quantize.budget` runs it with
 one source at a time to say which choice of the quantisation makes fixed point leave float.
 
 It runs on the float time axis (population i's step j here is Lava's column i + 1 + j, as

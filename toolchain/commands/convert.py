@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from toolchain.atomic import write_text
 from toolchain.commands.arguments import (
@@ -102,6 +103,14 @@ def inspect(args: argparse.Namespace, say: Say) -> dict[str, object]:
     }
 
 
+def _options(args: argparse.Namespace) -> Any:
+    """The quantiser's options the command line sets, the defaults where it sets none."""
+    from quantize.auto import Options
+
+    given = {"headroom": args.headroom, "levels": args.levels}
+    return Options(**{key: value for key, value in given.items() if value is not None})
+
+
 def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
     from quantize.pipeline import calibration_images, post_training, quantize_checkpoint
 
@@ -126,6 +135,8 @@ def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
             progress=not args.quiet,
             netx=args.netx,
             workers=args.workers,
+            options=_options(args),
+            auto=args.auto,
         )
     else:
         graph = lowered(read_graph(source))
@@ -145,7 +156,14 @@ def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
             test_images, labels = user_samples(graph, args.inputs, args.labels, graded=True)
             images = test_images[: args.calibration]
         result = post_training(
-            graph, images, test_images, labels, netx=args.netx, workers=args.workers
+            graph,
+            images,
+            test_images,
+            labels,
+            netx=args.netx,
+            workers=args.workers,
+            options=_options(args),
+            auto=args.auto,
         )
     save_onnx(result.graph, out)
     report = {"graph": str(out), **result.to_json()}

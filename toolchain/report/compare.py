@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from quantize.budget import Budget, blame, error_budget
 from targets.loihi2.simulator import simulate
 from targets.loihi2.timing import population_window
 from toolchain.data.datasets import Split
@@ -29,7 +30,6 @@ from toolchain.ir import Graph, GraphError
 from toolchain.ir.float_runner import run_float
 from toolchain.ir.provenance import DEFAULT_PREDICTION
 from toolchain.parallel import in_shards
-from toolchain.report.budget import Budget, blame, error_budget
 from toolchain.report.divergence import Divergences, first_divergences
 from toolchain.train.network import SpikingLayer, SpikingNetwork
 
@@ -151,7 +151,7 @@ def compare(
     """Runs the float model (or float Graph) and the fixed-point graph on `split`, batch by
     batch; with workers > 1, shards of batches in that many processes (`toolchain.parallel`).
     Then, where fixed point diverges: the state at each changed prediction's first divergence,
-    and the error budget (`toolchain.report.budget`) over the first `budget_samples` samples
+    and the error budget (`quantize.budget`) over the first `budget_samples` samples
     (0: none) and of every changed prediction."""
     populations = graph.populations
     layers = (

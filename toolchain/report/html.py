@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from quantize.budget import Budget
 from toolchain.atomic import write_text
-from toolchain.report.budget import Budget
 from toolchain.report.chip_plan import ChipPlan, plot_plan
 from toolchain.report.compare import Comparison
 

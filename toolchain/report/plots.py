@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from quantize.budget import Budget
 from toolchain.atomic import atomic_path
-from toolchain.report.budget import Budget
 from toolchain.report.compare import Comparison, Raster
 
 

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from targets.loihi2.relaxed import SOURCES, RelaxedResult, simulate_relaxed, sources_of
+from targets.loihi2.relaxed import SOURCES, simulate_relaxed, sources_of
+from targets.loihi2.simulator import simulate
+from targets.loihi2.timing import population_window
 from toolchain.ir import Graph
 from toolchain.parallel import over_shards
 
@@ -30,34 +32,34 @@ FloatSide = Callable[[np.ndarray], tuple[list[np.ndarray], np.ndarray]]
 
 BATCH = 250  # samples per relaxed run
 
+AUTO = "snn-deploy quantize SOURCE --out FIXED.onnx --auto"
+FINETUNE = "snn-deploy quantize CHECKPOINT --out FIXED.onnx --finetune 2"
+# Per source: what to try, and the command that tries it (`--auto` tries the quantiser's
+# options that address it on the calibration set, `quantize.auto`).
 ADVICE = {
     "input": (
-        "send the input with more levels (its graded spikes carry round(x * levels))",
-        "snn-deploy quantize SOURCE --out FIXED.onnx --levels {levels}",
+        "more input levels (--levels N; a convolution's first weights then get fewer bits, "
+        "so --auto measures the trade)",
+        AUTO,
     ),
     "weights": (
-        "fine-tune on the integer forward pass, so that training sees the 8-bit weights",
-        "snn-deploy quantize CHECKPOINT --out FIXED.onnx --finetune 2",
+        "fine-tune on the integer forward pass, so that training sees the 8-bit weights (a "
+        "network trained here; an imported one: quantisation-aware training in its library)",
+        FINETUNE,
     ),
     "decays": (
-        "choose time constants whose decays 4096 / tau are whole numbers, or fine-tune",
-        "snn-deploy quantize CHECKPOINT --out FIXED.onnx --finetune 2",
+        "time constants whose decays 4096 / tau are whole numbers, or fine-tuning",
+        FINETUNE,
     ),
     "truncation": (
-        "a larger voltage scale, so that truncating the decayed state loses less of it",
-        "snn-deploy quantize SOURCE --out FIXED.onnx --headroom 0.9",
+        "a larger voltage scale (--headroom up to 1), so that truncation loses less",
+        AUTO,
     ),
-    "overflow": (
-        "a smaller voltage scale, so that currents and voltages keep within 24 bits",
-        "snn-deploy quantize SOURCE --out FIXED.onnx --headroom 0.25",
-    ),
-    "biases": (
-        "a larger voltage scale, so that the 13-bit bias mantissas round less",
-        "snn-deploy quantize SOURCE --out FIXED.onnx --headroom 0.9",
-    ),
+    "overflow": ("a smaller voltage scale (--headroom 0.25), so that states keep to 24 bits", AUTO),
+    "biases": ("a larger voltage scale (--headroom up to 1), so that biases round less", AUTO),
     "threshold": (
-        "a larger voltage scale, so that the threshold's 17-bit mantissa rounds less",
-        "snn-deploy quantize SOURCE --out FIXED.onnx --headroom 0.9",
+        "a larger voltage scale (--headroom up to 1), so that the threshold rounds less",
+        AUTO,
     ),
 }
 
@@ -68,6 +70,7 @@ class Tally:
 
     layers: int
     samples: int = 0
+    labelled: int = 0  # samples whose labels were given
     correct: int = 0
     changed: int = 0  # predictions that differ from the float network's
     float_spikes: list[int] = field(default_factory=list)
@@ -80,16 +83,19 @@ class Tally:
 
     def add(
         self,
-        float_spikes: list[np.ndarray],
-        float_predictions: np.ndarray,
-        run: RelaxedResult,
-        labels: np.ndarray,
+        float_run: tuple[list[np.ndarray], np.ndarray],
+        run: tuple[list[np.ndarray], np.ndarray],
+        labels: np.ndarray | None,
         compared: list[bool],
     ) -> None:
-        self.samples += len(labels)
-        self.correct += int((run.predictions == labels).sum())
-        self.changed += int((run.predictions != float_predictions).sum())
-        for layer, (f, q) in enumerate(zip(float_spikes, run.spikes, strict=True)):
+        """One batch: the float network's (spikes per layer, predictions) and the run's."""
+        (float_spikes, float_predictions), (spikes, predictions) = float_run, run
+        self.samples += len(predictions)
+        if labels is not None:
+            self.labelled += len(labels)
+            self.correct += int((predictions == labels).sum())
+        self.changed += int((predictions != float_predictions).sum())
+        for layer, (f, q) in enumerate(zip(float_spikes, spikes, strict=True)):
             if compared[layer]:
                 f, q = f.astype(np.int64), q.astype(np.int64)
                 self.float_spikes[layer] += int(f.sum())
@@ -98,6 +104,7 @@ class Tally:
 
     def merge(self, other: Tally) -> None:
         self.samples += other.samples
+        self.labelled += other.labelled
         self.correct += other.correct
         self.changed += other.changed
         for mine, theirs in (
@@ -117,7 +124,7 @@ class Tally:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "accuracy": self.correct / max(self.samples, 1),
+            "accuracy": self.correct / self.labelled if self.labelled else None,
             "changed_predictions": self.changed,
             "spike_disagreement": self.disagreement(),
         }
@@ -169,7 +176,6 @@ class Budget:
     sources: list[str]
     tallies: dict[str, Tally]
     blamed: list[SampleBlame] = field(default_factory=list)
-    input_levels: int = 0
 
     @property
     def samples(self) -> int:
@@ -222,7 +228,7 @@ class Budget:
                     "layers": [layer for layer, s in dominant.items() if s == source],
                     "changed_predictions_alone": self.tallies[f"{source} alone"].changed,
                     "try": text,
-                    "command": command.format(levels=min(255, 4 * self.input_levels)),
+                    "command": command,
                 }
             )
         return out
@@ -279,16 +285,31 @@ class Budget:
         return lines
 
 
+def fixed_tally(graph: Graph, images: np.ndarray, float_side: FloatSide) -> Tally:
+    """How the fixed-point graph (the bit-exact simulator) departs from float on images."""
+    compared = [not p.readout for p in graph.populations]
+    tally = Tally(len(compared))
+    for start in range(0, len(images), BATCH):
+        x = images[start : start + BATCH]
+        fixed = simulate(graph, x, record=True)
+        spikes = [
+            fixed.spikes[p.name][..., population_window(graph, i)]
+            for i, p in enumerate(graph.populations)
+        ]
+        tally.add(float_side(x), (spikes, fixed.predictions), None, compared)
+    return tally
+
+
 def error_budget(
     graph: Graph,
     images: np.ndarray,
-    labels: np.ndarray,
+    labels: np.ndarray | None,
     float_side: FloatSide,
     *,
     workers: int = 1,
 ) -> Budget:
-    """The budget of a fixed-point graph over `images` (with their labels), against the float
-    network `float_side` runs, in `workers` processes."""
+    """The budget of a fixed-point graph over `images` (with their labels, or None: no
+    accuracies), against the float network `float_side` runs, in `workers` processes."""
     names = [p.name for p in graph.populations]
     compared = [not p.readout for p in graph.populations]
     sources = sources_of(graph)
@@ -298,18 +319,18 @@ def error_budget(
         tallies = {name: Tally(len(names)) for name in runs}
         for start in range(first, stop, BATCH):
             x = images[start : min(start + BATCH, stop)]
-            y = labels[start : start + len(x)]
-            float_spikes, float_predictions = float_side(x)
+            y = None if labels is None else labels[start : start + len(x)]
+            floating = float_side(x)
             for name, exact in runs.items():
                 run = simulate_relaxed(graph, x, exact)
-                tallies[name].add(float_spikes, float_predictions, run, y, compared)
+                tallies[name].add(floating, (run.spikes, run.predictions), y, compared)
         return tallies
 
     tallies = {name: Tally(len(names)) for name in runs}
     for part in over_shards(shard, len(images), workers):
         for name, tally in part.items():
             tallies[name].merge(tally)
-    return Budget(names, compared, sources, tallies, input_levels=graph.input.levels)
+    return Budget(names, compared, sources, tallies)
 
 
 def blame(
