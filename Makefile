@@ -62,6 +62,7 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/peers.py
 	$(BIN)/python benchmarks/mnist_mlp_accuracy.py
 	$(BIN)/python benchmarks/simulator_throughput.py
 	$(BIN)/python benchmarks/core_scaling.py

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("toolchain.errors", "toolchain.lifetime", "toolchain.parallel"),
     ("toolchain.paths", "toolchain.resources", "toolchain.native"),
     ("toolchain.atomic",),
-    ("toolchain.neuron", "toolchain.data"),
+    ("toolchain.neuron", "toolchain.pooling", "toolchain.data"),
     ("toolchain.ir",),
     ("targets.loihi2", "toolchain.train"),
     ("targets.loihi2.lava",),

@@ -23,6 +23,7 @@ from toolchain.neuron import (
     refractory_mask,
 )
 from toolchain.parallel import over_shards
+from toolchain.pooling import sum_pool
 from toolchain.resources import require_memory
 
 
@@ -44,8 +45,7 @@ def apply_node(node: Node, x: torch.Tensor, weight: torch.Tensor | None = None) 
         kernel = weight.unsqueeze(-1)
         return F.conv3d(x, kernel, stride=(*node.stride, 1), padding=(*node.padding, 0))
     if isinstance(node, SumPool2d):
-        k = node.size
-        return F.avg_pool3d(x, kernel_size=(k, k, 1)) * (k * k * node.weight)
+        return sum_pool(x, node.size, spatial=-3) * node.weight
     if isinstance(node, Flatten):
         return x.flatten(1, -2)
     if isinstance(node, CubaLIF):

@@ -14,6 +14,7 @@ from torch import nn
 
 from toolchain.data.encoding import repeat_over_time
 from toolchain.neuron import psp_filter, readout
+from toolchain.pooling import sum_pool
 from toolchain.train.config import (
     Config,
     ConvSpec,
@@ -100,7 +101,7 @@ class SumPool2d(nn.Module):
         self.weight = weight
 
     def forward(self, psp_in: torch.Tensor) -> torch.Tensor:
-        return _per_step(psp_in, lambda x: F.avg_pool2d(x, 2)) * (4.0 * self.weight)
+        return _per_step(psp_in, lambda x: sum_pool(x, 2)) * self.weight
 
 
 class TimeConsistentDropout(nn.Module):

@@ -170,10 +170,13 @@ class _TSSLBP(torch.autograd.Function):
         ctx.params = {"tau_m": tau_m, "tau_s": tau_s, "threshold": threshold, "mode": mode}
         out_spikes = time_last(spikes)
         ctx.mark_non_differentiable(out_spikes)
+        ctx.set_materialize_grads(False)  # no zeros for the spikes' gradient: it is never read
         return time_last(psp), out_spikes
 
     @staticmethod
     def backward(ctx, grad_psp, _grad_spikes):  # type: ignore[override]
+        if grad_psp is None:  # the PSP reached no loss (grads are not materialised as zeros)
+            return None, None, None, None, None
         psp, u_pre = ctx.saved_tensors
         p = ctx.params
         kernel = _kernel(u_pre)

@@ -15,26 +15,34 @@ namespace {
 
 constexpr int64_t kGrain = 2048;  // neurons per task: a few cache lines per step and tensor
 
+// One step of the forward over neurons [0, count); the pointers start at the chunk's first
+// neuron. Branch-free and __restrict, as backward_step, so that it vectorises (the vector FMA,
+// compare, multiply and division round as the scalar ones: the same floats).
+template <typename scalar_t>
+void forward_step(const scalar_t* __restrict in, scalar_t* __restrict u_reset,
+                  scalar_t* __restrict a, scalar_t* __restrict out_a, scalar_t* __restrict out_u,
+                  scalar_t* __restrict out_s, int64_t count, scalar_t alpha, scalar_t tau_s,
+                  scalar_t threshold) {
+  for (int64_t k = 0; k < count; ++k) {
+    const scalar_t u = std::fma(alpha, u_reset[k], in[k]);  // torch.add(x, y, alpha=) fuses
+    const scalar_t s = u > threshold ? scalar_t(1) : scalar_t(0);
+    u_reset[k] = u * (scalar_t(1) - s);
+    a[k] = a[k] + (s - a[k]) / tau_s;
+    out_a[k] = a[k];
+    out_u[k] = u;
+    out_s[k] = s;
+  }
+}
+
 template <typename scalar_t>
 void forward_chunk(const scalar_t* current, scalar_t* psp, scalar_t* u_pre, scalar_t* spikes,
                    int64_t steps, int64_t n, int64_t begin, int64_t end, scalar_t alpha,
                    scalar_t tau_s, scalar_t threshold) {
   std::vector<scalar_t> u_reset(end - begin, 0), a(end - begin, 0);
   for (int64_t t = 0; t < steps; ++t) {
-    const scalar_t* in = current + t * n;
-    scalar_t* out_a = psp + t * n;
-    scalar_t* out_u = u_pre + t * n;
-    scalar_t* out_s = spikes + t * n;
-    for (int64_t j = begin; j < end; ++j) {
-      const int64_t k = j - begin;
-      const scalar_t u = std::fma(alpha, u_reset[k], in[j]);  // torch.add(x, y, alpha=) fuses
-      const scalar_t s = u > threshold ? scalar_t(1) : scalar_t(0);
-      u_reset[k] = u * (scalar_t(1) - s);
-      a[k] = a[k] + (s - a[k]) / tau_s;
-      out_a[j] = a[k];
-      out_u[j] = u;
-      out_s[j] = s;
-    }
+    const int64_t at = t * n + begin;
+    forward_step<scalar_t>(current + at, u_reset.data(), a.data(), psp + at, u_pre + at,
+                           spikes + at, end - begin, alpha, tau_s, threshold);
   }
 }
 
