@@ -65,6 +65,7 @@ bench: install
 	$(BIN)/python benchmarks/peers.py
 	$(BIN)/python benchmarks/mnist_mlp_accuracy.py
 	$(BIN)/python benchmarks/simulator_throughput.py
+	$(BIN)/python benchmarks/torch_simulator.py
 	$(BIN)/python benchmarks/core_scaling.py
 	$(BIN)/python benchmarks/lava_throughput.py
 	$(BIN)/python benchmarks/loihi2_plan.py

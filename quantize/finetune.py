@@ -70,6 +70,7 @@ class FixedPointFinetuner:
         scales: list[LayerScale],
         config: Config,
         lr_factor: float = FINETUNE_LR_FACTOR,
+        backend: str = "numpy",
     ) -> None:
         for population in graph.populations:
             if population.per_neuron:  # TSSL-BP's gradient takes one of each per layer
@@ -80,6 +81,7 @@ class FixedPointFinetuner:
         self.graph = graph
         self.scales = scales
         self.config = config
+        self.backend = backend  # of the simulator that runs the forward pass
         self.weights = [
             torch.nn.Parameter(torch.from_numpy(node.weight.astype(np.float64)))
             for node in graph.nodes
@@ -105,7 +107,7 @@ class FixedPointFinetuner:
         return apply_scales(self.float_graph(), self.scales)[0]
 
     def _output_psp(self, fixed: Graph, images: np.ndarray) -> torch.Tensor:
-        result = simulate(fixed, images, record=True, record_states=True)
+        result = simulate(fixed, images, record=True, record_states=True, backend=self.backend)
         x = graph_input(fixed, images, torch.float64)
         x = psp_filter(x, fixed.populations[0].tau_s)
         weights = iter(self.weights)

@@ -169,9 +169,10 @@ def quantize_checkpoint(
     workers: int = 1,
     options: Options = DEFAULTS,
     auto: bool = False,
+    backend: str = "numpy",
 ) -> QuantizationResult:
     """PTQ of the trained network (`post_training`'s options and `auto`), then optional
-    fine-tuning on the integer forward pass.
+    fine-tuning on the integer forward pass, run by the simulator's `backend`.
 
     `netx`: dense weight exponents of 0 only, so that lava-dl's netx file (which stores none)
     holds the graph exactly; the input synapse then uses fewer weight bits."""
@@ -190,7 +191,9 @@ def quantize_checkpoint(
     if finetune_epochs:
         torch.manual_seed(checkpoint.config.train.seed)
         sent = with_input_levels(graph, result.report.input_levels)
-        tuner = FixedPointFinetuner(sent, result.report.scales(), checkpoint.config)
+        tuner = FixedPointFinetuner(
+            sent, result.report.scales(), checkpoint.config, backend=backend
+        )
         for epoch in range(finetune_epochs):
             loss, train_acc = tuner.epoch(dataset, progress)
             test_acc = fixed_accuracy(tuner.fixed_graph(), dataset.test, workers)

@@ -176,6 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 0.5; smaller: fewer wraps, larger: finer states)",
     )
     p.add_argument(
+        "--backend",
+        choices=["numpy", "torch"],
+        default="numpy",
+        help="the simulator that runs fine-tuning's integer forward pass: numpy (default) or "
+        "the same integers in PyTorch",
+    )
+    p.add_argument(
         "--auto",
         action="store_true",
         help="try the options the error budget points to on the calibration set and keep the "
@@ -188,6 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inputs", type=Path, help="your inputs, .npy: (N, *input) or (N, T, *input)")
     p.add_argument("--labels", type=Path, help="labels of --inputs, .npy (N,)")
     p.add_argument("--save-spikes", type=Path, help="output spikes and predictions, .npz")
+    p.add_argument(
+        "--backend",
+        choices=["numpy", "torch"],
+        default="numpy",
+        help="the fixed-point simulator: numpy (default) or the same integers in PyTorch, "
+        "each sample's windows (on --device)",
+    )
+    p.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cpu", help="where --backend torch runs"
+    )
     p.set_defaults(run=commands.simulate)
 
     p = sub.add_parser("deploy", help="run a fixed-point graph on Lava (CPU sim or chip)")

@@ -27,7 +27,8 @@ capped bound. The bit-exact `simulator` is not touched by any of this.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -54,6 +55,9 @@ class RelaxedResult:
     predictions: np.ndarray  # (N,) by the graph's prediction rule
     currents: list[np.ndarray] | None = None  # u per population, in integer units (`states`)
     voltages: list[np.ndarray] | None = None  # v before the reset, in integer units
+    voltages_after_reset: list[np.ndarray] | None = None
+    current_wraps: list[int] | None = None  # per population, where overflow is quantised
+    voltage_saturations: list[int] | None = None
 
 
 def sources_of(graph: Graph) -> list[str]:
@@ -68,31 +72,47 @@ def simulate_relaxed(
     exact: frozenset[str] | set[str] = frozenset(),
     *,
     states: bool = False,
+    device: str | torch.device = "cpu",
 ) -> RelaxedResult:
     """Runs the fixed-point graph on images (N, C, H, W) or (N, T, C, H, W) in [0, 1] with the
-    sources in `exact` put back to float; with `states`, also every population's u and v."""
+    sources in `exact` put back to float, on `device`; with `states`, also every population's u
+    and v."""
     unknown = set(exact) - set(SOURCES)
     if unknown:
         raise ValueError(f"sources {sorted(unknown)}; accepted: {', '.join(SOURCES)}")
     exact = frozenset(exact)
-    x = _input(graph, images, "input" in exact)
-    spikes, currents, voltages = [], [], []
+    x = _input(graph, images, "input" in exact).to(device)
+    runs = []
     for index, (synapse, population) in enumerate(graph.layers(recurrent=True)):
         unit = formats.input_unit(graph.input.levels, index == 0)
-        with torch.no_grad():
-            drive = _drive(synapse, x, _weights(synapse, population, unit, exact), exact)
+        weight = _weights(synapse, population, unit, exact).to(device)
+        with torch.no_grad(), _exact_convolutions(x.device):
+            drive = _drive(synapse, x, weight, exact)
             recurrent = graph.recurrent_synapse(population)
-            x, u, v = _run_population(population, drive, recurrent, exact, states)
-        spikes.append(x.numpy())
-        currents.append(u)
-        voltages.append(v)
+            run = _run_population(population, drive, recurrent, exact, states)
+        runs.append(run)
+        x = run.out
+    spikes = [run.out.cpu().numpy() for run in runs]
     output = spikes[-1]
     if graph.populations[-1].readout:
         output = output / graph.populations[-1].scale  # the membrane in float units
     predictions = graph.predict(output.reshape(len(output), -1, graph.T))
+    wraps = [run.wraps for run in runs]
+    saturations = [run.saturations for run in runs]
     if not states:
-        return RelaxedResult(spikes, predictions)
-    return RelaxedResult(spikes, predictions, currents, voltages)
+        return RelaxedResult(
+            spikes, predictions, current_wraps=wraps, voltage_saturations=saturations
+        )
+    u, v, after = ([series(run).cpu().numpy() for run in runs] for series in _STATES)
+    return RelaxedResult(spikes, predictions, u, v, after, wraps, saturations)
+
+
+def _exact_convolutions(device: torch.device) -> contextlib.AbstractContextManager:
+    """No algorithm that is not exact on integer-valued operands: NNPACK (Winograd, FFT) on the
+    CPU, cuDNN (which may pick FFT or Winograd) on a GPU; torch's own kernels only reorder sums."""
+    if device.type == "cuda":
+        return torch.backends.cudnn.flags(enabled=False)
+    return torch.backends.nnpack.flags(enabled=False)
 
 
 def _input(graph: Graph, images: np.ndarray, exact: bool) -> torch.Tensor:
@@ -123,9 +143,7 @@ def _drive(
     synapse: Dense | Conv2d, x: torch.Tensor, weight: torch.Tensor, exact: frozenset[str]
 ) -> torch.Tensor:
     """u's input from the synapse, a << 6, for inputs x (time last)."""
-    with torch.backends.nnpack.flags(enabled=False):
-        total = apply_node(synapse, x, weight)
-    return _shifted(synapse, total, exact)
+    return _shifted(synapse, apply_node(synapse, x, weight), exact)
 
 
 def _shifted(synapse: Dense | Conv2d, total: torch.Tensor, exact: frozenset[str]) -> torch.Tensor:
@@ -166,7 +184,8 @@ def _constants(node: CubaLIF, step: torch.Tensor, exact: frozenset[str]) -> _Con
     def shaped(value: object) -> object:
         if not isinstance(value, np.ndarray):
             return value
-        return torch.from_numpy(value.astype(np.float64)).reshape(-1, *[1] * (step.ndim - 2))
+        values = torch.from_numpy(value.astype(np.float64)).to(step.device)
+        return values.reshape(-1, *[1] * (step.ndim - 2))
 
     lam = node.scale
     decays = "decays" in exact
@@ -211,47 +230,70 @@ def _scalar(value: object) -> object:
     return float(value) if np.ndim(value) == 0 else np.asarray(value)
 
 
+@dataclass
+class _Run:
+    """A population over all steps: what it sends, its states and its overflows."""
+
+    out: torch.Tensor  # (N, *shape, T): spikes, counts or a readout's v
+    u: list[torch.Tensor] = field(default_factory=list)  # per step
+    v: list[torch.Tensor] = field(default_factory=list)  # before the reset
+    v_after: list[torch.Tensor] = field(default_factory=list)
+    wraps: int = 0
+    saturations: int = 0
+
+
+_STATES = (
+    lambda run: torch.stack(run.u, -1),
+    lambda run: torch.stack(run.v, -1),
+    lambda run: torch.stack(run.v_after, -1),
+)
+
+
 def _run_population(
     node: CubaLIF,
     drive: torch.Tensor,
     recurrent: Dense | None,
     exact: frozenset[str],
-    states: bool,
-) -> tuple[torch.Tensor, np.ndarray | None, np.ndarray | None]:
-    """The population over all steps of its drive (N, *shape, T): spikes, counts or v; with
-    `states`, also u and v before the reset at every step."""
+    keep_states: bool,
+) -> _Run:
+    """The population over all steps of its drive (N, *shape, T); with `keep_states`, its u
+    and v at every step."""
     c = _constants(node, drive[..., 0], exact)
     truncate = "truncation" not in exact
     overflow = "overflow" not in exact
     rec_weight = None
     if recurrent is not None:
-        rec_weight = _weights(recurrent, node, 1, exact)  # its own spikes: unit 1
+        rec_weight = _weights(recurrent, node, 1, exact).to(drive.device)  # own spikes: unit 1
     u = torch.zeros_like(drive[..., 0])
     v = torch.zeros_like(u)
     s = torch.zeros_like(u)
-    out, currents, voltages = [], [], []
+    run, out = _Run(drive), []
     for t in range(drive.shape[-1]):
         u = _decay(u, c.current_kept, truncate) + drive[..., t] + c.synaptic_bias
         if rec_weight is not None:
             u = u + _shifted(recurrent, (s.flatten(1) @ rec_weight.T).reshape(u.shape), exact)
         if overflow:
-            u = _wrap_once(_wrap(u, INT32_LIMIT))
+            wrapped = _wrap_once(_wrap(u, INT32_LIMIT))
+            run.wraps += int((wrapped != u).sum())
+            u = wrapped
         v = _decay(v, c.voltage_kept, truncate) + u + c.bias
         if overflow:
+            run.saturations += int((v.abs() > STATE_LIMIT).sum())
             v = v.clamp(-STATE_LIMIT, STATE_LIMIT)
         if node.refractory:
             v = torch.where(s > 0, 0.0, v)
-        if states:
-            currents.append(u)
-            voltages.append(v)
+        if keep_states:
+            run.u.append(u)
+            run.v.append(v)
         if node.readout:
             s = v.clone()
         else:
             s, v = _fire(node, v, c)
+        if keep_states:
+            run.v_after.append(v)
         out.append(s)
-    if not states:
-        return torch.stack(out, -1), None, None
-    return (torch.stack(out, -1), *(torch.stack(x, -1).numpy() for x in (currents, voltages)))
+    run.out = torch.stack(out, -1)
+    return run
 
 
 def _decay(x: torch.Tensor, kept: object, truncate: bool) -> torch.Tensor:

@@ -91,6 +91,7 @@ from toolchain.native import compiled
 from toolchain.parallel import in_shards
 from toolchain.resources import require_memory
 
+BACKENDS = ("numpy", "torch")  # the numpy passes (and compiled kernel) or PyTorch on a device
 KERNEL_SOURCE = Path(__file__).with_name("kernels") / "population.cpp"
 KERNEL_ENV = "SNN_DEPLOY_SIM_KERNEL"
 
@@ -308,17 +309,27 @@ def simulate(
     batch_size: int = 1000,
     progress: bool = False,
     workers: int = 1,
+    backend: str = "numpy",
+    device: str = "cpu",
 ) -> SimulationResult:
     """Run the fixed-point graph on images (N, C, H, W) in [0, 1], or inputs per step (N, T, C,
     H, W), for S = T + L Lava steps; with workers > 1, shards of the samples in that many
-    processes (`toolchain.parallel`), the same integers."""
+    processes (`toolchain.parallel`), the same integers. `backend` "torch" computes the same
+    integers in PyTorch on `device` ("cpu" or "cuda"), each sample's windows only
+    (`targets.loihi2.torch_backend`)."""
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r}; accepted: {', '.join(BACKENDS)}")
     needed = memory_needed(
         graph, len(images), np.ndim(images) == 5, batch_size, record, record_states
     )
     require_memory(needed, f"simulating {len(images)} samples of {graph.T} steps")
     options = {"record": record, "record_states": record_states, "batch_size": batch_size}
+    if backend == "torch":
+        from targets.loihi2.torch_backend import simulate_torch
+
+        return simulate_torch(graph, images, **options, device=device)
     if workers > 1:
         shards = in_shards(
             lambda first, stop: _simulate(graph, images[first:stop], **options),

@@ -1,13 +1,14 @@
 """The relaxed reference simulator: with no source of error put back it computes the bit-exact
 simulator's integers (spikes, u and v, every step), on the same cases the simulator is checked
-on; with every source put back, the float network's spikes (float64)."""
+on, and so does the simulator's torch backend built on it (every window, the predictions, the
+counts); with every source put back, the float network's spikes (float64)."""
 
 import dataclasses
 
 import numpy as np
 import pytest
 import torch
-from graphs import convnet, mlp
+from graphs import Layer, convnet, mlp, random_graph, replace_node
 from hypothesis import given, settings
 from test_reference_sim import conv_cases, dense_cases
 
@@ -37,6 +38,25 @@ def assert_equals_the_simulator(graph: Graph, images: np.ndarray) -> None:
             relaxed.voltages[i], exact.voltages_before_reset[name][..., window]
         )
     np.testing.assert_array_equal(relaxed.predictions, exact.predictions)
+    assert_the_torch_backend_equals(exact, graph, images)
+
+
+def assert_the_torch_backend_equals(exact, graph: Graph, images: np.ndarray) -> None:
+    """`simulate(backend="torch")` against the numpy simulator's result, window by window."""
+    torch_run = simulate(
+        graph, images, record=True, record_states=True, batch_size=2, backend="torch"
+    )
+    for i, population in enumerate(graph.populations):
+        window, name = population_window(graph, i), population.name
+        for field in ("spikes", "currents", "voltages", "voltages_before_reset"):
+            ours, theirs = getattr(torch_run, field)[name], getattr(exact, field)[name]
+            assert ours.dtype == theirs.dtype, field
+            np.testing.assert_array_equal(ours[..., window], theirs[..., window], err_msg=field)
+    np.testing.assert_array_equal(torch_run.output_window_spikes, exact.output_window_spikes)
+    np.testing.assert_array_equal(torch_run.predictions, exact.predictions)
+    assert torch_run.spike_counts == exact.spike_counts
+    if not any(p.bias is not None for p in graph.populations):  # nothing before the window
+        assert sum(torch_run.current_wraps.values()) <= sum(exact.current_wraps.values())
 
 
 @settings(max_examples=40, deadline=None)
@@ -51,6 +71,7 @@ def test_nothing_put_back_is_the_simulator_on_dense_chains(case):
 @given(dense_cases("wrap"))
 def test_nothing_put_back_is_the_simulator_where_currents_wrap(case):
     assert_equals_the_simulator(*case[:2])
+    assert simulate(*case[:2], backend="torch").current_wraps["lif0"] > 0
 
 
 @settings(max_examples=15, deadline=None)
@@ -76,6 +97,23 @@ def test_nothing_put_back_is_the_simulator_on_the_netx_networks(graph):
     rng = np.random.default_rng(3)
     levels = graph.input.levels
     images = rng.integers(0, levels + 1, size=(30, *graph.input.image_shape)) / levels
+    assert_equals_the_simulator(graph, images)
+
+
+def test_nothing_put_back_is_the_simulator_with_biases_and_delays():
+    """Biases charge populations before the sample reaches them (the simulator resets them
+    then); delays hold spikes back up to 3 steps."""
+    rng = np.random.default_rng(4)
+    layers = [
+        Layer(10, -2, 100, 300, 300, bias=(4000, 3), reset_sub=500),
+        Layer(6, 0, 900, 200, 400, bias=(2000, 2)),
+        Layer(4, 1, 4095, 0, 2000),
+    ]
+    graph = random_graph(rng, (1, 3, 4), 7, layers, T=8)
+    fc1 = graph.node("fc1")
+    delayed = dataclasses.replace(fc1, delay=rng.integers(0, 4, fc1.weight.shape))
+    graph = replace_node(graph, graph.nodes.index(fc1), delayed)
+    images = rng.integers(0, 8, size=(40, 1, 3, 4)) / 7
     assert_equals_the_simulator(graph, images)
 
 

@@ -55,3 +55,33 @@ def test_training_on_cuda_learns_as_on_the_cpu(tmp_path, digits):
     checkpoint = Checkpoint.load(runs["cuda"].checkpoint)
     assert all(t.device.type == "cpu" for t in checkpoint.model.values())
     assert graph_from_checkpoint(checkpoint).populations
+
+
+@pytest.mark.parametrize("name", ["mlp", "convnet", "mnist-cnn"])
+def test_the_simulators_torch_backend_on_cuda_equals_the_cpu(name):
+    """The fixed-point simulator's torch backend on the GPU gives the numpy path's integers:
+    every window's spikes, u and v, the predictions and the counts."""
+    from graphs import convnet, mlp
+
+    from targets.loihi2.simulator import simulate
+    from targets.loihi2.timing import population_window
+    from toolchain.io import read_graph
+
+    graph = {
+        "mlp": mlp,
+        "convnet": convnet,
+        "mnist-cnn": lambda: read_graph(ROOT / "examples/pretrained/mnist_cnn/fixed.onnx"),
+    }[name]()
+    rng = np.random.default_rng(1)
+    levels = graph.input.levels
+    images = rng.integers(0, levels + 1, (64, *graph.input.image_shape)) / levels
+    options = {"record": True, "record_states": True}
+    cpu = simulate(graph, images, **options)
+    gpu = simulate(graph, images, **options, backend="torch", device="cuda")
+    for i, population in enumerate(graph.populations):
+        window, key = population_window(graph, i), population.name
+        for field in ("spikes", "currents", "voltages_before_reset"):
+            ours, theirs = getattr(gpu, field)[key], getattr(cpu, field)[key]
+            np.testing.assert_array_equal(ours[..., window], theirs[..., window])
+    np.testing.assert_array_equal(gpu.predictions, cpu.predictions)
+    assert gpu.spike_counts == cpu.spike_counts

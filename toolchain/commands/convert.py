@@ -137,6 +137,7 @@ def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
             workers=args.workers,
             options=_options(args),
             auto=args.auto,
+            backend=args.backend,
         )
     else:
         graph = lowered(read_graph(source))

@@ -143,6 +143,15 @@ def _samples(args: argparse.Namespace, graph: Graph) -> tuple[np.ndarray, np.nda
     return inputs[: args.limit], None if labels is None else labels[: args.limit]
 
 
+def _device(name: str) -> str:
+    """A torch device this machine has."""
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GraphError("--device cuda: this machine has no CUDA device torch can use")
+    return name
+
+
 def _simulated(
     graph: Graph, inputs: np.ndarray, args: argparse.Namespace
 ) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
@@ -159,7 +168,8 @@ def _simulated(
         return output, result.predictions, {"spikes": spikes}
     from targets.loihi2.simulator import simulate
 
-    result = simulate(graph, inputs, progress=not args.quiet, workers=args.workers)
+    options = {"workers": args.workers, "backend": args.backend, "device": _device(args.device)}
+    result = simulate(graph, inputs, progress=not args.quiet, **options)
     counts = {
         "spikes": result.spike_counts,
         "current_wraps": result.current_wraps,

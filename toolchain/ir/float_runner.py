@@ -56,10 +56,11 @@ def apply_node(node: Node, x: torch.Tensor, weight: torch.Tensor | None = None) 
 def _delayed(delay: np.ndarray, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """A Dense with delays over all steps of x (N, in, T): each delay's weights, their sums
     shifted that many steps later (what would arrive after step T is dropped)."""
-    out = torch.zeros(len(x), weight.shape[0], x.shape[-1], dtype=x.dtype)
+    out = torch.zeros(len(x), weight.shape[0], x.shape[-1], dtype=x.dtype, device=x.device)
     steps = x.shape[-1]
     for d in (int(d) for d in np.unique(delay) if d < steps):
-        part = torch.einsum("oi,nit->not", weight * torch.from_numpy(delay == d), x)
+        mask = torch.from_numpy(delay == d).to(weight.device)
+        part = torch.einsum("oi,nit->not", weight * mask, x)
         out[..., d:] += part[..., : steps - d]
     return out
 
