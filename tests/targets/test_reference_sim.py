@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from targets.loihi2.formats import VTH_MAX
-from targets.loihi2.simulator import SimulationResult, output_window, simulate
+from targets.loihi2.simulator import BACKENDS, SimulationResult, output_window, simulate
 from targets.loihi2.stream import input_payload
 from toolchain.ir import (
     Conv2d,
@@ -347,6 +347,14 @@ def test_voltage_saturations_match_and_are_counted(case):
 
 
 # --------------------------------------------------------------------------- hand-checked
+# Each on the numpy path and on the torch backend (which computes each sample's windows: these
+# one- and two-population cases have nothing outside them).
+
+ON_BOTH_BACKENDS = pytest.mark.parametrize("backend", BACKENDS)
+
+
+def simulate_on(backend: str, graph: Graph, images: np.ndarray, **options) -> SimulationResult:
+    return simulate(graph, images, **options, backend=backend)
 
 
 def one_neuron(weight: int, du: int, dv: int, vth: int, levels: int, T: int) -> Graph:
@@ -354,11 +362,12 @@ def one_neuron(weight: int, du: int, dv: int, vth: int, levels: int, T: int) -> 
     return Graph(nodes, T=T)
 
 
-def test_one_neuron_sees_the_input_one_step_late():
+@ON_BOTH_BACKENDS
+def test_one_neuron_sees_the_input_one_step_late(backend):
     # p = 10 sent at steps 1..4; Dense delivers it at steps 2..5 as a = 10, u = a << 6 = 640
     # (du = 4095: no memory); dv = 0: v integrates 640 per step; threshold 15 << 6 = 960.
     graph = one_neuron(weight=1, du=4095, dv=0, vth=15, levels=10, T=4)
-    result = simulate(graph, np.ones((1, 1, 1, 1)), record=True, record_states=True)
+    result = simulate_on(backend, graph, np.ones((1, 1, 1, 1)), record=True, record_states=True)
     # step:                 1    2  3    4  5    (S = T + L = 5; column j = step j + 1)
     assert result.currents["out"][0, 0].tolist() == [0, 640, 640, 640, 640]
     assert result.voltages["out"][0, 0].tolist() == [0, 640, 0, 640, 0]  # 1280 > 960: reset
@@ -367,49 +376,54 @@ def test_one_neuron_sees_the_input_one_step_late():
     assert result.spikes["out"].shape == (1, 1, 5)
 
 
-def test_spike_counts_reset_by_subtracting_one_amount_per_spike():
+@ON_BOTH_BACKENDS
+def test_spike_counts_reset_by_subtracting_one_amount_per_spike(backend):
     # u = 640 every input step (steps 2..5); dv = 0: v keeps everything; vth 2 << 6 = 128.
     # Step 2: v = 640 exceeds 128 four times (not five: strict), capped at 3 spikes, and each
     # subtracts 100: v = 340. Then 340 + 640 = 980 -> 3 spikes, 680; 1320 -> 1020; 1660 -> 1360.
     graph = one_neuron(weight=1, du=4095, dv=0, vth=2, levels=10, T=4)
     counting = lif("out", 4095, 0, 2, max_spikes=3, reset_sub=100)
-    result = simulate(
-        Graph((*graph.nodes[:2], counting), T=4), np.ones((1, 1, 1, 1)), record_states=True
+    result = simulate_on(
+        backend, Graph((*graph.nodes[:2], counting), T=4), np.ones((1, 1, 1, 1)), record_states=True
     )
     assert result.output_spikes[0, 0].tolist() == [0, 3, 3, 3, 3]
     assert result.voltages["out"][0, 0].tolist() == [0, 340, 680, 1020, 1360]
 
 
-def test_a_refractory_neuron_is_held_the_step_after_each_spike():
+@ON_BOTH_BACKENDS
+def test_a_refractory_neuron_is_held_the_step_after_each_spike(backend):
     # u = v = 640 > 320 at every input step (steps 2..5); held at 0 the step after a spike.
     plain = one_neuron(weight=1, du=4095, dv=4096, vth=5, levels=10, T=4)
     held = Graph((*plain.nodes[:2], lif("out", 4095, 4096, 5, refractory=1)), T=4)
     ones = np.ones((1, 1, 1, 1))
-    assert simulate(plain, ones).output_spikes[0, 0].tolist() == [0, 1, 1, 1, 1]
-    result = simulate(held, ones, record_states=True)
+    assert simulate_on(backend, plain, ones).output_spikes[0, 0].tolist() == [0, 1, 1, 1, 1]
+    result = simulate_on(backend, held, ones, record_states=True)
     assert result.output_spikes[0, 0].tolist() == [0, 1, 0, 1, 0]
     assert result.voltages["out"][0, 0].tolist() == [0, 0, 0, 0, 0]  # reset, held, reset, held
 
 
-def test_frames_reach_the_population_one_step_after_they_are_sent():
+@ON_BOTH_BACKENDS
+def test_frames_reach_the_population_one_step_after_they_are_sent(backend):
     # frames 1.0, 0.0, 0.5, 0.2 (levels 10: payload 10, 0, 5, 2) sent at steps 1..4, weight 1;
     # du = 4095, dv = 4096: u = v = payload << 6 one step later; vth 4 << 6 = 256.
     graph = one_neuron(weight=1, du=4095, dv=4096, vth=4, levels=10, T=4)
     frames = np.array([1.0, 0.0, 0.5, 0.2]).reshape(1, 4, 1, 1, 1)
-    result = simulate(graph, frames, record=True, record_states=True)
+    result = simulate_on(backend, graph, frames, record=True, record_states=True)
     assert result.currents["out"][0, 0].tolist() == [0, 640, 0, 320, 128]
     assert result.output_spikes[0, 0].tolist() == [0, 1, 0, 1, 0]
 
 
-def test_decay_truncates_toward_zero():
+@ON_BOTH_BACKENDS
+def test_decay_truncates_toward_zero(backend):
     # a = -7 from step 2: u = -448; step 3: tz(-448 * 4095 / 4096) = -447 (not floor's -448).
     graph = one_neuron(weight=-1, du=0, dv=4096, vth=1, levels=7, T=2)
-    result = simulate(graph, np.ones((1, 1, 1, 1)), record_states=True)
+    result = simulate_on(backend, graph, np.ones((1, 1, 1, 1)), record_states=True)
     assert result.currents["out"][0, 0].tolist() == [0, -448, -447 - 448]
     assert result.voltages["out"][0, 0].tolist() == [0, -448, -895]  # dv = 4096: v = u
 
 
-def test_every_synapse_adds_one_step():
+@ON_BOTH_BACKENDS
+def test_every_synapse_adds_one_step(backend):
     # in -> fc1 -> hid (spikes whenever it gets input) -> fc2 -> out (likewise), T = 3, S = 5.
     nodes = (
         Input("in", (1, 1, 1), 10),
@@ -419,7 +433,7 @@ def test_every_synapse_adds_one_step():
         lif("out", du=4095, dv=4096, vth=10),
     )
     graph = Graph(nodes, T=3)
-    result = simulate(graph, np.ones((1, 1, 1, 1)), record=True)
+    result = simulate_on(backend, graph, np.ones((1, 1, 1, 1)), record=True)
     assert result.spikes["hid"][0, 0].tolist() == [0, 1, 1, 1, 0]  # input at steps 2..4
     assert result.output_spikes[0, 0].tolist() == [0, 0, 1, 1, 1]  # one more step: 3..5
     assert output_window(graph) == slice(2, 5)
@@ -427,36 +441,46 @@ def test_every_synapse_adds_one_step():
     assert result.currents is None and result.voltages is None
 
 
-def test_conv_sum_wraps_to_24_bits_and_the_current_wraps_once():
+@ON_BOTH_BACKENDS
+def test_conv_sum_wraps_to_24_bits_and_the_current_wraps_once(backend):
     # 1x1 conv: 254 * 65535 = 16645890 -> 16645890 - 2^24 = -131326 (Lava's Conv clamp);
     # u = -131326 << 6 = -8404864 <= -2^23 -> + 2^24 = 8372352; v = u > 1 << 6: spike.
     nodes = (Input("in", (1, 1, 1), 65535), conv("c", [[[[254]]]]), lif("out", 4095, 4096, 1))
-    result = simulate(Graph(nodes, T=1), np.ones((1, 1, 1, 1)), record=True, record_states=True)
+    result = simulate_on(
+        backend, Graph(nodes, T=1), np.ones((1, 1, 1, 1)), record=True, record_states=True
+    )
     assert result.currents["out"][0, 0, 0, 0].tolist() == [0, 8372352]
     assert result.output_spikes[0, 0].tolist() == [0, 1]
     assert result.current_wraps == {"out": 1}
     assert result.voltage_saturations == {"out": 0}
 
 
-def test_current_leaves_24_bits_after_a_single_wrap_like_lava():
+@ON_BOTH_BACKENDS
+def test_current_leaves_24_bits_after_a_single_wrap_like_lava(backend):
     # a = 254 * 65535 = 16645890; a << 6 = 1065336960 (no int32 overflow); one wrap subtracts
     # 2^24 only: u = 1048559744, far outside 24 bits, as Lava keeps it. v saturates.
     graph = one_neuron(weight=254, du=4095, dv=4096, vth=VTH_MAX, levels=65535, T=1)
-    result = simulate(graph, np.ones((1, 1, 1, 1)), record_states=True)
+    result = simulate_on(backend, graph, np.ones((1, 1, 1, 1)), record_states=True)
     assert result.currents["out"][0, 0].tolist() == [0, 1065336960 - 2**24]
     assert result.voltages["out"][0, 0].tolist() == [0, 0]  # clipped to 2^23 - 1 > vth << 6
     assert result.voltage_saturations == {"out": 1}
 
 
-def test_threshold_is_strict():
+@ON_BOTH_BACKENDS
+def test_threshold_is_strict(backend):
     # u = v = 640 every input step (du = 4095, dv = 4096); vth 10 << 6 = 640 is not exceeded.
     silent = one_neuron(weight=1, du=4095, dv=4096, vth=10, levels=10, T=2)
-    assert simulate(silent, np.ones((1, 1, 1, 1))).output_spikes.tolist() == [[[0, 0, 0]]]
+    assert simulate_on(backend, silent, np.ones((1, 1, 1, 1))).output_spikes.tolist() == [
+        [[0, 0, 0]]
+    ]
     spiking = one_neuron(weight=1, du=4095, dv=4096, vth=9, levels=10, T=2)
-    assert simulate(spiking, np.ones((1, 1, 1, 1))).output_spikes.tolist() == [[[0, 1, 1]]]
+    assert simulate_on(backend, spiking, np.ones((1, 1, 1, 1))).output_spikes.tolist() == [
+        [[0, 1, 1]]
+    ]
 
 
-def test_current_wrap_boundaries():
+@ON_BOTH_BACKENDS
+def test_current_wrap_boundaries(backend):
     # a = +-128 * 1024 = +-2^17, a << 6 = +-2^23: +2^23 is kept, -2^23 becomes +2^23. Either
     # way v = 2^23 saturates to 2^23 - 1, above vth << 6 = 2^23 - 64: both spike and reset.
     nodes = (
@@ -464,18 +488,19 @@ def test_current_wrap_boundaries():
         dense("fc", [[128], [-128]]),
         lif("out", 4095, 4096, VTH_MAX),
     )
-    result = simulate(Graph(nodes, T=1), np.ones((1, 1, 1, 1)), record_states=True)
+    result = simulate_on(backend, Graph(nodes, T=1), np.ones((1, 1, 1, 1)), record_states=True)
     assert result.currents["out"][0, :, 1].tolist() == [2**23, 2**23]
     assert result.output_spikes[0, :, 1].tolist() == [1, 1]
     assert result.current_wraps == {"out": 1}
     assert result.voltage_saturations == {"out": 2}
 
 
-def test_voltage_saturates_at_minus_2_23_plus_1():
+@ON_BOTH_BACKENDS
+def test_voltage_saturates_at_minus_2_23_plus_1(backend):
     # a = -128 * 256 = -2^15, u = -2^21 every input step (steps 2..5); dv = 0: v reaches
     # exactly -2^23 at step 5, which saturates to -(2^23 - 1).
     graph = one_neuron(weight=-128, du=4095, dv=0, vth=1, levels=256, T=4)
-    result = simulate(graph, np.ones((1, 1, 1, 1)), record_states=True)
+    result = simulate_on(backend, graph, np.ones((1, 1, 1, 1)), record_states=True)
     assert result.voltages["out"][0, 0].tolist() == [
         0,
         -(2**21),
@@ -487,7 +512,8 @@ def test_voltage_saturates_at_minus_2_23_plus_1():
     assert result.current_wraps == {"out": 0}
 
 
-def test_dense_sum_wraps_to_int32_before_a_right_shift():
+@ON_BOTH_BACKENDS
+def test_dense_sum_wraps_to_int32_before_a_right_shift(backend):
     # Lava sums graded spikes in int32: 200 * 65535 * 254 = 3329178000 -> -965789296, then
     # >> 7 = -7545229, << 6 = -482894656, one 24-bit wrap: -466117440 (checked in Lava 0.10.0).
     # Without the int32 wrap: 26009203 << 6 = 1664588992 -> 1647811776. (For shifts up to 6 the
@@ -497,7 +523,7 @@ def test_dense_sum_wraps_to_int32_before_a_right_shift():
         dense("fc", np.full((1, 200), 254), weight_exp=-7),
         lif("out", 4095, 4096, VTH_MAX),
     )
-    result = simulate(Graph(nodes, T=1), np.ones((1, 1, 10, 20)), record_states=True)
+    result = simulate_on(backend, Graph(nodes, T=1), np.ones((1, 1, 10, 20)), record_states=True)
     assert result.currents["out"][0, 0].tolist() == [0, -466117440]
     assert result.current_wraps == {"out": 1}
 
