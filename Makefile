@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/pip --quiet --disable-pip-version-check
 
 .PHONY: install demo demo-mnist test test-slow mutants lint bench bench-lava-mnist pretrained-mnist clean conformance \
-	interop
+	interop docs
 
 install: $(STAMP)
 
@@ -56,6 +56,11 @@ mutants: install
 conformance: install
 	$(BIN)/python tools/conformance.py
 
+# The documentation site in site/ (MkDocs, strict: a broken link fails), with the generated
+# command-line reference.
+docs: install
+	$(BIN)/python tools/docs.py --site site
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -101,4 +106,4 @@ $(LAVA_DL_STAMP): $(LAVA_DL_REQS)
 	touch $(LAVA_DL_STAMP)
 
 clean:
-	rm -rf $(VENV) runs build *.egg-info .pytest_cache
+	rm -rf $(VENV) runs build site *.egg-info .pytest_cache

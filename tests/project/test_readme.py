@@ -1,15 +1,19 @@
-"""The README's commands, as written and in order, on a fresh folder.
+"""The README's and the documentation's commands, as written and in order, on fresh folders.
 
-Every `snn-deploy` line of a fenced block runs, except those on MNIST (hours of training, or the
-paper network's minutes of quantisation): their arguments are parsed, which catches a renamed
-option. The chip command runs and must be refused with the missing package named, as it is on
-a machine without lava-loihi.
+Every `snn-deploy` line of a fenced block runs: the README's in one folder, the pages' in
+another, page after page in the site's order. Those on MNIST (hours of training, or the paper
+network's minutes of quantisation) have their arguments parsed, which catches a renamed option.
+The chip command runs and must be refused with the missing package named, as it is on a machine
+without lava-loihi. Every `make` target a block names exists. (Python snippets in docs/nir.md
+run in tests/io/test_export_snippets.py.)
 """
 
 import re
 import shlex
+from pathlib import Path
 
 import pytest
+import yaml
 from conftest import ROOT
 
 from toolchain.cli import build_parser, main
@@ -18,23 +22,39 @@ from toolchain.data.datasets import mnist_dir
 SHARED = ROOT.parent / "shared"
 
 
-def readme_commands() -> list[list[str]]:
-    blocks = re.findall(r"```\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
-    lines = [line for block in blocks for line in block.splitlines()]
-    commands = [line.split("#")[0] for line in lines if line.startswith("snn-deploy ")]
-    return [shlex.split(command)[1:] for command in commands]
+def pages() -> list[Path]:
+    """The documentation's pages in the site's order (mkdocs.yml), those that exist in docs/."""
+    nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"]
+    names = [name for entry in nav for name in entry.values()]
+    return [ROOT / "docs" / name for name in names if (ROOT / "docs" / name).exists()]
 
 
-def test_the_readme_has_the_digits_walk_through():
-    commands = [argv[0] for argv in readme_commands()]
-    for command in ("train", "export", "quantize", "inspect", "simulate", "compare", "deploy"):
-        assert command in commands
+def block_lines(path: Path) -> list[str]:
+    blocks = re.findall(r"```\n(.*?)```", path.read_text(), flags=re.S)
+    return [line for block in blocks for line in block.splitlines()]
 
 
-def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys):
-    (tmp_path / "examples").symlink_to(ROOT / "examples")
-    monkeypatch.chdir(tmp_path)
-    for argv in readme_commands():
+def commands(*paths: Path) -> list[list[str]]:
+    lines = [line for path in paths for line in block_lines(path)]
+    return [shlex.split(line.split("#")[0])[1:] for line in lines if line.startswith("snn-deploy ")]
+
+
+README = commands(ROOT / "README.md")
+DOCS = commands(*pages())
+
+
+def test_the_readme_tours_the_five_commands_and_the_docs_the_rest():
+    assert [argv[0] for argv in README] == ["train", "quantize", "compare", "plan", "deploy"]
+    documented = {argv[0] for argv in DOCS}
+    for command in ("train", "export", "import", "quantize", "inspect", "simulate", "compare"):
+        assert command in documented
+    assert {"deploy", "plan"} <= documented
+
+
+def run_in(folder: Path, argvs: list[list[str]], monkeypatch, capsys) -> None:
+    (folder / "examples").symlink_to(ROOT / "examples")
+    monkeypatch.chdir(folder)
+    for argv in argvs:
         argv = [str(mnist_dir()) if part == "../shared/datasets/mnist" else part for part in argv]
         argv = [part.replace("../shared/", f"{SHARED}/") for part in argv]
         if any("mnist" in part for part in argv):
@@ -48,6 +68,26 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys):
             assert code == 0, (argv, err)
 
 
-@pytest.mark.parametrize("argv", readme_commands(), ids=lambda argv: " ".join(argv[:2]))
-def test_readme_commands_parse(argv):
+def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys):
+    run_in(tmp_path, README, monkeypatch, capsys)
+
+
+def test_every_documented_command_runs_as_written(tmp_path, monkeypatch, capsys):
+    run_in(tmp_path, DOCS, monkeypatch, capsys)
+
+
+@pytest.mark.parametrize("argv", README + DOCS, ids=lambda argv: " ".join(argv[:2]))
+def test_commands_parse(argv):
     build_parser().parse_args(argv)
+
+
+def test_every_make_target_named_exists():
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z][a-z0-9-]*):", makefile, flags=re.M))
+    named = {
+        line.split()[1]
+        for path in (ROOT / "README.md", *pages())
+        for line in block_lines(path)
+        if line.startswith("make ")
+    }
+    assert named and named <= targets, named - targets
