@@ -35,6 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("toolchain.report",),
     ("toolchain.pipeline",),
     ("toolchain.demo",),
+    ("toolchain.api",),
     ("toolchain.commands",),
     ("toolchain.cli",),
 )

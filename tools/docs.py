@@ -2,8 +2,9 @@
 (a broken link or a page missing from the navigation fails the build).
 
 Generated, never hand-copied: `cli.md`, every command's options from the argument parser
-(`toolchain.cli.build_parser`). The pages are assembled in a temporary folder, so that nothing
-generated is written into docs/.
+(`toolchain.cli.build_parser`), and `api.md`, the Python API's functions with their signatures
+and docstrings (`toolchain.api`, whose examples tests/project/test_api.py runs). The pages
+are assembled in a temporary folder, so that nothing generated is written into docs/.
 
     python tools/docs.py [--site DIR]
 """
@@ -41,10 +42,39 @@ def cli_reference() -> str:
     return "\n".join(lines)
 
 
+def api_reference() -> str:
+    """The Python API: the module's docstring, then every public function's signature and
+    docstring, in the module's order."""
+    import inspect
+
+    from toolchain import api
+
+    lines = [
+        "# Python API",
+        "",
+        "Generated from `toolchain/api.py`'s docstrings by `tools/docs.py`.",
+        "",
+        "```python",
+        inspect.cleandoc(api.__doc__ or ""),
+        "```",
+        "",
+    ]
+    for name, function in vars(api).items():
+        if name.startswith("_") or not inspect.isfunction(function):
+            continue
+        if function.__module__ != api.__name__:
+            continue
+        lines += [f"## `api.{name}`", "", "```python"]
+        lines += [f"def {name}{inspect.signature(function)}", "```", ""]
+        lines += ["```text", inspect.cleandoc(function.__doc__ or ""), "```", ""]
+    return "\n".join(lines)
+
+
 def assemble(folder: Path) -> Path:
     """docs/ and the generated pages in `folder`; returns the MkDocs config that builds them."""
     shutil.copytree(ROOT / "docs", folder / "docs")
     (folder / "docs" / "cli.md").write_text(cli_reference())
+    (folder / "docs" / "api.md").write_text(api_reference())
     config = folder / "mkdocs.yml"
     config.write_text(CONFIG.read_text().replace("docs_dir: docs", f"docs_dir: {folder / 'docs'}"))
     return config

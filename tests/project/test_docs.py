@@ -14,10 +14,13 @@ from toolchain.cli import build_parser  # noqa: E402
 def test_the_site_builds_strictly_with_every_page(tmp_path):
     docs.build(tmp_path / "site")
     pages = sorted(p.parent.name for p in (tmp_path / "site").glob("*/index.html"))
-    for page in ("getting-started", "training", "quantisation", "deploying", "importing", "cli"):
+    for page in ("getting-started", "training", "quantisation", "deploying", "importing", "api"):
         assert page in pages
     cli = (tmp_path / "site" / "cli" / "index.html").read_text()
     assert "--budget-samples" in cli and "--auto" in cli
+    api = (tmp_path / "site" / "api" / "index.html").read_text()
+    for function in ("train", "load", "quantize", "simulate", "compare", "plan", "deploy"):
+        assert f"api.{function}" in api
 
 
 def test_the_cli_reference_names_every_command_and_option():

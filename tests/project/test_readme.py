@@ -4,8 +4,8 @@ Every `snn-deploy` line of a fenced block runs: the README's in one folder, the 
 another, page after page in the site's order. Those on MNIST (hours of training, or the paper
 network's minutes of quantisation) have their arguments parsed, which catches a renamed option.
 The chip command runs and must be refused with the missing package named, as it is on a machine
-without lava-loihi. Every `make` target a block names exists. (Python snippets in docs/nir.md
-run in tests/io/test_export_snippets.py.)
+without lava-loihi. The README's Python runs as written; every `make` target a block names
+exists. (Python snippets in docs/nir.md run in tests/io/test_export_snippets.py.)
 """
 
 import re
@@ -79,6 +79,17 @@ def test_every_documented_command_runs_as_written(tmp_path, monkeypatch, capsys)
 @pytest.mark.parametrize("argv", README + DOCS, ids=lambda argv: " ".join(argv[:2]))
 def test_commands_parse(argv):
     build_parser().parse_args(argv)
+
+
+def test_the_readmes_python_runs_as_written(tmp_path, monkeypatch, capsys):
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
+    printed = capsys.readouterr().out
+    assert "float accuracy" in printed and printed.rstrip().endswith("True")
 
 
 def test_every_make_target_named_exists():

@@ -1,0 +1,296 @@
+"""The Python API: snn-deploy's commands as functions that return objects instead of printing,
+for notebooks and scripts. Errors are the commands' typed errors (`toolchain.errors.UserError`
+and its kinds: `GraphError`, `ConfigError`, `DatasetError`, ...), with the same messages.
+
+    >>> from toolchain import api
+    >>> digits = api.dataset("digits")
+    >>> run = api.train("examples/digits_mlp.toml", "runs/api", overwrite=True)
+    >>> fixed = api.quantize(run.checkpoint, digits).graph
+    >>> api.compare(run.checkpoint, fixed, digits).fixed_accuracy > 0.95
+    True
+
+Models and graphs are given as objects or as paths: a training checkpoint (`.pt`), a graph file
+(ONNX, lava-dl netx), and data as a `Dataset` (its test split; calibration from its training
+split), a dataset's name, or an array of inputs (N, C, H, W) or (N, T, C, H, W) in [0, 1].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from toolchain.data.datasets import Dataset, Split, load_dataset
+from toolchain.io import format_of, read_graph, save_onnx
+from toolchain.ir import Graph
+from toolchain.ir.lowering import lower
+
+if TYPE_CHECKING:
+    from quantize.pipeline import QuantizationResult
+    from targets.loihi2.simulator import SimulationResult
+    from toolchain.ir.float_runner import FloatResult
+    from toolchain.pipeline import Deployment
+    from toolchain.report.chip_plan import ChipPlan
+    from toolchain.report.compare import Comparison
+    from toolchain.train.loop import TrainResult
+    from toolchain.train.network import SpikingNetwork
+
+PathLike = str | Path
+Data = Dataset | str | np.ndarray
+
+
+def dataset(name: str = "digits", data_dir: PathLike | None = None) -> Dataset:
+    """A dataset by name: "digits" (built in) or "mnist" (from `data_dir`, `$SNN_DEPLOY_MNIST`
+    or ../shared/datasets/mnist).
+
+    >>> api.dataset("digits").test.images.shape
+    (450, 1, 8, 8)
+    """
+    return load_dataset(name, data_dir)
+
+
+def train(
+    config: PathLike,
+    out: PathLike,
+    *,
+    epochs: int | None = None,
+    data_dir: PathLike | None = None,
+    device: str = "cpu",
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> TrainResult:
+    """Trains a TOML config into the folder `out` (`out/checkpoint.pt`), as `snn-deploy train`.
+
+    >>> run = api.train("examples/digits_mlp.toml", "runs/api", overwrite=True)
+    >>> run.test_accuracy > 0.95, run.checkpoint.name
+    (True, 'checkpoint.pt')
+    """
+    from toolchain.train.config import load_config
+    from toolchain.train.loop import train as train_config
+
+    loaded = load_config(Path(config))
+    if epochs is not None:
+        loaded = loaded.with_epochs(epochs)
+    return train_config(
+        loaded,
+        Path(out),
+        data_dir=data_dir,
+        resume=resume,
+        overwrite=overwrite,
+        progress=progress,
+        device=device,
+    )
+
+
+def load(path: PathLike) -> Graph:
+    """The Graph of a file: a checkpoint's float graph, an ONNX graph or a lava-dl netx file.
+
+    >>> api.load("examples/pretrained/mnist_cnn/fixed.onnx").is_fixed
+    True
+    """
+    return read_graph(path)
+
+
+def save(graph: Graph, path: PathLike) -> Path:
+    """Writes the graph as ONNX (atomically); returns the path.
+
+    >>> api.save(api.load("examples/pretrained/mnist_cnn/fixed.onnx"), "runs/api/cnn.onnx").name
+    'cnn.onnx'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_onnx(graph, path)
+    return path
+
+
+def import_nir(path: PathLike, library: str = "nir", **options: object) -> Graph:
+    """The float Graph of a NIR file read with its exporter's conventions, as `snn-deploy
+    import --from LIBRARY` (library: nir, snntorch, norse, sinabs, spikingjelly, rockpool;
+    options: dt, reset, max_spikes, steps, levels).
+
+    >>> graph = api.import_nir("../shared/reference/nir-paper/cnn_sinabs.nir", "sinabs")
+    >>> len(graph.populations)
+    5
+    """
+    from toolchain.io.nir_read import read_nir
+
+    return read_nir(path, convention=library, **options)
+
+
+def quantize(
+    model: PathLike | Graph,
+    data: Data = "digits",
+    *,
+    labels: np.ndarray | None = None,
+    calibration: int = 1000,
+    finetune: int = 0,
+    auto: bool = False,
+    levels: int | None = None,
+    headroom: float | None = None,
+    netx: bool = False,
+) -> QuantizationResult:
+    """Loihi's integers for a checkpoint or a float graph, as `snn-deploy quantize`: the result
+    has the fixed-point `graph`, the `report` per layer and the accuracies. A checkpoint
+    calibrates on its own dataset's training images; a float graph on `data` (a dataset, or
+    inputs whose first `calibration` calibrate, with `labels` for accuracies).
+
+    >>> run = api.train("examples/digits_mlp.toml", "runs/api", overwrite=True)
+    >>> result = api.quantize(run.checkpoint, "digits", calibration=300)
+    >>> result.graph.is_fixed, result.fixed_accuracy > 0.95
+    (True, True)
+    """
+    from quantize.auto import Options
+    from quantize.pipeline import calibration_images, post_training, quantize_checkpoint
+    from toolchain.train.checkpoint import Checkpoint
+
+    given = {"headroom": headroom, "levels": levels}
+    options = Options(**{key: value for key, value in given.items() if value is not None})
+    if not isinstance(model, Graph) and _is_checkpoint(model):
+        checkpoint = Checkpoint.load(model)
+        trained_on = data if isinstance(data, Dataset) else load_dataset(checkpoint.config.dataset)
+        return quantize_checkpoint(
+            checkpoint,
+            trained_on,
+            calibration=calibration,
+            finetune_epochs=finetune,
+            progress=False,
+            netx=netx,
+            options=options,
+            auto=auto,
+        )
+    graph = lower(model if isinstance(model, Graph) else read_graph(model))
+    if isinstance(data, np.ndarray):
+        images, test, test_labels = data[:calibration], data, labels
+    else:
+        split = _dataset(data)
+        images = calibration_images(split.train, calibration, seed=0)
+        test, test_labels = split.test.images, split.test.labels
+    return post_training(graph, images, test, test_labels, netx=netx, options=options, auto=auto)
+
+
+def simulate(
+    graph: PathLike | Graph,
+    inputs: Data,
+    *,
+    backend: str = "numpy",
+    device: str = "cpu",
+) -> SimulationResult | FloatResult:
+    """Runs a graph on inputs (or a dataset's test images), as `snn-deploy simulate`: a
+    fixed-point graph bit-accurately (`SimulationResult`: output spikes, predictions, per-layer
+    counts; `backend` "torch" on `device`), a float graph in PyTorch (`FloatResult`).
+
+    >>> result = api.simulate("examples/pretrained/mnist_cnn/fixed.onnx", "mnist")
+    >>> float((result.predictions == api.dataset("mnist").test.labels).mean())
+    0.9945
+    """
+    graph = graph if isinstance(graph, Graph) else read_graph(graph)
+    images = _inputs(inputs)
+    if graph.is_fixed:
+        from targets.loihi2.simulator import simulate as run_fixed
+
+        return run_fixed(graph, images, backend=backend, device=device)
+    from toolchain.ir.float_runner import run_float
+
+    return run_float(graph, images)
+
+
+def compare(
+    model: PathLike | Graph | SpikingNetwork,
+    graph: PathLike | Graph,
+    data: Data,
+    *,
+    labels: np.ndarray | None = None,
+    budget_samples: int = 1000,
+    plots: PathLike | None = None,
+) -> Comparison:
+    """The float network against its fixed-point graph on a dataset's test split (or inputs with
+    `labels`), as `snn-deploy compare`: accuracies, per-layer agreement, the first divergences
+    (`.divergences`) and the error budget (`.budget`); with `plots`, the report's PNGs
+    (layers.png, raster.png, budget.png) written into that folder.
+
+    >>> run = api.train("examples/digits_mlp.toml", "runs/api", overwrite=True)
+    >>> fixed = api.quantize(run.checkpoint, "digits").graph
+    >>> result = api.compare(run.checkpoint, fixed, "digits", budget_samples=100)
+    >>> result.samples, result.budget.ranking()[0]
+    (450, 'weights')
+    """
+    from toolchain.report.compare import compare as compare_runs
+
+    floating = _float_model(model)
+    fixed = graph if isinstance(graph, Graph) else read_graph(graph)
+    if isinstance(data, np.ndarray):
+        if labels is None:
+            raise ValueError("compare reports accuracies: give labels for the inputs")
+        split = Split(data, labels)
+    else:
+        split = _dataset(data).test
+    result, raster = compare_runs(floating, fixed, split, budget_samples=budget_samples)
+    if plots is not None:
+        from toolchain.report.plots import plot_comparison
+
+        Path(plots).mkdir(parents=True, exist_ok=True)
+        plot_comparison(result, raster, Path(plots))
+    return result
+
+
+def plan(graph: PathLike | Graph, inputs: Data | None = None) -> ChipPlan:
+    """Will the fixed-point graph fit Loihi 2, on how many cores and chips, at what cost (with
+    activity counted on `inputs`), as `snn-deploy plan`.
+
+    >>> chip = api.plan("examples/pretrained/mnist_cnn/fixed.onnx")
+    >>> chip.fits, chip.placed.cores > 0
+    (True, True)
+    """
+    from toolchain.report.chip_plan import chip_plan_of
+
+    fixed = graph if isinstance(graph, Graph) else read_graph(graph)
+    return chip_plan_of(fixed, None if inputs is None else _inputs(inputs))
+
+
+def deploy(
+    graph: PathLike | Graph,
+    inputs: Data,
+    *,
+    target: str = "lava-sim",
+    workers: int = 1,
+) -> Deployment:
+    """Runs the fixed-point graph on Lava (`target` "lava-sim": Lava's bit-accurate CPU
+    simulation of Loihi 2; "loihi": the chip) and the reference simulator on the same inputs,
+    compared spike for spike, as `snn-deploy deploy`.
+
+    >>> images = api.dataset("mnist").test.images[:4]
+    >>> api.deploy("examples/pretrained/mnist_cnn/fixed.onnx", images).matches
+    True
+    """
+    from toolchain.pipeline import deploy_and_verify
+
+    fixed = graph if isinstance(graph, Graph) else read_graph(graph)
+    return deploy_and_verify(fixed, _inputs(inputs), target=target, workers=workers)
+
+
+def _is_checkpoint(path: PathLike) -> bool:
+    fmt = format_of(path) if Path(path).is_file() else None
+    return fmt is not None and fmt.key == "checkpoint"
+
+
+def _dataset(data: Dataset | str) -> Dataset:
+    return data if isinstance(data, Dataset) else load_dataset(data)
+
+
+def _inputs(data: Data) -> np.ndarray:
+    """Inputs as an array: given, or a dataset's test images."""
+    return data if isinstance(data, np.ndarray) else _dataset(data).test.images
+
+
+def _float_model(model: PathLike | Graph | SpikingNetwork) -> Graph | SpikingNetwork:
+    """A trained network (from a checkpoint) or a float graph."""
+    if not isinstance(model, str | Path):
+        return model
+    if _is_checkpoint(model):
+        from toolchain.train.checkpoint import Checkpoint
+        from toolchain.train.loop import model_from_checkpoint
+
+        return model_from_checkpoint(Checkpoint.load(model))
+    return read_graph(model)
