@@ -5,7 +5,7 @@ another, page after page in the site's order. Those on MNIST (hours of training,
 network's minutes of quantisation) have their arguments parsed, which catches a renamed option.
 The chip command runs and must be refused with the missing package named, as it is on a machine
 without lava-loihi. The README's Python runs as written; every `make` target a block names
-exists. (Python snippets in docs/nir.md run in tests/io/test_export_snippets.py.)
+exists. (The Python export snippets of docs/from-*.md run in tests/io/test_export_snippets.py.)
 """
 
 import re
@@ -24,9 +24,16 @@ SHARED = ROOT.parent / "shared"
 
 def pages() -> list[Path]:
     """The documentation's pages in the site's order (mkdocs.yml), those that exist in docs/."""
+
+    def names(entries: list) -> list[str]:
+        found = []
+        for entry in entries:
+            for value in entry.values():
+                found += names(value) if isinstance(value, list) else [value]
+        return found
+
     nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"]
-    names = [name for entry in nav for name in entry.values()]
-    return [ROOT / "docs" / name for name in names if (ROOT / "docs" / name).exists()]
+    return [ROOT / "docs" / name for name in names(nav) if (ROOT / "docs" / name).exists()]
 
 
 def block_lines(path: Path) -> list[str]:
