@@ -130,11 +130,15 @@ def quantize(
     levels: int | None = None,
     headroom: float | None = None,
     netx: bool = False,
+    backend: str = "numpy",
+    workers: int = 1,
+    progress: bool = False,
 ) -> QuantizationResult:
     """Loihi's integers for a checkpoint or a float graph, as `snn-deploy quantize`: the result
     has the fixed-point `graph`, the `report` per layer and the accuracies. A checkpoint
     calibrates on its own dataset's training images; a float graph on `data` (a dataset, or
-    inputs whose first `calibration` calibrate, with `labels` for accuracies).
+    inputs whose first `calibration` calibrate, with `labels` for accuracies). `backend`: the
+    simulator of fine-tuning's forward pass; `workers`: processes for calibration and simulation.
 
     >>> run = api.train("examples/digits_mlp.toml", "runs/api", overwrite=True)
     >>> result = api.quantize(run.checkpoint, "digits", calibration=300)
@@ -155,10 +159,12 @@ def quantize(
             trained_on,
             calibration=calibration,
             finetune_epochs=finetune,
-            progress=False,
+            progress=progress,
             netx=netx,
+            workers=workers,
             options=options,
             auto=auto,
+            backend=backend,
         )
     graph = lower(model if isinstance(model, Graph) else read_graph(model))
     if isinstance(data, np.ndarray):
@@ -167,7 +173,16 @@ def quantize(
         split = _dataset(data)
         images = calibration_images(split.train, calibration, seed=0)
         test, test_labels = split.test.images, split.test.labels
-    return post_training(graph, images, test, test_labels, netx=netx, options=options, auto=auto)
+    return post_training(
+        graph,
+        images,
+        test,
+        test_labels,
+        netx=netx,
+        workers=workers,
+        options=options,
+        auto=auto,
+    )
 
 
 def simulate(
@@ -176,6 +191,8 @@ def simulate(
     *,
     backend: str = "numpy",
     device: str = "cpu",
+    workers: int = 1,
+    progress: bool = False,
 ) -> SimulationResult | FloatResult:
     """Runs a graph on inputs (or a dataset's test images), as `snn-deploy simulate`: a
     fixed-point graph bit-accurately (`SimulationResult`: output spikes, predictions, per-layer
@@ -190,10 +207,11 @@ def simulate(
     if graph.is_fixed:
         from targets.loihi2.simulator import simulate as run_fixed
 
-        return run_fixed(graph, images, backend=backend, device=device)
+        options = {"backend": backend, "device": device, "workers": workers}
+        return run_fixed(graph, images, progress=progress, **options)
     from toolchain.ir.float_runner import run_float
 
-    return run_float(graph, images)
+    return run_float(graph, images, workers=workers)
 
 
 def compare(
@@ -204,11 +222,13 @@ def compare(
     labels: np.ndarray | None = None,
     budget_samples: int = 1000,
     plots: PathLike | None = None,
+    workers: int = 1,
+    progress: bool = False,
 ) -> Comparison:
     """The float network against its fixed-point graph on a dataset's test split (or inputs with
     `labels`), as `snn-deploy compare`: accuracies, per-layer agreement, the first divergences
     (`.divergences`) and the error budget (`.budget`); with `plots`, the report's PNGs
-    (layers.png, raster.png, budget.png) written into that folder.
+    (layers.png, raster.png, budget.png) written into that folder, their paths in `.plots`.
 
     >>> run = api.train("examples/digits_mlp.toml", "runs/api", overwrite=True)
     >>> fixed = api.quantize(run.checkpoint, "digits").graph
@@ -226,12 +246,19 @@ def compare(
         split = Split(data, labels)
     else:
         split = _dataset(data).test
-    result, raster = compare_runs(floating, fixed, split, budget_samples=budget_samples)
+    result, raster = compare_runs(
+        floating,
+        fixed,
+        split,
+        budget_samples=budget_samples,
+        workers=workers,
+        progress=progress,
+    )
     if plots is not None:
         from toolchain.report.plots import plot_comparison
 
         Path(plots).mkdir(parents=True, exist_ok=True)
-        plot_comparison(result, raster, Path(plots))
+        result.plots = plot_comparison(result, raster, Path(plots))
     return result
 
 
@@ -255,10 +282,14 @@ def deploy(
     *,
     target: str = "lava-sim",
     workers: int = 1,
+    labels: np.ndarray | None = None,
+    save: PathLike | None = None,
+    progress: bool = False,
 ) -> Deployment:
     """Runs the fixed-point graph on Lava (`target` "lava-sim": Lava's bit-accurate CPU
     simulation of Loihi 2; "loihi": the chip) and the reference simulator on the same inputs,
-    compared spike for spike, as `snn-deploy deploy`.
+    compared spike for spike, as `snn-deploy deploy`; with `save`, Lava's output spikes,
+    predictions and the `labels` written there (.npz).
 
     >>> images = api.dataset("mnist").test.images[:4]
     >>> api.deploy("examples/pretrained/mnist_cnn/fixed.onnx", images).matches
@@ -267,7 +298,15 @@ def deploy(
     from toolchain.pipeline import deploy_and_verify
 
     fixed = graph if isinstance(graph, Graph) else read_graph(graph)
-    return deploy_and_verify(fixed, _inputs(inputs), target=target, workers=workers)
+    return deploy_and_verify(
+        fixed,
+        _inputs(inputs),
+        target=target,
+        workers=workers,
+        progress=progress,
+        save=None if save is None else Path(save),
+        labels=labels,
+    )
 
 
 def _is_checkpoint(path: PathLike) -> bool:

@@ -103,16 +103,21 @@ def inspect(args: argparse.Namespace, say: Say) -> dict[str, object]:
     }
 
 
-def _options(args: argparse.Namespace) -> Any:
-    """The quantiser's options the command line sets, the defaults where it sets none."""
-    from quantize.auto import Options
-
-    given = {"headroom": args.headroom, "levels": args.levels}
-    return Options(**{key: value for key, value in given.items() if value is not None})
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """The quantiser's options the command line sets, as `api.quantize` takes them."""
+    return {
+        "calibration": args.calibration,
+        "auto": args.auto,
+        "levels": args.levels,
+        "headroom": args.headroom,
+        "netx": args.netx,
+        "workers": args.workers,
+        "progress": not args.quiet,
+    }
 
 
 def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
-    from quantize.pipeline import calibration_images, post_training, quantize_checkpoint
+    from toolchain import api
 
     source = args.source
     out = _named_for(output_file(args.out, *inputs_of(args)), by_key("onnx"))
@@ -127,17 +132,8 @@ def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
         )
         same_dataset(source, trained_on, args.dataset)
         dataset = load_dataset(trained_on, args.data_dir)
-        result = quantize_checkpoint(
-            checkpoint,
-            dataset,
-            calibration=args.calibration,
-            finetune_epochs=args.finetune,
-            progress=not args.quiet,
-            netx=args.netx,
-            workers=args.workers,
-            options=_options(args),
-            auto=args.auto,
-            backend=args.backend,
+        result = api.quantize(
+            source, dataset, finetune=args.finetune, backend=args.backend, **_options(args)
         )
     else:
         graph = lowered(read_graph(source))
@@ -150,22 +146,10 @@ def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
             )
         if args.inputs is None:
             fits(graph, source, args.dataset)
-            dataset = load_dataset(args.dataset, args.data_dir)
-            images = calibration_images(dataset.train, args.calibration, seed=0)
-            test_images, labels = dataset.test.images, dataset.test.labels
+            data, labels = load_dataset(args.dataset, args.data_dir), None
         else:
-            test_images, labels = user_samples(graph, args.inputs, args.labels, graded=True)
-            images = test_images[: args.calibration]
-        result = post_training(
-            graph,
-            images,
-            test_images,
-            labels,
-            netx=args.netx,
-            workers=args.workers,
-            options=_options(args),
-            auto=args.auto,
-        )
+            data, labels = user_samples(graph, args.inputs, args.labels, graded=True)
+        result = api.quantize(graph, data, labels=labels, **_options(args))
     save_onnx(result.graph, out)
     report = {"graph": str(out), **result.to_json()}
     write_text(report_path, json.dumps(report, indent=2))

@@ -16,13 +16,14 @@ from toolchain.paths import output_file, output_folder
 
 
 def plan(args: argparse.Namespace, say: Say) -> dict[str, object]:
-    from toolchain.report.chip_plan import chip_plan_of, plot_plan
+    from toolchain import api
+    from toolchain.report.chip_plan import plot_plan
     from toolchain.report.html import quantization_report, write_report_with_plan
 
     out = None if args.out is None else output_folder(args.out)
     written = None if out is None else output_file(out / "plan.json", *inputs_of(args))
     graph = _graph_to_plan(args)
-    chip_plan = chip_plan_of(graph, _activity_samples(args, graph))
+    chip_plan = api.plan(graph, _activity_samples(args, graph))
     result = chip_plan.to_json()
     say(chip_plan.table())
     if out is not None and written is not None:

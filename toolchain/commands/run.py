@@ -156,20 +156,19 @@ def _simulated(
     graph: Graph, inputs: np.ndarray, args: argparse.Namespace
 ) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
     """(output spikes (N, *shape, T) on the float time axis, predictions, fixed-point counts)."""
-    if not graph.is_fixed:
-        from toolchain.ir.float_runner import run_float
+    from toolchain import api
 
-        result = run_float(graph, inputs, workers=args.workers)
+    options = {"workers": args.workers, "progress": not args.quiet}
+    if not graph.is_fixed:
+        result = api.simulate(graph, inputs, **options)
         output = result.spikes[graph.populations[-1].name]
         spikes = {
             p.name: 0 if p.readout else int(result.spikes[p.name].sum(dtype=np.int64))
             for p in graph.populations
         }
         return output, result.predictions, {"spikes": spikes}
-    from targets.loihi2.simulator import simulate
-
-    options = {"workers": args.workers, "backend": args.backend, "device": _device(args.device)}
-    result = simulate(graph, inputs, progress=not args.quiet, **options)
+    backend = {"backend": args.backend, "device": _device(args.device)}
+    result = api.simulate(graph, inputs, **options, **backend)
     counts = {
         "spikes": result.spike_counts,
         "current_wraps": result.current_wraps,
@@ -179,7 +178,7 @@ def _simulated(
 
 
 def deploy(args: argparse.Namespace, say: Say) -> dict[str, object]:
-    from toolchain.pipeline import deploy_and_verify
+    from toolchain import api
     from toolchain.report.html import deployment_section
 
     graph = _ruled(_fixed_graph(args.graph), args)
@@ -192,7 +191,7 @@ def deploy(args: argparse.Namespace, say: Say) -> dict[str, object]:
     default = args.graph.with_name(f"{args.graph.stem}-{args.target}.npz")
     out = output_file(args.out or default, *inputs_of(args))
     images, labels = _samples(args, graph)
-    deployment = deploy_and_verify(
+    deployment = api.deploy(
         graph,
         images,
         target=args.target,
@@ -228,9 +227,8 @@ def deploy(args: argparse.Namespace, say: Say) -> dict[str, object]:
 
 
 def compare(args: argparse.Namespace, say: Say) -> dict[str, object]:
-    from toolchain.report.compare import compare
+    from toolchain import api
     from toolchain.report.html import comparison_section
-    from toolchain.report.plots import plot_comparison
 
     floating = _float_side(args)
     graph = _ruled(_fixed_graph(args.graph), args)
@@ -240,17 +238,19 @@ def compare(args: argparse.Namespace, say: Say) -> dict[str, object]:
     if labels is None:
         raise GraphError(f"{args.inputs}: compare reports accuracies; give --labels Y.npy too")
     out = output_folder(args.out or args.graph.parent / f"{args.graph.stem}-compare")
-    comparison, raster = compare(
+    comparison = api.compare(
         floating,
         graph,
-        Split(images, labels),
-        progress=not args.quiet,
-        workers=args.workers,
+        images,
+        labels=labels,
         budget_samples=args.budget_samples,
+        plots=out,
+        workers=args.workers,
+        progress=not args.quiet,
     )
     report = comparison.to_json()
     write_text(out / "compare.json", json.dumps(report, indent=2))
-    plots = plot_comparison(comparison, raster, out)
+    plots = comparison.plots
     page = _write_report(
         out / "report.html", graph, args.graph, images, [comparison_section(comparison, plots)]
     )

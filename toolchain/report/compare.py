@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -63,6 +64,7 @@ class Comparison:
     layers: list[LayerComparison] = field(default_factory=list)
     divergences: Divergences | None = None  # where each sample first diverges
     budget: Budget | None = None  # which source of error causes it
+    plots: list[Path] = field(default_factory=list)  # the PNGs written of it, if any
 
     def __post_init__(self) -> None:
         if self.divergences is None:
