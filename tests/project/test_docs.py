@@ -21,6 +21,9 @@ def test_the_site_builds_strictly_with_every_page(tmp_path):
     api = (tmp_path / "site" / "api" / "index.html").read_text()
     for function in ("train", "load", "quantize", "simulate", "compare", "plan", "deploy"):
         assert f"api.{function}" in api
+    formats = (tmp_path / "site" / "formats" / "index.html").read_text()
+    for module, _ in [(name, title) for title, name in docs.FORMATS]:
+        assert module in formats
 
 
 def test_the_cli_reference_names_every_command_and_option():
