@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from toolchain.data.datasets import Dataset, Split, load_dataset
-from toolchain.io import format_of, read_graph, save_onnx
+from toolchain.io import FORMATS, Format, format_of, named_for, read_graph
 from toolchain.ir import Graph
 from toolchain.ir.lowering import lower
+from toolchain.paths import PathError
+from toolchain.train.config import ConfigError
 
 if TYPE_CHECKING:
     from quantize.pipeline import QuantizationResult
@@ -55,32 +57,36 @@ def train(
     out: PathLike,
     *,
     epochs: int | None = None,
+    nproc: int = 1,
     data_dir: PathLike | None = None,
     device: str = "cpu",
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = False,
 ) -> TrainResult:
-    """Trains a TOML config into the folder `out` (`out/checkpoint.pt`), as `snn-deploy train`.
+    """Trains a TOML config into the folder `out` (`out/checkpoint.pt`), as `snn-deploy train`:
+    `epochs` replaces the config's; `nproc` processes on this machine split every batch; a folder
+    holding a checkpoint is continued (`resume`) or started again (`overwrite`).
 
     >>> run = api.train("examples/digits_mlp.toml", "runs/api", overwrite=True)
     >>> run.test_accuracy > 0.95, run.checkpoint.name
     (True, 'checkpoint.pt')
     """
     from toolchain.train.config import load_config
-    from toolchain.train.loop import train as train_config
+    from toolchain.train.launch import launch
 
     loaded = load_config(Path(config))
     if epochs is not None:
         loaded = loaded.with_epochs(epochs)
-    return train_config(
+    return launch(
         loaded,
         Path(out),
+        nproc=nproc,
+        device=device,
         data_dir=data_dir,
         resume=resume,
         overwrite=overwrite,
         progress=progress,
-        device=device,
     )
 
 
@@ -93,15 +99,19 @@ def load(path: PathLike) -> Graph:
     return read_graph(path)
 
 
-def save(graph: Graph, path: PathLike) -> Path:
-    """Writes the graph as ONNX (atomically); returns the path.
+def save(graph: Graph, path: PathLike, format: str | None = None) -> Path:
+    """Writes the graph atomically, as `snn-deploy export`, in the format its name says (.onnx;
+    .net or .h5: lava-dl netx; .nir) or `format` ("onnx", "netx", "nir"); returns the path.
+    netx holds a lowered fixed-point graph.
 
-    >>> api.save(api.load("examples/pretrained/mnist_cnn/fixed.onnx"), "runs/api/cnn.onnx").name
-    'cnn.onnx'
+    >>> fixed = api.load("examples/pretrained/mnist_cnn/fixed.onnx")
+    >>> api.save(fixed, "runs/api/cnn.onnx").name, api.save(fixed, "runs/api/cnn.net").name
+    ('cnn.onnx', 'cnn.net')
     """
     path = Path(path)
+    fmt = _written_format(path, format)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_onnx(graph, path)
+    fmt.write(graph, path)
     return path
 
 
@@ -117,6 +127,20 @@ def import_nir(path: PathLike, library: str = "nir", **options: object) -> Graph
     from toolchain.io.nir_read import read_nir
 
     return read_nir(path, convention=library, **options)
+
+
+def import_netx(path: PathLike, *, steps: int | None = None, levels: int | None = None) -> Graph:
+    """The fixed-point Graph of a lava-dl netx file (.net/.h5, from SLAYER's `export_hdf5`), as
+    `snn-deploy import`; `steps`: time steps per sample; `levels`: the input's grey levels.
+
+    >>> fixed = api.load("examples/pretrained/mnist_cnn/fixed.onnx")
+    >>> netx = api.import_netx(api.save(fixed, "runs/api/cnn.net"))
+    >>> netx.is_fixed, netx.T == fixed.T
+    (True, True)
+    """
+    from toolchain.io.netx_read import read_netx_graph
+
+    return read_netx_graph(path, steps=steps, levels=levels)
 
 
 def quantize(
@@ -242,7 +266,7 @@ def compare(
     fixed = graph if isinstance(graph, Graph) else read_graph(graph)
     if isinstance(data, np.ndarray):
         if labels is None:
-            raise ValueError("compare reports accuracies: give labels for the inputs")
+            raise ConfigError("compare reports accuracies: give `labels` for the inputs")
         split = Split(data, labels)
     else:
         split = _dataset(data).test
@@ -307,6 +331,23 @@ def deploy(
         save=None if save is None else Path(save),
         labels=labels,
     )
+
+
+def _written_format(path: Path, key: str | None) -> Format:
+    """The writable format `key` names (the path named as it), else the one the path's name says."""
+    writable = [fmt for fmt in FORMATS if fmt.write is not None]
+    if key is None:
+        named = [fmt for fmt in writable if path.suffix.lower() in fmt.suffixes]
+        if not named:
+            names = ", ".join(f"{fmt.name} (*{' or *'.join(fmt.suffixes)})" for fmt in writable)
+            raise PathError(f"{path}: its name says no format save writes; name it as {names}")
+        return named[0]
+    named = [fmt for fmt in writable if fmt.key == key]
+    if not named:
+        keys = ", ".join(fmt.key for fmt in writable)
+        raise ConfigError(f"format {key!r}: not one save writes; accepted: {keys}")
+    named_for(path, named[0])
+    return named[0]
 
 
 def _is_checkpoint(path: PathLike) -> bool:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_runs import report_text
+from conftest import ROOT
 
 from toolchain.cli import main
 
@@ -88,7 +90,10 @@ def test_ctrl_c_in_a_terminal_stops_deploy_quietly(fixed_graph, tmp_path):
 
 def test_demo_runs_the_whole_mission(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 0
-    capsys.readouterr()
+    printed = capsys.readouterr().out
+    summary = printed[printed.rindex("digits test set") :].replace(str(tmp_path), "runs/demo")
+    for page in ("README.md", "docs/getting-started.md"):
+        assert _shape(_demo_block(ROOT / page)) == _shape(summary), page
     assert main(["demo", "--out", str(tmp_path), "--json", "--quiet"]) == 0  # again, in place
     captured = capsys.readouterr()
     assert captured.out.count("\n") == 1, "stdout carries the JSON object alone"
@@ -121,3 +126,17 @@ def test_demo_runs_the_whole_mission(tmp_path, capsys):
     for heading in ("Quantisation", "Float against fixed point", "Deployment", "Loihi 2 plan"):
         assert heading in text
     assert f"{result['loihi2_cores']} neuro cores" in text
+
+
+def _demo_block(page: Path) -> str:
+    """The demo's summary as a page shows it: its code block that starts with the table."""
+    return next(
+        block
+        for block in re.findall(r"```\n(.*?)```", page.read_text(), re.S)
+        if block.startswith("digits test set")
+    )
+
+
+def _shape(text: str) -> list[str]:
+    """The lines with every number in them as N: the layout, not the measured values."""
+    return [re.sub(r"\d+(\.\d+)?", "N", line).rstrip() for line in text.strip().splitlines()]

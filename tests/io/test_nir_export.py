@@ -79,6 +79,17 @@ def test_the_trained_digits_network_exports(tmp_path, digits_checkpoint, digits,
     np.testing.assert_array_equal(back, expected)
 
 
+def test_a_fixed_point_graph_is_refused_not_written_as_floats(tmp_path, capsys):
+    from conftest import ROOT
+
+    fixed = ROOT / "examples" / "pretrained" / "mnist_cnn" / "fixed.onnx"
+    out = tmp_path / "cnn.nir"
+    assert main(["export", str(fixed), "--format", "nir", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "is fixed point, and NIR states float parameters only" in error
+    assert "Traceback" not in error and not out.exists()
+
+
 @pytest.mark.conformance(
     "NIR",
     "refractory step",

@@ -7,6 +7,7 @@ import pytest
 from conftest import ROOT
 
 from toolchain import api
+from toolchain.errors import UserError
 
 EXAMPLES = {
     test.name.split(".")[-1]: test
@@ -35,3 +36,39 @@ def test_the_documented_example_runs(name, tmp_path, monkeypatch):
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     result = runner.run(EXAMPLES[name], clear_globs=True)
     assert result.failed == 0 and result.attempted > 0
+
+
+FIXED_CNN = ROOT / "examples/pretrained/mnist_cnn/fixed.onnx"
+
+
+@pytest.mark.parametrize(
+    ("name", "format", "error", "named"),
+    [
+        ("cnn.txt", None, api.PathError, "cnn.txt: its name says no format save writes"),
+        ("cnn.onnx", "checkpoint", api.ConfigError, "'checkpoint': not one save writes"),
+        ("cnn.h5", "nir", api.PathError, "cnn.h5: a NIR graph file is named"),
+    ],
+)
+def test_save_refuses_a_format_it_cannot_write_or_a_misleading_name(
+    tmp_path, name, format, error, named
+):
+    with pytest.raises(error, match=named):
+        api.save(api.load(FIXED_CNN), tmp_path / name, format)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_writes_the_format_asked(tmp_path):
+    floating = api.load(FIXED_CNN.with_name("model.pt"))
+    assert api.import_nir(api.save(floating, tmp_path / "cnn.nir", "nir")).T == floating.T
+
+
+def test_a_fixed_point_graph_is_not_written_as_nir_which_has_no_integers(tmp_path):
+    with pytest.raises(UserError, match="is fixed point, and NIR states float parameters"):
+        api.save(api.load(FIXED_CNN), tmp_path / "cnn.nir")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_compare_on_inputs_without_labels_is_a_typed_error():
+    images = api.dataset("digits").test.images[:4]
+    with pytest.raises(api.ConfigError, match="give `labels`"):
+        api.compare(FIXED_CNN, FIXED_CNN, images)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
+from toolchain import api
 from toolchain.atomic import write_text
 from toolchain.commands.arguments import (
     Say,
@@ -20,38 +20,24 @@ from toolchain.commands.arguments import (
     user_samples,
 )
 from toolchain.data.datasets import load_dataset
-from toolchain.io import Format, by_key, format_of, read_graph, save_onnx
+from toolchain.io import by_key, format_of, named_for
 from toolchain.ir.describe import describe
 from toolchain.paths import PathError, output_file
 from toolchain.train.checkpoint import Checkpoint
 from toolchain.train.config import ConfigError
 
 
-# The names each written format takes: readers choose by content, but every other tool by name.
-def _named_for(path: Path, fmt: Format) -> Path:
-    """`path` if its suffix is one of the format's, else an error saying which to use."""
-    if path.suffix.lower() not in fmt.suffixes:
-        raise PathError(
-            f"{path}: a {fmt.name} file is named *{' or *'.join(fmt.suffixes)}; a "
-            f"{path.suffix or 'suffix-less'} name would mislead every other reader"
-        )
-    return path
-
-
 def export(args: argparse.Namespace, say: Say) -> dict[str, object]:
-    fmt = by_key(args.format)
-    out = _named_for(output_file(args.out, *inputs_of(args)), fmt)
-    graph = read_graph(args.source)
+    out = named_for(output_file(args.out, *inputs_of(args)), by_key(args.format))
+    graph = api.load(args.source)
     graph = lowered(graph) if args.lower else graph
-    fmt.write(graph, out)
+    api.save(graph, out, args.format)
     say(f"wrote {out}\n{describe(graph)}")
     return {"path": str(out), "fixed_point": graph.is_fixed, "lowered": graph.is_lowered}
 
 
 def import_nir(args: argparse.Namespace, say: Say) -> dict[str, object]:
-    from toolchain.io.nir_read import read_nir
-
-    out = _named_for(output_file(args.out, *inputs_of(args)), by_key("onnx"))
+    out = named_for(output_file(args.out, *inputs_of(args)), by_key("onnx"))
     if not args.model.exists():
         raise PathError(f"{args.model}: not found; expected a .nir file or a lava-dl .net/.h5 file")
     fmt = format_of(args.model)
@@ -59,21 +45,19 @@ def import_nir(args: argparse.Namespace, say: Say) -> dict[str, object]:
         what = "not a file import reads" if fmt is None else f"a {fmt.name}, read as it is"
         raise PathError(f"{args.model}: {what}; import reads NIR and lava-dl netx files")
     if fmt.key == "netx":  # lava-dl netx: already fixed point
-        from toolchain.io.netx_read import read_netx_graph
-
         refuse_options(args, "a lava-dl netx file, already fixed point", NIR_ONLY)
-        graph = read_netx_graph(args.model, steps=args.steps, levels=args.levels)
+        graph = api.import_netx(args.model, steps=args.steps, levels=args.levels)
     else:
-        graph = read_nir(
+        graph = api.import_nir(
             args.model,
-            convention=args.source or "nir",
+            args.source or "nir",
             dt=args.dt,
             reset=args.reset,
             max_spikes=args.max_spikes,
             steps=args.steps,
             levels=args.levels,
         )
-    save_onnx(graph, out)
+    api.save(graph, out, "onnx")
     if args.source == "sinabs" and args.max_spikes is None:
         say(
             "note: a Sinabs NIR file does not say its layers' spike function; read as "
@@ -88,7 +72,7 @@ NIR_ONLY = {"source": "--from", "dt": "--dt", "reset": "--reset", "max_spikes": 
 
 
 def inspect(args: argparse.Namespace, say: Say) -> dict[str, object]:
-    graph = read_graph(args.file)
+    graph = api.load(args.file)
     say(describe(graph))
     return {
         "name": graph.name,
@@ -117,10 +101,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
-    from toolchain import api
-
     source = args.source
-    out = _named_for(output_file(args.out, *inputs_of(args)), by_key("onnx"))
+    out = named_for(output_file(args.out, *inputs_of(args)), by_key("onnx"))
     report_path = output_file(out.with_suffix(".report.json"), *inputs_of(args))
     if is_checkpoint(source):
         checkpoint = Checkpoint.load(source)
@@ -136,7 +118,7 @@ def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
             source, dataset, finetune=args.finetune, backend=args.backend, **_options(args)
         )
     else:
-        graph = lowered(read_graph(source))
+        graph = lowered(api.load(source))
         if (args.dataset is None) == (args.inputs is None) or args.finetune or stray_labels(args):
             raise ConfigError(
                 f"{source}: a float graph is quantised on --dataset NAME (calibration from its "
@@ -150,7 +132,7 @@ def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
         else:
             data, labels = user_samples(graph, args.inputs, args.labels, graded=True)
         result = api.quantize(graph, data, labels=labels, **_options(args))
-    save_onnx(result.graph, out)
+    api.save(result.graph, out, "onnx")
     report = {"graph": str(out), **result.to_json()}
     write_text(report_path, json.dumps(report, indent=2))
     say(f"{result.table()}\nwrote {out} and {report_path}")

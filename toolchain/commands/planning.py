@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 
+from toolchain import api
 from toolchain.atomic import write_text
 from toolchain.commands.arguments import Say, inputs_of, is_checkpoint, same_dataset
 from toolchain.commands.run import _fixed_graph, _samples
@@ -16,7 +17,6 @@ from toolchain.paths import output_file, output_folder
 
 
 def plan(args: argparse.Namespace, say: Say) -> dict[str, object]:
-    from toolchain import api
     from toolchain.report.chip_plan import plot_plan
     from toolchain.report.html import quantization_report, write_report_with_plan
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from toolchain import api
 from toolchain.atomic import write_text
 from toolchain.commands.arguments import (
     Say,
@@ -22,7 +23,6 @@ from toolchain.commands.arguments import (
     user_samples,
 )
 from toolchain.data.datasets import Split, load_dataset
-from toolchain.io import read_graph
 from toolchain.io.spikes import output_scale, save_spikes
 from toolchain.ir import Graph, GraphError
 from toolchain.paths import output_file, output_folder
@@ -32,7 +32,7 @@ from toolchain.train.config import ConfigError
 
 def _runnable_graph(path: Path) -> Graph:
     """A float graph, or a lowered fixed-point one; else an error naming the file."""
-    graph = read_graph(path)
+    graph = api.load(path)
     if graph.is_fixed and not graph.is_lowered:
         raise GraphError(f"{path}: is not lowered; quantize lowers it (snn-deploy quantize)")
     return graph
@@ -156,8 +156,6 @@ def _simulated(
     graph: Graph, inputs: np.ndarray, args: argparse.Namespace
 ) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
     """(output spikes (N, *shape, T) on the float time axis, predictions, fixed-point counts)."""
-    from toolchain import api
-
     options = {"workers": args.workers, "progress": not args.quiet}
     if not graph.is_fixed:
         result = api.simulate(graph, inputs, **options)
@@ -178,7 +176,6 @@ def _simulated(
 
 
 def deploy(args: argparse.Namespace, say: Say) -> dict[str, object]:
-    from toolchain import api
     from toolchain.report.html import deployment_section
 
     graph = _ruled(_fixed_graph(args.graph), args)
@@ -227,7 +224,6 @@ def deploy(args: argparse.Namespace, say: Say) -> dict[str, object]:
 
 
 def compare(args: argparse.Namespace, say: Say) -> dict[str, object]:
-    from toolchain import api
     from toolchain.report.html import comparison_section
 
     floating = _float_side(args)
@@ -262,10 +258,10 @@ def _write_report(
     path: Path, graph: Graph, graph_file: Path, images: np.ndarray, sections: list[Any]
 ) -> Path:
     """report.html of compare and deploy, with the Loihi 2 plan of the first samples."""
-    from toolchain.report.chip_plan import ACTIVITY_SAMPLES, chip_plan_of
+    from toolchain.report.chip_plan import ACTIVITY_SAMPLES
     from toolchain.report.html import quantization_report, write_report_with_plan
 
-    chip_plan = chip_plan_of(graph, images[:ACTIVITY_SAMPLES])
+    chip_plan = api.plan(graph, images[:ACTIVITY_SAMPLES])
     title = f"{graph.name}: {graph_file.name}"
     return write_report_with_plan(
         path,
@@ -281,7 +277,7 @@ def _float_side(args: argparse.Namespace) -> Any:
     from toolchain.train.loop import model_from_checkpoint
 
     if not is_checkpoint(args.checkpoint):
-        floating = read_graph(args.checkpoint)
+        floating = api.load(args.checkpoint)
         if floating.is_fixed:
             raise GraphError(f"{args.checkpoint}: is a fixed-point graph; compare needs the float")
         return floating

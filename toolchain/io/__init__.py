@@ -15,6 +15,7 @@ from toolchain.io.onnx_format import OnnxFormatError
 from toolchain.io.onnx_read import load_onnx
 from toolchain.io.onnx_write import graph_to_onnx, save_onnx
 from toolchain.ir import Graph
+from toolchain.paths import PathError
 
 
 class GraphFileError(UserError, ValueError):
@@ -110,6 +111,17 @@ def by_key(key: str) -> Format:
     return next(fmt for fmt in FORMATS if fmt.key == key)
 
 
+def named_for(path: Path, fmt: Format) -> Path:
+    """`path` if its suffix is one of the format's, else an error saying which to use: readers
+    choose by content, but every other tool by name."""
+    if path.suffix.lower() not in fmt.suffixes:
+        raise PathError(
+            f"{path}: a {fmt.name} file is named *{' or *'.join(fmt.suffixes)}; a "
+            f"{path.suffix or 'suffix-less'} name would mislead every other reader"
+        )
+    return path
+
+
 def read_graph(path: Path | str) -> Graph:
     """The Graph a graph file holds (a checkpoint, ONNX or netx), by its content, else by its
     suffix."""
@@ -140,6 +152,7 @@ __all__ = [
     "OnnxFormatError",
     "graph_to_onnx",
     "load_onnx",
+    "named_for",
     "read_graph",
     "save_onnx",
 ]

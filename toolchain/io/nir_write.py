@@ -57,9 +57,15 @@ class NirExportError(UserError, ValueError):
 
 
 def graph_to_nir(graph: Graph) -> Any:
-    """The NIR graph of `graph` (its float parameters), with the metadata to read it back."""
+    """The NIR graph of the float `graph`, with the metadata to read it back."""
     import nir
 
+    if graph.is_fixed:
+        raise NirExportError(
+            f"graph {graph.name!r}: is fixed point, and NIR states float parameters only, so "
+            "the integers the chip runs would be lost; export the float graph or checkpoint it "
+            "was quantised from, or --format netx for lava-dl"
+        )
     if graph.input.constant_plane:
         graph = without_constant_plane(graph)
 
