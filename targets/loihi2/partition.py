@@ -43,6 +43,7 @@ class Placement:
     tile: tuple[int, int, int] | None  # conv: (width, height, channels), the compiler's Conv(...)
     profiles: int = 1  # distinct (du, dv, vth, reset_sub) among the neurons
     per_neuron_bits: int = 0  # bits each neuron holds for its own parameters (chip's formats)
+    delay_bits: int = 0  # bits each synapse holds for its delay, beside its weight
 
     @property
     def neuron_groups(self) -> int:
@@ -116,6 +117,14 @@ def weight_bits(weight_int: np.ndarray) -> int:
     return min(bits, chip.WEIGHT_BITS + 1)
 
 
+def delay_bits(synapse: Dense | Conv2d) -> int:
+    """The bits each synapse of a layer with delays holds for its delay: the largest delay's
+    (6 for `chip.DELAY_MAX`); 0 without. How the compiler stores delays is not published, so
+    this is a model: the delay beside the weight in every synapse list entry."""
+    delay = getattr(synapse, "delay", None)
+    return 0 if delay is None else int(delay.max()).bit_length()
+
+
 def list_words(neurons: int, bits: int) -> int:
     """64-bit words of one input axon's synapse list to `neurons` neurons of `bits`-bit weights."""
     list_bits = neurons * (bits + chip.SYNAPSE_INDEX_BITS) + chip.LIST_HEADER_BITS
@@ -130,12 +139,17 @@ def kernel_list_words(out_channels: int, bits: int) -> int:
 # ---------------------------------------------------------------------------------- dense
 
 
+def _synapses(block: Block) -> list[Dense | Conv2d]:
+    """The synapses into the block's neurons: its own and any recurrent one."""
+    return [block.synapse] + ([block.recurrent] if block.recurrent is not None else [])
+
+
 def _fan_ins(block: Block) -> list[tuple[int, int]]:
-    """(input axons, weight bits) of each synapse into the block's neurons."""
-    synapses: list[Dense | Conv2d] = [block.synapse]
-    if block.recurrent is not None:
-        synapses.append(block.recurrent)
-    return [(int(s.weight_int.shape[-1]), weight_bits(s.weight_int)) for s in synapses]
+    """(input axons, bits per synapse: weight and delay) of each synapse into the block."""
+    return [
+        (int(s.weight_int.shape[-1]), weight_bits(s.weight_int) + delay_bits(s))
+        for s in _synapses(block)
+    ]
 
 
 def _dense_words(fan_ins: list[tuple[int, int]], neurons: int) -> int:
@@ -165,9 +179,10 @@ def _dense(block: Block) -> Placement:
         synapse_words=_dense_words(fan_ins, sizes[0]),
         synapse_words_total=sum(_dense_words(fan_ins, size) for size in sizes),
         axon_map=sizes[0],
-        weight_bits=max(bits for _, bits in fan_ins),
+        weight_bits=max(weight_bits(s.weight_int) for s in _synapses(block)),
         synapses=sum(axons for axons, _ in fan_ins) * neurons,
         tile=None,
+        delay_bits=max(delay_bits(s) for s in _synapses(block)),
     )
 
 

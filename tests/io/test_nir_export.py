@@ -99,7 +99,7 @@ def test_a_fixed_point_graph_is_refused_not_written_as_floats(tmp_path, capsys):
 def test_what_nir_cannot_state_is_refused_by_name(tmp_path):
     nodes = list(cnn().nodes)
     nodes[2] = CubaLIF("lif0", 5.0, 3.0, 1.0, reset_subtract=2.0)
-    with pytest.raises(NirExportError, match="node 'lif0': subtracts 2 on a spike, not its"):
+    with pytest.raises(NirExportError, match="node 'lif0': subtracts 2.0 on a spike, not its"):
         save_nir(Graph(tuple(nodes), T=9), tmp_path / "x.nir")
     nodes[2] = CubaLIF("lif0", 5.0, 3.0, 1.0, reset_subtract=1.0)
     with pytest.raises(NirExportError, match="some populations reset to 0 and others"):

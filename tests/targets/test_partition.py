@@ -9,7 +9,7 @@ from targets.loihi2 import chip
 from targets.loihi2.partition import kernel_list_words, list_words, partition, weight_bits
 from targets.loihi2.plan import plan
 from toolchain.io.netx_read import read_netx_graph
-from toolchain.ir import Graph, Input
+from toolchain.ir import Dense, Graph, Input
 
 
 def placed(tmp_path, name):
@@ -111,6 +111,26 @@ def test_a_dense_layer_is_split_until_its_cores_hold_their_synapses():
     assert layer.weight_bits == 7
     assert (layer.cores, layer.neurons_per_core, layer.synapse_words) == (10, 20, 7000)
     assert layer.synapse_words_total == 10 * 7000
+
+
+def test_synaptic_delays_take_their_bits_beside_each_weight():
+    """3 inputs to 10 neurons of 1-bit weights: ceil((10 * 13 + 16) / 64) = 3 words per axon;
+    with delays up to 62 (6 bits) beside each weight, ceil((10 * 19 + 16) / 64) = 4."""
+    from toolchain.report.chip_plan import chip_plan_of
+
+    weight = np.ones((10, 3), np.int32)
+    delayed = Dense("d", weight.astype(np.float64), weight, 0, np.full((10, 3), 62))
+    plans = [
+        chip_plan_of(Graph((Input("in", (3, 1, 1), 1), dense, lif), T=4))
+        for dense in (fixed_dense("d", weight), delayed)
+    ]
+    layers = [chip.placed.layers[0] for chip in plans]
+    assert [(layer.weight_bits, layer.delay_bits) for layer in layers] == [(1, 0), (1, 6)]
+    assert [layer.synapse_words for layer in layers] == [3 * 3, 3 * 4]
+    footprint = [chip.neurobench()["footprint_bytes"] for chip in plans]
+    assert footprint[1] - footprint[0] == -(-30 * 7 // 8) - -(-30 * 1 // 8)  # 30 synapses
+    assert plans[1].to_json()["layers"][0]["delay_bits"] == 6
+    assert "lif: synaptic delays, 6 bits beside each weight" in plans[1].table()
 
 
 def test_a_network_larger_than_a_chip_takes_several():

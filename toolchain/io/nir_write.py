@@ -31,7 +31,7 @@ from toolchain.atomic import atomic_path
 from toolchain.data.encoding import ENCODING
 from toolchain.errors import UserError
 from toolchain.ir import Conv2d, CubaLIF, Dense, Flatten, Graph, Input, Node, SumPool2d
-from toolchain.ir.fields import says, set_fields
+from toolchain.ir.fields import says, set_fields, shown_value
 from toolchain.ir.provenance import (
     INPUT_LEVELS,
     PREDICTION,
@@ -177,8 +177,8 @@ def _reset(population: CubaLIF) -> str:
         return "zero"
     if np.any(population.reset_subtract != population.threshold):
         raise NirExportError(
-            f"node {population.name!r}: subtracts {_shown(population.reset_subtract)} on a "
-            f"spike, not its threshold {_shown(population.threshold)}; NIR records no other "
+            f"node {population.name!r}: subtracts {shown_value(population.reset_subtract)} on a "
+            f"spike, not its threshold {shown_value(population.threshold)}; NIR records no other "
             "amount"
         )
     return "subtract"
@@ -245,7 +245,7 @@ def _bias_before(graph: Graph, synapse: Dense | Conv2d, size: int) -> np.ndarray
     if target.bias is not None and np.any(target.tau_s != 1):
         raise NirExportError(
             f"node {target.name!r}: a bias into the membrane of a neuron with a synaptic "
-            f"filter (tau_s = {_shown(target.tau_s)}) has no NIR form"
+            f"filter (tau_s = {shown_value(target.tau_s)}) has no NIR form"
         )
     biases = [b for b in (target.bias, target.synaptic_bias) if b is not None]
     if not biases:
@@ -287,10 +287,3 @@ def _neuron(node: CubaLIF, shape: tuple[int, ...]) -> Any:
         w_in=full(1.0),
         **membrane,
     )
-
-
-def _shown(value: float | np.ndarray) -> str:
-    """A parameter in a message: the number, or the range of one per neuron."""
-    if isinstance(value, np.ndarray):
-        return f"{value.min():.6g} to {value.max():.6g} (per neuron)"
-    return f"{value:.6g}"

@@ -85,3 +85,10 @@ def says(node: Any, name: str) -> str:
     value = getattr(node, name)
     text = field.metadata.get("says")
     return text.format(value) if text else f"has {name} = {value}"
+
+
+def shown_value(value: Any) -> str:
+    """A parameter in a message: the number, or the range of a per-neuron array."""
+    if isinstance(value, np.ndarray):
+        return f"[{value.min():.6g} .. {value.max():.6g}] (per neuron)"
+    return f"{value}"

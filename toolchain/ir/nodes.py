@@ -57,6 +57,7 @@ from targets.loihi2.formats import (
     WEIGHT_MIN,
 )
 from toolchain.errors import UserError
+from toolchain.ir.fields import shown_value
 from toolchain.ir.provenance import DEFAULT_LEVELS
 from toolchain.neuron import Firing
 
@@ -345,11 +346,11 @@ class CubaLIF(Node):
         _check_int(self.name, "max_spikes", self.max_spikes, 1, bound)
         tau_m, tau_s, threshold = (np.asarray(self.tau_m), np.asarray(self.tau_s), self.threshold)
         if not np.all(tau_m >= 1):  # infinite: no leak (an integrate-and-fire neuron)
-            _fail(self.name, f"tau_m={_shown(self.tau_m)} must be >= 1 (steps), or inf")
+            _fail(self.name, f"tau_m={shown_value(self.tau_m)} must be >= 1 (steps), or inf")
         if not np.all(np.isfinite(tau_s) & (tau_s >= 1)):
-            _fail(self.name, f"tau_s={_shown(self.tau_s)} must be >= 1 (steps)")
+            _fail(self.name, f"tau_s={shown_value(self.tau_s)} must be >= 1 (steps)")
         if not np.all(np.isfinite(threshold) & (np.asarray(threshold) > 0)):
-            _fail(self.name, f"threshold={_shown(threshold)} must be positive")
+            _fail(self.name, f"threshold={shown_value(threshold)} must be positive")
         ints = (self.du, self.dv, self.vth, self.scale)
         if all(v is None for v in ints):
             return
@@ -366,7 +367,7 @@ class CubaLIF(Node):
         if subtract is not None and not np.all(np.isfinite(subtract) & (np.asarray(subtract) > 0)):
             _fail(
                 self.name,
-                f"reset_subtract={_shown(subtract)} must be positive (or None: reset to 0)",
+                f"reset_subtract={shown_value(subtract)} must be positive (or None: reset to 0)",
             )
         if (self.reset_sub is not None) != (subtract is not None and self.vth is not None):
             _fail(self.name, "reset_sub is set exactly when a fixed population has reset_subtract")
@@ -437,13 +438,6 @@ def _one_or_each(node: str, key: str, value: Any) -> Any:
     values = values.astype(np.int64 if integer else np.float64)
     values.flags.writeable = False
     return values
-
-
-def _shown(value: Any) -> str:
-    """A field's value in a message: the number, or the range of a per-neuron array."""
-    if isinstance(value, np.ndarray):
-        return f"[{value.min():.6g} .. {value.max():.6g}] (per neuron)"
-    return f"{value}"
 
 
 def _check_ints(node: str, key: str, value: Any, low: int, high: int) -> None:

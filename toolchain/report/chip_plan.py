@@ -42,7 +42,7 @@ class ChipPlan:
         zeros = sum(int((block.synapse.weight_int == 0).sum()) for block in self.placed.plan.blocks)
         metrics: dict[str, float] = {
             "footprint_bytes": sum(
-                math.ceil(layer.synapses * layer.weight_bits / 8)
+                math.ceil(layer.synapses * (layer.weight_bits + layer.delay_bits) / 8)
                 + layer.neurons * STATE_BYTES_PER_NEURON
                 + math.ceil(layer.neurons * layer.per_neuron_bits / 8)
                 for layer in layers
@@ -74,6 +74,7 @@ class ChipPlan:
                 "synapses": layer.synapses,
                 "synaptic_memory_bits": layer.synaptic_memory_bits,
                 "weight_bits": layer.weight_bits,
+                "delay_bits": layer.delay_bits,
                 "tile": None if layer.tile is None else list(layer.tile),
                 "parameter_profiles": layer.profiles,
                 "per_neuron_parameter_bits": layer.per_neuron_bits,
@@ -138,6 +139,11 @@ class ChipPlan:
             f"{layer.profiles} distinct profiles"
             for layer in self.placed.layers
             if layer.per_neuron_bits
+        ]
+        lines += [
+            f"{layer.name}: synaptic delays, {layer.delay_bits} bits beside each weight (modelled)"
+            for layer in self.placed.layers
+            if layer.delay_bits
         ]
         if self.fits:
             lines.append("fits Loihi 2: yes")
