@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from toolchain.data.datasets import Dataset, Split, load_dataset
-from toolchain.io import FORMATS, Format, format_of, named_for, read_graph
+from toolchain.io import FORMATS, Format, is_checkpoint, named_for, read_graph
 from toolchain.ir import Graph
 from toolchain.ir.lowering import lower
 from toolchain.paths import PathError
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from toolchain.pipeline import Deployment
     from toolchain.report.chip_plan import ChipPlan
     from toolchain.report.compare import Comparison
+    from toolchain.train.checkpoint import Checkpoint
     from toolchain.train.loop import TrainResult
     from toolchain.train.network import SpikingNetwork
 
@@ -144,7 +145,7 @@ def import_netx(path: PathLike, *, steps: int | None = None, levels: int | None 
 
 
 def quantize(
-    model: PathLike | Graph,
+    model: PathLike | Graph | Checkpoint,
     data: Data = "digits",
     *,
     labels: np.ndarray | None = None,
@@ -158,7 +159,8 @@ def quantize(
     workers: int = 1,
     progress: bool = False,
 ) -> QuantizationResult:
-    """Loihi's integers for a checkpoint or a float graph, as `snn-deploy quantize`: the result
+    """Loihi's integers for a checkpoint (a path or loaded) or a float graph, as `snn-deploy
+    quantize`: the result
     has the fixed-point `graph`, the `report` per layer and the accuracies. A checkpoint
     calibrates on its own dataset's training images; a float graph on `data` (a dataset, or
     inputs whose first `calibration` calibrate, with `labels` for accuracies). `backend`: the
@@ -175,11 +177,12 @@ def quantize(
 
     given = {"headroom": headroom, "levels": levels}
     options = Options(**{key: value for key, value in given.items() if value is not None})
-    if not isinstance(model, Graph) and _is_checkpoint(model):
-        checkpoint = Checkpoint.load(model)
-        trained_on = data if isinstance(data, Dataset) else load_dataset(checkpoint.config.dataset)
+    if not isinstance(model, Graph | Checkpoint) and is_checkpoint(model):
+        model = Checkpoint.load(model)
+    if isinstance(model, Checkpoint):
+        trained_on = data if isinstance(data, Dataset) else load_dataset(model.config.dataset)
         return quantize_checkpoint(
-            checkpoint,
+            model,
             trained_on,
             calibration=calibration,
             finetune_epochs=finetune,
@@ -190,7 +193,7 @@ def quantize(
             auto=auto,
             backend=backend,
         )
-    graph = lower(model if isinstance(model, Graph) else read_graph(model))
+    graph = lower(_graph(model))
     if isinstance(data, np.ndarray):
         images, test, test_labels = data[:calibration], data, labels
     else:
@@ -226,7 +229,7 @@ def simulate(
     >>> float((result.predictions == api.dataset("mnist").test.labels).mean())
     0.9945
     """
-    graph = graph if isinstance(graph, Graph) else read_graph(graph)
+    graph = _graph(graph)
     images = _inputs(inputs)
     if graph.is_fixed:
         from targets.loihi2.simulator import simulate as run_fixed
@@ -263,7 +266,7 @@ def compare(
     from toolchain.report.compare import compare as compare_runs
 
     floating = _float_model(model)
-    fixed = graph if isinstance(graph, Graph) else read_graph(graph)
+    fixed = _graph(graph)
     if isinstance(data, np.ndarray):
         if labels is None:
             raise ConfigError("compare reports accuracies: give `labels` for the inputs")
@@ -296,8 +299,7 @@ def plan(graph: PathLike | Graph, inputs: Data | None = None) -> ChipPlan:
     """
     from toolchain.report.chip_plan import chip_plan_of
 
-    fixed = graph if isinstance(graph, Graph) else read_graph(graph)
-    return chip_plan_of(fixed, None if inputs is None else _inputs(inputs))
+    return chip_plan_of(_graph(graph), None if inputs is None else _inputs(inputs))
 
 
 def deploy(
@@ -321,9 +323,8 @@ def deploy(
     """
     from toolchain.pipeline import deploy_and_verify
 
-    fixed = graph if isinstance(graph, Graph) else read_graph(graph)
     return deploy_and_verify(
-        fixed,
+        _graph(graph),
         _inputs(inputs),
         target=target,
         workers=workers,
@@ -350,9 +351,8 @@ def _written_format(path: Path, key: str | None) -> Format:
     return named[0]
 
 
-def _is_checkpoint(path: PathLike) -> bool:
-    fmt = format_of(path) if Path(path).is_file() else None
-    return fmt is not None and fmt.key == "checkpoint"
+def _graph(graph: PathLike | Graph) -> Graph:
+    return graph if isinstance(graph, Graph) else read_graph(graph)
 
 
 def _dataset(data: Dataset | str) -> Dataset:
@@ -368,7 +368,7 @@ def _float_model(model: PathLike | Graph | SpikingNetwork) -> Graph | SpikingNet
     """A trained network (from a checkpoint) or a float graph."""
     if not isinstance(model, str | Path):
         return model
-    if _is_checkpoint(model):
+    if is_checkpoint(model):
         from toolchain.train.checkpoint import Checkpoint
         from toolchain.train.loop import model_from_checkpoint
 

@@ -57,16 +57,6 @@ def stray_labels(args: argparse.Namespace) -> bool:
     return args.labels is not None and args.inputs is None
 
 
-def is_checkpoint(path: Path) -> bool:
-    """By content where the file exists, else by its suffix (so that the error names it)."""
-    from toolchain.io import format_of
-
-    if not path.is_file():
-        return path.suffix == ".pt"
-    fmt = format_of(path)
-    return fmt is not None and fmt.key == "checkpoint"
-
-
 def lowered(graph: Graph) -> Graph:
     from toolchain.ir.lowering import lower
 

@@ -12,7 +12,6 @@ from toolchain.commands.arguments import (
     Say,
     fits,
     inputs_of,
-    is_checkpoint,
     lowered,
     refuse_options,
     same_dataset,
@@ -20,7 +19,7 @@ from toolchain.commands.arguments import (
     user_samples,
 )
 from toolchain.data.datasets import load_dataset
-from toolchain.io import by_key, format_of, named_for
+from toolchain.io import by_key, format_of, is_checkpoint, named_for
 from toolchain.ir.describe import describe
 from toolchain.paths import PathError, output_file
 from toolchain.train.checkpoint import Checkpoint
@@ -115,7 +114,7 @@ def quantize(args: argparse.Namespace, say: Say) -> dict[str, object]:
         same_dataset(source, trained_on, args.dataset)
         dataset = load_dataset(trained_on, args.data_dir)
         result = api.quantize(
-            source, dataset, finetune=args.finetune, backend=args.backend, **_options(args)
+            checkpoint, dataset, finetune=args.finetune, backend=args.backend, **_options(args)
         )
     else:
         graph = lowered(api.load(source))

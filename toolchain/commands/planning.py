@@ -10,8 +10,9 @@ import numpy as np
 
 from toolchain import api
 from toolchain.atomic import write_text
-from toolchain.commands.arguments import Say, inputs_of, is_checkpoint, same_dataset
+from toolchain.commands.arguments import Say, inputs_of, same_dataset
 from toolchain.commands.run import _fixed_graph, _samples
+from toolchain.io import is_checkpoint
 from toolchain.ir import Graph
 from toolchain.paths import output_file, output_folder
 

@@ -18,11 +18,11 @@ from toolchain.commands.arguments import (
     Say,
     fits,
     inputs_of,
-    is_checkpoint,
     stray_labels,
     user_samples,
 )
 from toolchain.data.datasets import Split, load_dataset
+from toolchain.io import is_checkpoint
 from toolchain.io.spikes import output_scale, save_spikes
 from toolchain.ir import Graph, GraphError
 from toolchain.paths import output_file, output_folder

@@ -111,6 +111,15 @@ def by_key(key: str) -> Format:
     return next(fmt for fmt in FORMATS if fmt.key == key)
 
 
+def is_checkpoint(path: Path | str) -> bool:
+    """By content where the file exists, else by its suffix (so that loading it names it)."""
+    path = Path(path)
+    if not path.is_file():
+        return path.suffix == ".pt"
+    fmt = format_of(path)
+    return fmt is not None and fmt.key == "checkpoint"
+
+
 def named_for(path: Path, fmt: Format) -> Path:
     """`path` if its suffix is one of the format's, else an error saying which to use: readers
     choose by content, but every other tool by name."""
@@ -151,6 +160,7 @@ __all__ = [
     "GraphFileError",
     "OnnxFormatError",
     "graph_to_onnx",
+    "is_checkpoint",
     "load_onnx",
     "named_for",
     "read_graph",
